@@ -1,0 +1,201 @@
+"""The one intermediate representation: a frozen, JSON-serialisable ``Pipeline``.
+
+Everything after parsing speaks this type: the compiler produces it, the runtime executes it,
+search reads its holes and returns concrete copies. Nothing mutates it; change it with
+``model_copy(update=...)``. Collections are tuples so that freezing is real.
+
+Structural holes are kept flat so that the runtime and graph code see a plain node list:
+
+* ``optional critique(...)`` becomes a :class:`Switch` named ``critique_1.enabled`` whose value
+  is ``Choice((True, False))``, and the node ``requires`` that switch to be at least 1;
+* ``repeat int(0, 2) { fuse(...) }`` is unrolled to its maximum count (nodes ``fuse_1.1`` and
+  ``fuse_1.2``) with a switch ``repeat_1.count``; copy *k* requires the count to be at least *k*.
+
+A node whose requirement is not met is removed and its consumers read its inputs instead
+(see :func:`archon.compiler.structure.select`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from archon.source import Span
+
+Value: TypeAlias = str | bool | int | float | tuple["Value", ...]
+"""A concrete parameter value: scalars and (nested) lists, stored as tuples."""
+
+
+class Frozen(BaseModel):
+    """Base for IR types: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Choice(Frozen):
+    """A categorical hole: one of ``options`` (the first is the default)."""
+
+    hole: Literal["choice"] = "choice"
+    options: tuple[Value, ...]
+    span: Span | None = None
+
+    @property
+    def default(self) -> Value:
+        return self.options[0]
+
+
+class IntRange(Frozen):
+    """An integer hole ``low..high`` inclusive, optionally stepped; default ``low``."""
+
+    hole: Literal["int"] = "int"
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+    default_value: int | None = None
+    span: Span | None = None
+
+    @property
+    def default(self) -> int:
+        return self.low if self.default_value is None else self.default_value
+
+    def values(self) -> tuple[int, ...]:
+        return tuple(range(self.low, self.high + 1, max(1, self.step)))
+
+
+class FloatRange(Frozen):
+    """A float hole ``low..high``, optionally log-scaled or stepped; default ``low``."""
+
+    hole: Literal["float"] = "float"
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+    default_value: float | None = None
+    span: Span | None = None
+
+    @property
+    def default(self) -> float:
+        return self.low if self.default_value is None else self.default_value
+
+
+Hole: TypeAlias = Annotated[Choice | IntRange | FloatRange, Field(discriminator="hole")]
+HOLE_TYPES = (Choice, IntRange, FloatRange)
+
+
+def is_hole(value: object) -> bool:
+    """True when ``value`` is a search hole rather than a concrete value."""
+    return isinstance(value, HOLE_TYPES)
+
+
+class Param(Frozen):
+    """One ``name = value`` argument of a node; the value may be a hole."""
+
+    name: str
+    value: Hole | Value
+    span: Span | None = None
+    value_span: Span | None = None
+
+
+class Requirement(Frozen):
+    """The node exists only when switch ``switch`` has a value of at least ``at_least``."""
+
+    switch: str
+    at_least: int
+
+
+class Node(Frozen):
+    """One layer call. ``id`` is stable (a user label or ``{kind}_{ordinal}``)."""
+
+    id: str
+    kind: str
+    params: tuple[Param, ...] = ()
+    inputs: tuple[str, ...] = ()
+    requires: tuple[Requirement, ...] = ()
+    span: Span | None = None
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def arguments(self) -> dict[str, Any]:
+        """Parameter values as a plain dict (holes included), for ``Params`` validation."""
+        return {p.name: p.value for p in self.params}
+
+
+class Switch(Frozen):
+    """A structural hole: an ``optional`` layer or the count of a ``repeat`` block."""
+
+    name: str
+    kind: Literal["optional", "repeat"]
+    value: Hole | int | bool
+    span: Span | None = None
+
+
+class Budget(Frozen):
+    """Per-query limits; ``None`` means unlimited."""
+
+    calls: int | None = None
+    tokens: int | None = None
+    usd: float | None = None
+    seconds: float | None = None
+    span: Span | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in (self.calls, self.tokens, self.usd, self.seconds))
+
+
+class ModelSpec(Frozen):
+    """A named model from the ``models { ... }`` block, with provider options."""
+
+    alias: str
+    model: str
+    options: tuple[Param, ...] = ()
+    span: Span | None = None
+
+
+class Pipeline(Frozen):
+    """A compiled pipeline: nodes in topological order, the output node, budget and holes."""
+
+    name: str
+    nodes: tuple[Node, ...]
+    output: str
+    budget: Budget = Budget()
+    switches: tuple[Switch, ...] = ()
+    models: tuple[ModelSpec, ...] = ()
+    span: Span | None = None
+
+    def node(self, node_id: str) -> Node:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def switch(self, name: str) -> Switch:
+        for switch in self.switches:
+            if switch.name == name:
+                return switch
+        raise KeyError(name)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def fingerprint(self) -> str:
+        """sha256 of the pipeline without source positions: stable across formatting."""
+        payload = json.dumps(strip_spans(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def strip_spans(model: BaseModel) -> Any:
+    """``model`` as JSON-compatible data with every ``span`` field removed (for comparisons)."""
+    return _strip(model.model_dump(mode="json"))
+
+
+def _strip(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _strip(v) for k, v in data.items() if k not in ("span", "value_span")}
+    if isinstance(data, list):
+        return [_strip(v) for v in data]
+    return data

@@ -1,0 +1,134 @@
+"""The layer extension contract: ``Layer``, ``LayerParams``, ``LayerContext`` and estimates.
+
+A layer kind is one class in one file under ``archon/layers/`` (or a plugin registered under
+the ``archon.layers`` entry-point group). It declares:
+
+* ``kind``: the snake_case name used in ``.pipe`` files;
+* ``Params``: a frozen pydantic model validating its arguments (the compiler validates every
+  option of every hole against it, so a search never samples an invalid configuration);
+* ``consumes``: the payload types it reads from upstream nodes (empty: it reads only the query);
+* ``produces``: the payload type it emits;
+* ``estimate``: a static upper bound on its calls and tokens, used by ``archon check`` and by
+  search to reject configurations over budget before any call;
+* ``run``: the async implementation, which reaches models only through ``ctx.complete``.
+
+Call order: the runtime validates params once, then calls ``run(ctx, params, inputs)`` with
+one payload per upstream node, in the order of the node's ``inputs``. ``run`` must not create
+tasks, semaphores or threads, import provider SDKs, or read the environment.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from archon.errors import ArchonError
+from archon.values import CompletionRequest, CompletionResponse, Message, Payload
+
+
+class LayerParams(BaseModel):
+    """Base for a kind's parameters: frozen, unknown names rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LayerNotImplemented(ArchonError):
+    """Raised by a declared kind whose execution is not available in this version."""
+
+    @classmethod
+    def for_kind(cls, kind: str) -> LayerNotImplemented:
+        return cls(
+            f"layer kind '{kind}' is declared (params, ports, cost estimate) but cannot run"
+            " in this version of archon"
+        )
+
+
+class LayerContext(Protocol):
+    """What a running layer may use. Implemented by the runtime."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def query(self) -> tuple[Message, ...]:
+        """The conversation being answered (last message is the user's turn)."""
+        ...
+
+    @property
+    def rng(self) -> random.Random:
+        """A random generator seeded per run and node: use it for any randomness."""
+        ...
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        """The only door to a model: applies limits, cache, budget and tracing."""
+        ...
+
+    def warn(self, message: str) -> None:
+        """Record a recoverable problem (e.g. unparsable model output) in the trace."""
+        ...
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Static shape of a payload: how many items and an upper bound on tokens per item."""
+
+    items: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class CallEstimate:
+    """Upper bound on the calls one layer makes to one model."""
+
+    model: str
+    calls: int
+    tokens_in: int
+    tokens_out: int
+
+
+@dataclass(frozen=True)
+class LayerEstimate:
+    """What a layer emits (shape) and what it costs, statically."""
+
+    output: Flow
+    calls: tuple[CallEstimate, ...] = ()
+
+
+class Layer(ABC):
+    """A layer kind. Subclasses set the class attributes and implement ``run``."""
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[LayerParams]]
+    consumes: ClassVar[tuple[type[Payload], ...]] = ()
+    produces: ClassVar[type[Payload]]
+
+    @classmethod
+    @abstractmethod
+    def estimate(
+        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+    ) -> LayerEstimate:
+        """Upper bound on calls and tokens for one query, given the upstream shapes."""
+
+    @abstractmethod
+    async def run(
+        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+    ) -> Payload:
+        """Execute the layer for one query."""
+
+
+def prompt_tokens(*texts_tokens: int, overhead: int = 64) -> int:
+    """Token bound for a prompt assembled from parts of known bounds plus template overhead."""
+    return overhead + sum(texts_tokens)
+
+
+def total_items(inputs: Sequence[Flow]) -> int:
+    return sum(flow.items for flow in inputs)
+
+
+def max_tokens_of(inputs: Sequence[Flow]) -> int:
+    return max((flow.tokens for flow in inputs), default=0)

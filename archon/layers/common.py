@@ -1,0 +1,33 @@
+"""Parameter groups shared by several layer kinds (sampling knobs, prompt overrides)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from archon.layers.base import LayerParams
+
+
+class SamplingParams(LayerParams):
+    """Decoding knobs. ``None`` leaves the provider default; ``0`` is an explicit zero."""
+
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int = Field(512, ge=1, le=1_000_000)
+    seed: int | None = None
+    prompt: str | None = None
+    """Override of the layer's user prompt template (see ``archon run --show-prompts``)."""
+    system_prompt: str | None = None
+
+
+class JudgeParams(SamplingParams):
+    """A layer that asks one judge model about candidates."""
+
+    model: str = Field(min_length=1)
+    temperature: float | None = Field(0.0, ge=0.0, le=2.0)
+
+
+class EnsembleParams(SamplingParams):
+    """A layer that samples from an ensemble of models."""
+
+    models: tuple[str, ...] = Field(min_length=1)
+    samples: int = Field(1, ge=1, le=1024)

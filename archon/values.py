@@ -1,0 +1,113 @@
+"""Frozen runtime payloads that flow between layers, and the model request/response types.
+
+Layers never pass string-keyed dicts to each other: a layer consumes and produces these types,
+and each layer kind declares which ones, so the compiler can check edges before anything runs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Message(_Frozen):
+    """One chat message."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Usage(_Frozen):
+    """Tokens and money spent by one or more calls."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            usd=self.usd + other.usd,
+        )
+
+
+class Payload(_Frozen):
+    """Base of everything that flows along a pipeline edge (a port type)."""
+
+
+class Candidate(_Frozen):
+    """One candidate answer, with where it came from and what later layers said about it."""
+
+    text: str
+    model: str = ""
+    sample_index: int = 0
+    source_node: str = ""
+    critique: str | None = None
+    score: float | None = None
+    logprob: float | None = None
+
+
+class Candidates(Payload):
+    """An ordered list of candidate answers (order is meaningful after ranking)."""
+
+    items: tuple[Candidate, ...] = ()
+
+
+class TestCase(_Frozen):
+    """One generated test: executable ``assert`` code or a natural-language check."""
+
+    __test__ = False  # not a pytest class
+    text: str
+    kind: Literal["code", "natural"] = "code"
+
+
+class Tests(Payload):
+    """Tests generated for the query."""
+
+    __test__ = False
+    items: tuple[TestCase, ...] = ()
+
+
+class CompletionRequest(_Frozen):
+    """What a layer asks of a model: one conversation, ``n`` samples.
+
+    ``None`` means "not set" (provider default), distinct from an explicit ``0``.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    n: int = Field(1, ge=1)
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+
+
+class Completion(_Frozen):
+    """One sampled text, with its mean token log-probability when the model reports it."""
+
+    text: str
+    logprob: float | None = None
+    finish_reason: str | None = None
+
+
+class CompletionResponse(_Frozen):
+    """The model's answer to a :class:`CompletionRequest`."""
+
+    completions: tuple[Completion, ...]
+    usage: Usage = Usage()
+    cached: bool = False
