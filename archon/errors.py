@@ -89,7 +89,7 @@ def render(diagnostic: Diagnostic, source: SourceFile | None = None) -> str:
     lines = [_headline(diagnostic)]
     span = diagnostic.span
     if span is not None and source is not None and 1 <= span.line <= source.line_count:
-        text = source.line_text(span.line).expandtabs(1)
+        text = _printable(source.line_text(span.line))
         gutter = " " * len(str(span.line))
         end_col = span.end_col if span.end_line == span.line else len(text) + 1
         width = max(1, min(end_col, len(text) + 1) - span.col)
@@ -101,6 +101,11 @@ def render(diagnostic: Diagnostic, source: SourceFile | None = None) -> str:
     if diagnostic.hint:
         lines.append(f"   = help: {diagnostic.hint}")
     return "\n".join(lines)
+
+
+def _printable(text: str) -> str:
+    """The source line as shown under a diagnostic: tabs as one space, control chars visible."""
+    return "".join(" " if c == "\t" else (c if c.isprintable() else "\ufffd") for c in text)
 
 
 def render_all(diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile]) -> str:

@@ -1,0 +1,372 @@
+"""``parse(text, path) -> ast.File``: the only place that knows about lark exceptions.
+
+The Lark instance is built once (LALR, positions on); a non-recursive transformer turns the
+tree into the frozen AST, so deeply nested input cannot overflow the stack. Every syntax
+problem becomes a :class:`Diagnostic` with a ``file:line:col`` span and a hint; nothing else
+escapes this module.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from lark import Lark, Token, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.visitors import Transformer_NonRecursive
+
+from archon.dsl import ast
+from archon.dsl.syntax_examples import SYNTAX_EXAMPLES
+from archon.errors import Diagnostic, DiagnosticError
+from archon.source import SourceFile, Span
+
+__all__ = ["grammar_text", "lark_parser", "parse", "parse_source"]
+
+# What the user would type for each terminal, used in "expected one of ..." messages.
+_TERMINAL_TEXT = {
+    "NAME": "a name",
+    "INT": "a number",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "LONG_STRING": "a string",
+    "$END": "end of file",
+}
+_MAX_EXPECTED = 5
+_COMMENT_SCAN = re.compile(r'"""(?:.|\n)*?"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
+
+
+def grammar_text() -> str:
+    """The grammar source (``archon/dsl/grammar.lark``)."""
+    return resources.files("archon.dsl").joinpath("grammar.lark").read_text(encoding="utf-8")
+
+
+@cache
+def lark_parser() -> Lark:
+    """The shared LALR parser (built once; lark parsers are reusable)."""
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def parse(text: str, path: str = "<string>") -> ast.File:
+    """Parse ``.pipe`` text; raises :class:`DiagnosticError` on any syntax problem."""
+    return parse_source(SourceFile(path, text))
+
+
+def parse_source(source: SourceFile) -> ast.File:
+    """Parse a :class:`SourceFile` (see :func:`parse`)."""
+    parser = lark_parser()
+    try:
+        tree = parser.parse(source.text)
+    except UnexpectedInput as error:
+        raise DiagnosticError([_syntax_diagnostic(error, source, parser)]) from None
+    except RecursionError:
+        raise DiagnosticError(
+            [Diagnostic(code="E104", message="input is nested too deeply", span=source.end_span())]
+        ) from None
+    # The non-recursive transformer walks the tree with an explicit stack: deep nesting is safe.
+    start = _ToAst(source.path).transform(tree)
+    assert isinstance(start, ast.File)
+    return ast.File(items=start.items, path=source.path, comments=_comments(source))
+
+
+def _comments(source: SourceFile) -> tuple[ast.Comment, ...]:
+    comments = []
+    for match in _COMMENT_SCAN.finditer(source.text):
+        if match.group().startswith("#"):
+            comments.append(
+                ast.Comment(match.group(), _offset_span(source, match.start(), match.end()))
+            )
+    return tuple(comments)
+
+
+def _offset_span(source: SourceFile, start: int, end: int) -> Span:
+    line, col = source.position(start)
+    end_line, end_col = source.position(end)
+    return Span(path=source.path, line=line, col=col, end_line=end_line, end_col=end_col)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, parser: Lark) -> Diagnostic:
+    if isinstance(error, UnexpectedCharacters):
+        char = source.text[error.pos_in_stream] if error.pos_in_stream < len(source.text) else ""
+        span = _point(source, error.line, error.column)
+        hint = "strings are written in double quotes" if char == "'" else None
+        return Diagnostic(
+            code="E101",
+            message=f"unexpected character {char!r}",
+            span=span,
+            hint=hint or _expected_hint(error.allowed or set(), parser),
+        )
+    label = _match_example(error, parser)
+    if isinstance(error, UnexpectedToken) and error.token.type != "$END":
+        token: Token = error.token
+        span = Span(
+            path=source.path,
+            line=token.line or 1,
+            col=token.column or 1,
+            end_line=token.end_line or token.line or 1,
+            end_col=token.end_column or (token.column or 1) + 1,
+        )
+        if token.end_line != token.line:
+            span = span.model_copy(update={"end_line": span.line, "end_col": span.col + 1})
+        return Diagnostic(
+            code="E102",
+            message=label or f"unexpected {_describe(token)}",
+            span=span,
+            hint=_expected_hint(error.accepts or error.expected, parser),
+        )
+    # End of input: lark reports no position, so point at the end of the file.
+    expected = error.expected if isinstance(error, UnexpectedToken | UnexpectedEOF) else set()
+    return Diagnostic(
+        code="E103",
+        message=label or "file ended while a construct was still open",
+        span=source.end_span(),
+        hint=_expected_hint(expected, parser),
+    )
+
+
+def _match_example(error: UnexpectedInput, parser: Lark) -> str | None:
+    try:
+        label = error.match_examples(parser.parse, SYNTAX_EXAMPLES, use_accepts=True)
+    except Exception:
+        return None
+    return str(label) if label is not None else None
+
+
+def _point(source: SourceFile, line: int, column: int) -> Span:
+    return Span(path=source.path, line=line, col=column, end_line=line, end_col=column + 1)
+
+
+def _describe(token: Token) -> str:
+    text = str(token)
+    if token.type in ("STRING", "LONG_STRING"):
+        return "string"
+    if token.type in ("INT", "FLOAT"):
+        return f"number {text}"
+    if token.type == "NAME":
+        return f"name '{text}'"
+    return f"'{text}'"
+
+
+def _terminal_text(name: str, parser: Lark) -> str:
+    if name in _TERMINAL_TEXT:
+        return _TERMINAL_TEXT[name]
+    try:
+        pattern = parser.get_terminal(name).pattern
+    except KeyError:
+        return name
+    return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
+
+
+def _expected_hint(expected: set[str] | frozenset[str], parser: Lark) -> str | None:
+    texts = sorted({_terminal_text(name, parser) for name in expected})
+    if not texts:
+        return None
+    shown = texts[:_MAX_EXPECTED]
+    more = " ..." if len(texts) > _MAX_EXPECTED else ""
+    return "expected " + ", ".join(shown) + more
+
+
+# --- tree to AST --------------------------------------------------------------------------
+
+
+def _span(path: str, meta: Any) -> Span:
+    if getattr(meta, "empty", True):
+        return ast.NO_SPAN
+    return Span(
+        path=path,
+        line=meta.line,
+        col=meta.column,
+        end_line=meta.end_line,
+        end_col=meta.end_column,
+    )
+
+
+def _token_span(path: str, token: Token) -> Span:
+    return Span(
+        path=path,
+        line=token.line or 1,
+        col=token.column or 1,
+        end_line=token.end_line or 1,
+        end_col=token.end_column or 1,
+    )
+
+
+def _unescape(body: str) -> str:
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), body)
+
+
+def _number(text: str) -> int | float:
+    clean = text.replace("_", "")
+    if any(c in clean for c in ".eE"):
+        return float(clean)
+    return int(clean)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer_NonRecursive):
+    """Structural only: builds AST nodes, validates nothing (that is the compiler's job)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def start(self, meta: Any, items: list[Any]) -> ast.File:
+        return ast.File(items=tuple(items))
+
+    def import_stmt(self, meta: Any, children: list[Any]) -> ast.Import:
+        return ast.Import(path=children[1], span=_span(self.path, meta))
+
+    def models_block(self, meta: Any, children: list[Any]) -> ast.ModelsBlock:
+        return ast.ModelsBlock(
+            entries=tuple(_nodes(children, ast.Binding)), span=_span(self.path, meta)
+        )
+
+    def prompts_block(self, meta: Any, children: list[Any]) -> ast.PromptsBlock:
+        return ast.PromptsBlock(
+            entries=tuple(_nodes(children, ast.Binding)), span=_span(self.path, meta)
+        )
+
+    def binding(self, meta: Any, children: list[Any]) -> ast.Binding:
+        return ast.Binding(name=children[0], value=children[2], span=_span(self.path, meta))
+
+    def block_def(self, meta: Any, children: list[Any]) -> ast.BlockDef:
+        params: tuple[ast.BlockParam, ...] = ()
+        for child in children:
+            if isinstance(child, tuple):
+                params = child
+        body = tuple(c for c in children[2:] if _is_stmt(c))
+        return ast.BlockDef(name=children[1], params=params, body=body, span=_span(self.path, meta))
+
+    def block_params(self, meta: Any, children: list[Any]) -> tuple[ast.BlockParam, ...]:
+        return tuple(children)
+
+    def block_param(self, meta: Any, children: list[Any]) -> ast.BlockParam:
+        default = children[2] if len(children) > 2 else None
+        return ast.BlockParam(name=children[0], default=default, span=_span(self.path, meta))
+
+    def pipeline_def(self, meta: Any, children: list[Any]) -> ast.PipelineDef:
+        body = tuple(c for c in children[2:] if _is_stmt(c))
+        return ast.PipelineDef(name=children[1], body=body, span=_span(self.path, meta))
+
+    def budget_stmt(self, meta: Any, children: list[Any]) -> ast.BudgetStmt:
+        return ast.BudgetStmt(
+            entries=tuple(_nodes(children, ast.BudgetEntry)), span=_span(self.path, meta)
+        )
+
+    def budget_entry(self, meta: Any, children: list[Any]) -> ast.BudgetEntry:
+        return ast.BudgetEntry(name=children[0], value=children[2], span=_span(self.path, meta))
+
+    def layer_stmt(self, meta: Any, children: list[Any]) -> ast.LayerStmt:
+        label = next((c for c in children if isinstance(c, _Label)), None)
+        call = next(c for c in children if isinstance(c, ast.Call))
+        inputs = next((c for c in children if isinstance(c, _Inputs)), None)
+        return ast.LayerStmt(
+            call=call,
+            label=label.name if label else None,
+            optional=any(isinstance(c, _Optional) for c in children),
+            inputs=inputs.names if inputs else None,
+            span=_span(self.path, meta),
+        )
+
+    def repeat_stmt(self, meta: Any, children: list[Any]) -> ast.RepeatStmt:
+        label = children[0] if isinstance(children[0], _Label) else None
+        rest = children[1:] if label else children
+        # rest: REPEAT value LBRACE stmt* RBRACE
+        body = tuple(c for c in rest[3:] if _is_stmt(c))
+        return ast.RepeatStmt(
+            count=rest[1],
+            body=body,
+            label=label.name if label else None,
+            span=_span(self.path, meta),
+        )
+
+    def label(self, meta: Any, children: list[Any]) -> _Label:
+        return _Label(children[0])
+
+    def optional_kw(self, meta: Any, children: list[Any]) -> _Optional:
+        return _Optional()
+
+    def inputs(self, meta: Any, children: list[Any]) -> _Inputs:
+        return _Inputs(tuple(c for c in children if isinstance(c, ast.Name)))
+
+    def call(self, meta: Any, children: list[Any]) -> ast.Call:
+        args: tuple[ast.Arg, ...] = ()
+        for child in children:
+            if isinstance(child, tuple):
+                args = child
+        return ast.Call(name=children[0], args=args, span=_span(self.path, meta))
+
+    def args(self, meta: Any, children: list[Any]) -> tuple[ast.Arg, ...]:
+        return tuple(children)
+
+    def named_arg(self, meta: Any, children: list[Any]) -> ast.Arg:
+        return ast.Arg(name=children[0], value=children[2], span=_span(self.path, meta))
+
+    def positional_arg(self, meta: Any, children: list[Any]) -> ast.Arg:
+        return ast.Arg(name=None, value=children[0], span=_span(self.path, meta))
+
+    def true(self, meta: Any, children: list[Any]) -> ast.Bool:
+        return ast.Bool(True, span=_token_span(self.path, children[0]))
+
+    def false(self, meta: Any, children: list[Any]) -> ast.Bool:
+        return ast.Bool(False, span=_token_span(self.path, children[0]))
+
+    def list(self, meta: Any, children: list[Any]) -> ast.ListValue:
+        items = tuple(c for c in children if not isinstance(c, Token))
+        return ast.ListValue(items=items, span=_span(self.path, meta))
+
+    def ref(self, meta: Any, children: list[Any]) -> ast.Ref:
+        name: ast.Name = children[0]
+        return ast.Ref(name.text, span=name.span)
+
+    def string(self, meta: Any, children: list[Any]) -> ast.Str:
+        token: Token = children[0]
+        if token.type == "LONG_STRING":
+            value = str(token)[3:-3]
+        else:
+            value = _unescape(str(token)[1:-1])
+        return ast.Str(value, span=_token_span(self.path, token))
+
+    def number(self, meta: Any, children: list[Any]) -> ast.Num:
+        token: Token = children[0]
+        return ast.Num(_number(str(token)), span=_token_span(self.path, token))
+
+    def name(self, meta: Any, children: list[Any]) -> ast.Name:
+        token: Token = children[0]
+        return ast.Name(str(token), span=_token_span(self.path, token))
+
+
+class _Label:
+    __slots__ = ("name",)
+
+    def __init__(self, name: ast.Name) -> None:
+        self.name = name
+
+
+class _Optional:
+    __slots__ = ()
+
+
+class _Inputs:
+    __slots__ = ("names",)
+
+    def __init__(self, names: tuple[ast.Name, ...]) -> None:
+        self.names = names
+
+
+def _is_stmt(node: object) -> bool:
+    return isinstance(node, ast.LayerStmt | ast.RepeatStmt | ast.BudgetStmt)
+
+
+def _nodes(children: list[Any], kind: type) -> list[Any]:
+    return [c for c in children if isinstance(c, kind)]
