@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -11,12 +12,18 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerNotImplemented,
     LayerParams,
     prompt_tokens,
 )
 from archon.layers.common import EnsembleParams
-from archon.values import Candidates, Payload
+from archon.values import Candidate, Candidates, CompletionRequest, Message, Payload
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately."
+"""System prompt used when neither the query nor ``system_prompt`` gives one."""
+
+PROMPT_TEMPLATE = "{query}"
+"""The user prompt: the query itself; a ``prompt`` override may wrap it, e.g.
+``"Think step by step. {query}"``."""
 
 
 class GenerateParams(EnsembleParams):
@@ -53,4 +60,47 @@ class Generate(Layer):
     async def run(
         self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
     ) -> Payload:
-        raise LayerNotImplemented.for_kind(self.kind)
+        assert isinstance(params, GenerateParams)
+        messages = _messages(ctx.query, params)
+        requests = [
+            CompletionRequest(
+                model=model,
+                messages=messages,
+                n=params.samples,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_tokens,
+                seed=params.seed,
+            )
+            for model in params.models
+        ]
+        # One task per ensemble member, structured: a failure cancels the siblings.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(ctx.complete(request)) for request in requests]
+        items = tuple(
+            Candidate(
+                text=completion.text,
+                model=request.model,
+                sample_index=index,
+                source_node=ctx.node_id,
+                logprob=completion.logprob,
+            )
+            for request, task in zip(requests, tasks, strict=True)
+            for index, completion in enumerate(task.result().completions)
+        )
+        return Candidates(items=items)
+
+
+def _messages(query: tuple[Message, ...], params: GenerateParams) -> tuple[Message, ...]:
+    """The query, with the system prompt and the user-prompt template applied."""
+    turns = list(query)
+    template = params.prompt if params.prompt is not None else PROMPT_TEMPLATE
+    if template != PROMPT_TEMPLATE and turns and turns[-1].role == "user":
+        text = template.replace("{query}", turns[-1].content)
+        turns[-1] = Message(role="user", content=text)
+    if params.system_prompt is not None:
+        turns = [m for m in turns if m.role != "system"]
+        turns.insert(0, Message(role="system", content=params.system_prompt))
+    elif not any(m.role == "system" for m in turns) and DEFAULT_SYSTEM_PROMPT:
+        turns.insert(0, Message(role="system", content=DEFAULT_SYSTEM_PROMPT))
+    return tuple(turns)

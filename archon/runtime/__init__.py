@@ -1,0 +1,68 @@
+"""Execute concrete pipelines: ``run``, ``run_sync``, ``run_many``, ``run_conversation``.
+
+Everything a run needs is passed explicitly -- a :class:`~archon.runtime.clients.base.ModelClient`,
+:class:`Limits`, a :class:`~archon.layers.registry.Registry`, an optional
+:class:`CallCache` and trace sink -- there is no module-level default of any of them.
+"""
+
+from __future__ import annotations
+
+from archon.runtime.budget import BudgetExceeded, Meter, Reservation
+from archon.runtime.cache import CacheStats, CallCache, cache_key
+from archon.runtime.clients.base import (
+    ModelCallError,
+    ModelClient,
+    Price,
+    PricedClient,
+    RetriesExhausted,
+)
+from archon.runtime.executor import (
+    InvalidNode,
+    ItemResult,
+    NodeFailed,
+    PipelineNotConcrete,
+    Prepared,
+    RunResult,
+    as_conversation,
+    prepare,
+    run,
+    run_conversation,
+    run_many,
+    run_sync,
+)
+from archon.runtime.limits import Limits
+from archon.runtime.secrets import Redactor
+from archon.runtime.trace import CallRecord, JsonlTrace, MemoryTrace, TraceSink, read_trace
+
+__all__ = [
+    "BudgetExceeded",
+    "CacheStats",
+    "CallCache",
+    "CallRecord",
+    "InvalidNode",
+    "ItemResult",
+    "JsonlTrace",
+    "Limits",
+    "MemoryTrace",
+    "Meter",
+    "ModelCallError",
+    "ModelClient",
+    "NodeFailed",
+    "PipelineNotConcrete",
+    "Prepared",
+    "Price",
+    "PricedClient",
+    "Redactor",
+    "Reservation",
+    "RetriesExhausted",
+    "RunResult",
+    "TraceSink",
+    "as_conversation",
+    "cache_key",
+    "prepare",
+    "read_trace",
+    "run",
+    "run_conversation",
+    "run_many",
+    "run_sync",
+]

@@ -1,0 +1,91 @@
+"""The model-client contract: one small protocol every backend implements.
+
+A client answers **one sample** per call: the runtime splits a request for ``n`` samples into
+``n`` requests with ``n=1`` (each with its own derived seed) so that every sample is cached,
+budgeted, retried and traced on its own. Clients never retry, sleep for backoff or limit
+concurrency themselves: :mod:`archon.runtime.limits` does that, in one place. A client
+signals a failure by raising :class:`ModelCallError`, saying whether retrying may help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from archon.errors import ArchonError
+from archon.values import CompletionRequest, CompletionResponse, Usage
+
+
+class ModelCallError(ArchonError):
+    """A model call failed. ``retryable`` says whether the same call may succeed later.
+
+    Rate limits, server errors (5xx), timeouts and dropped connections are retryable;
+    bad requests, authentication and unknown models are not.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        retryable: bool = False,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.retryable = retryable
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class RetriesExhausted(ModelCallError):
+    """A retryable failure persisted through every attempt the limits allow."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per prompt token and per completion token of one model."""
+
+    prompt_usd_per_token: float
+    completion_usd_per_token: float
+
+    @classmethod
+    def per_million(cls, prompt: float, completion: float) -> Price:
+        """A price given in USD per million tokens (how providers publish them)."""
+        return cls(prompt / 1e6, completion / 1e6)
+
+    def cost(self, usage: Usage) -> float:
+        """The cost of ``usage`` at this price."""
+        return (
+            usage.prompt_tokens * self.prompt_usd_per_token
+            + usage.completion_tokens * self.completion_usd_per_token
+        )
+
+
+@runtime_checkable
+class ModelClient(Protocol):
+    """A backend that answers single-sample completion requests.
+
+    Invariants: ``complete`` receives ``request.n == 1``; it returns exactly one completion
+    with the usage (and cost in ``usage.usd`` when known) of that one call; it raises
+    :class:`ModelCallError` (never a provider exception) on failure; it is safe to call
+    concurrently from one event loop. ``aclose`` releases pooled connections or models.
+    """
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        """Answer one sample of ``request``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources (connections, loaded models)."""
+        ...
+
+
+@runtime_checkable
+class PricedClient(Protocol):
+    """Optional: a client that knows model prices ahead of a call (for USD budgets)."""
+
+    def price(self, model: str) -> Price | None:
+        """The price of ``model`` or None when unknown."""
+        ...

@@ -1,0 +1,172 @@
+"""``ScriptedClient``: a deterministic, offline model client for tests.
+
+Responses come from rules, tried in order; the first that matches answers. A rule is a pair
+``(match, reply)``: ``match`` is a regular expression searched in the prompt text (all
+messages joined by newlines), a predicate on the request, or ``None`` (always); ``reply`` is a
+string (``{query}``, ``{model}`` and ``{seed}`` are substituted) or a function
+of the request. Without a matching rule the client echoes the last user message.
+
+It can simulate latency, fail its first ``fail_first`` calls with a retryable error (or any
+error you give), and it records every request it got and how many ran at once::
+
+    client = ScriptedClient([(r"capital of France", "Paris")], latency_s=0.01, fail_first=1)
+    ...
+    assert client.calls == 2 and client.max_in_flight == 1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from archon.runtime.clients.base import ModelCallError, Price
+from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
+
+Match = str | re.Pattern[str] | Callable[[CompletionRequest], bool] | None
+Reply = str | Callable[[CompletionRequest], str]
+Rule = tuple[Match, Reply]
+
+
+def prompt_text(request: CompletionRequest) -> str:
+    """All message contents of ``request`` joined by newlines (what regex rules search)."""
+    return "\n".join(m.content for m in request.messages)
+
+
+def last_user(request: CompletionRequest) -> str:
+    """The content of the last user message ('' if none)."""
+    return next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+
+
+def fake_tokens(text: str) -> int:
+    """The token count the fake reports: about four characters per token."""
+    return math.ceil(len(text) / 4)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    match: Callable[[CompletionRequest], bool]
+    reply: Reply
+
+
+def _compile(rule: Rule) -> _Compiled:
+    match, reply = rule
+    if match is None:
+        return _Compiled(lambda _r: True, reply)
+    if isinstance(match, str | re.Pattern):
+        pattern = re.compile(match) if isinstance(match, str) else match
+        return _Compiled(lambda r: pattern.search(prompt_text(r)) is not None, reply)
+    return _Compiled(match, reply)
+
+
+def _retryable_failure(request: CompletionRequest) -> BaseException:
+    return ModelCallError(
+        f"{request.model}: scripted failure (HTTP 503)",
+        model=request.model,
+        retryable=True,
+        status=503,
+    )
+
+
+class ScriptedClient:
+    """A :class:`~archon.runtime.clients.base.ModelClient` answering by rules, offline.
+
+    Args:
+        rules: ``(match, reply)`` pairs tried in order (see the module docstring), or one
+            function ``request -> str`` answering everything.
+        latency_s: simulated latency per call, a number or a function of the request.
+        fail_first: the first ``fail_first`` calls raise ``failure(request)``.
+        failure: builds the injected error (default: a retryable HTTP 503).
+        fail_when: calls whose request matches this predicate always fail.
+        price: a :class:`~archon.runtime.clients.base.Price` to report costs with.
+        logprob: the mean token log-probability reported when a request asks for logprobs.
+
+    Attributes:
+        requests: every request received, in arrival order (failed ones included).
+        calls: number of requests received.
+        in_flight / max_in_flight: concurrent calls now / at most.
+        intervals: ``(start, end)`` monotonic times of each successful call.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[Rule] | Callable[[CompletionRequest], str] = (),
+        *,
+        latency_s: float | Callable[[CompletionRequest], float] = 0.0,
+        fail_first: int = 0,
+        failure: Callable[[CompletionRequest], BaseException] = _retryable_failure,
+        fail_when: Callable[[CompletionRequest], bool] | None = None,
+        price: Price | None = None,
+        logprob: float = -0.5,
+    ) -> None:
+        if callable(rules):
+            rules = [(None, rules)]
+        self._rules: Sequence[_Compiled] = [_compile(rule) for rule in rules]
+        self._latency = latency_s
+        self._fail_first = fail_first
+        self._failure = failure
+        self._fail_when = fail_when
+        self._price = price
+        self._logprob = logprob
+        self.requests: list[CompletionRequest] = []
+        self.intervals: list[tuple[float, float]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.closed = False
+
+    @property
+    def calls(self) -> int:
+        return len(self.requests)
+
+    def price(self, model: str) -> Price | None:
+        """The configured price (for every model), or None."""
+        return self._price
+
+    def reply_for(self, request: CompletionRequest) -> str:
+        """The text the rules give for ``request`` (echo of the last user message if none)."""
+        for rule in self._rules:
+            if rule.match(request):
+                if callable(rule.reply):
+                    return rule.reply(request)
+                return (
+                    rule.reply.replace("{query}", last_user(request))
+                    .replace("{model}", request.model)
+                    .replace("{seed}", str(request.seed))
+                )
+        return last_user(request)
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        """Answer one sample by the rules, after the simulated latency."""
+        self.requests.append(request)
+        number = len(self.requests)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        start = time.monotonic()
+        try:
+            latency = self._latency(request) if callable(self._latency) else self._latency
+            if latency > 0:
+                await asyncio.sleep(latency)
+            if number <= self._fail_first or (self._fail_when and self._fail_when(request)):
+                raise self._failure(request)
+            text = self.reply_for(request)
+        finally:
+            self.in_flight -= 1
+        if request.max_tokens is not None and fake_tokens(text) > request.max_tokens:
+            text, finish = text[: request.max_tokens * 4], "length"
+        else:
+            finish = "stop"
+        self.intervals.append((start, time.monotonic()))
+        prompt = sum(fake_tokens(m.content) + 4 for m in request.messages)
+        usage = Usage(calls=1, prompt_tokens=prompt, completion_tokens=fake_tokens(text))
+        if self._price is not None:
+            usage = usage.model_copy(update={"usd": self._price.cost(usage)})
+        logprob = self._logprob if request.logprobs else None
+        completion = Completion(text=text, logprob=logprob, finish_reason=finish)
+        return CompletionResponse(completions=(completion,), usage=usage)
+
+    async def aclose(self) -> None:
+        """Mark the client closed (nothing to release)."""
+        self.closed = True

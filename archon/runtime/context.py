@@ -1,0 +1,259 @@
+"""The runtime's :class:`~archon.layers.base.LayerContext`: the one door from a layer to a model.
+
+``NodeContext.complete`` turns a request for ``n`` samples into ``n`` single-sample calls
+(run concurrently; sample ``i`` gets a seed derived from the request's seed, or the run seed,
+and ``i``), and for each one applies, in order:
+
+cache lookup -> budget reservation -> limits (slots, timeout, retries) -> client ->
+budget settlement -> cache store -> trace record.
+
+A cache hit is free: it is neither metered nor counted as a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from archon.runtime.budget import Meter, Reservation, estimate_prompt_tokens
+from archon.runtime.cache import CallCache, cache_key
+from archon.runtime.clients.base import ModelCallError, ModelClient, Price, PricedClient
+from archon.runtime.limits import Limits
+from archon.runtime.secrets import Redactor
+from archon.runtime.trace import CallRecord, TraceSink
+from archon.values import Completion, CompletionRequest, CompletionResponse, Message, Usage
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_TOKENS = 4096
+"""Completion-token bound reserved for a request that sets no ``max_tokens``."""
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index``: ``seed`` itself for sample 0, a stable mix otherwise."""
+    if index == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def prompt_sha256(messages: tuple[Message, ...]) -> str:
+    """Hash identifying a prompt in traces without storing its text."""
+    data = json.dumps([[m.role, m.content] for m in messages], ensure_ascii=False)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+@dataclass
+class QueryState:
+    """Everything the calls of one query share. Built by the executor, one per query."""
+
+    client: ModelClient
+    limits: Limits
+    meter: Meter
+    query: tuple[Message, ...]
+    seed: int = 0
+    cache: CallCache | None = None
+    trace: TraceSink | None = None
+    redactor: Redactor = field(default_factory=Redactor)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    query_index: int | None = None
+    cache_hits: int = 0
+    warnings: list[str] = field(default_factory=list)
+    _prices: dict[str, Price | None] = field(default_factory=dict)
+    _usd_limited: bool | None = None
+
+    def resolve_model(self, name: str) -> str:
+        """A model alias of the pipeline's ``models`` block -> its model string."""
+        return self.aliases.get(name, name)
+
+    def usd_limited(self) -> bool:
+        if self._usd_limited is None:
+            meter: Meter | None = self.meter
+            limited = False
+            while meter is not None:
+                limited = limited or meter.budget.usd is not None
+                meter = meter.parent
+            self._usd_limited = limited
+        return self._usd_limited
+
+    def price(self, model: str) -> Price | None:
+        if model not in self._prices:
+            client = self.client
+            self._prices[model] = client.price(model) if isinstance(client, PricedClient) else None
+            if self._prices[model] is None and self.usd_limited():
+                self.warnings.append(
+                    f"no price known for {model}: the usd budget is checked after each of its"
+                    " calls instead of before (give prices in the models block)"
+                )
+        return self._prices[model]
+
+
+class NodeContext:
+    """The :class:`~archon.layers.base.LayerContext` given to one node of one query."""
+
+    def __init__(self, state: QueryState, node_id: str) -> None:
+        self._state = state
+        self._node_id = node_id
+        self._rng: random.Random | None = None
+
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    @property
+    def query(self) -> tuple[Message, ...]:
+        return self._state.query
+
+    @property
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            digest = hashlib.sha256(f"{self._state.seed}:{self._node_id}".encode()).digest()
+            self._rng = random.Random(int.from_bytes(digest[:8], "big"))
+        return self._rng
+
+    def warn(self, message: str) -> None:
+        text = f"{self._node_id}: {self._state.redactor.redact(message)}"
+        logger.warning("%s", text)
+        self._state.warnings.append(text)
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        """Sample ``request.n`` completions, each cached, budgeted, limited and traced."""
+        state = self._state
+        model = state.resolve_model(request.model)
+        base_seed = request.seed if request.seed is not None else state.seed
+        single = request.model_copy(update={"n": 1, "model": model, "seed": base_seed})
+        if request.n == 1:
+            return await self._sample(single, 0)
+        responses: list[asyncio.Task[CompletionResponse]] = []
+        try:
+            async with asyncio.TaskGroup() as group:
+                responses = [group.create_task(self._sample(single, i)) for i in range(request.n)]
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+        results = [task.result() for task in responses]
+        return CompletionResponse(
+            completions=tuple(r.completions[0] for r in results),
+            usage=sum((r.usage for r in results if not r.cached), Usage()),
+            cached=all(r.cached for r in results),
+        )
+
+    async def _sample(self, single: CompletionRequest, index: int) -> CompletionResponse:
+        state = self._state
+        base_seed = single.seed if single.seed is not None else state.seed
+        request = (
+            single
+            if index == 0
+            else single.model_copy(update={"seed": derive_seed(base_seed, index)})
+        )
+        key = cache_key(single, index, base_seed) if state.cache is not None else ""
+        if state.cache is not None:
+            hit = state.cache.get(key)
+            if hit is not None and hit.completions:
+                state.cache_hits += 1
+                self._trace(request, index, hit, 0.0, cache_hit=True)
+                return hit
+        model = request.model
+        price = state.price(model) if state.usd_limited() else None
+        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+        tokens_in = estimate_prompt_tokens(request.messages)
+        usd = (
+            price.cost(Usage(prompt_tokens=tokens_in, completion_tokens=max_tokens))
+            if (price is not None)
+            else 0.0
+        )
+        held = await state.meter.reserve(Reservation(1, tokens_in + max_tokens, usd))
+        attempts = 1
+
+        def count_retry(attempt: int, error: ModelCallError) -> None:
+            nonlocal attempts
+            attempts = attempt + 1
+
+        started = time.perf_counter()
+        try:
+            response = await state.limits.call(
+                model, lambda: state.client.complete(request), on_retry=count_retry
+            )
+        except BaseException as error:
+            state.meter.settle(held, Usage(calls=1))
+            if isinstance(error, Exception):
+                self._trace(
+                    request,
+                    index,
+                    None,
+                    time.perf_counter() - started,
+                    attempts=attempts,
+                    error=state.redactor.redact(str(error)),
+                )
+            raise
+        latency = time.perf_counter() - started
+        usage = response.usage
+        if usage.calls != 1 or (price is not None and usage.usd == 0.0):
+            usd_cost = usage.usd if usage.usd or price is None else price.cost(usage)
+            usage = usage.model_copy(update={"calls": 1, "usd": usd_cost})
+            response = response.model_copy(update={"usage": usage})
+        state.meter.settle(held, usage)
+        if state.cache is not None:
+            state.cache.put(key, model, self._for_storage(response))
+        self._trace(request, index, response, latency, attempts=attempts)
+        return response
+
+    def _for_storage(self, response: CompletionResponse) -> CompletionResponse:
+        redactor = self._state.redactor
+        if not redactor.values:
+            return response
+        completions = tuple(
+            c.model_copy(update={"text": redactor.redact_values(c.text)})
+            for c in response.completions
+        )
+        return response.model_copy(update={"completions": completions})
+
+    def _trace(
+        self,
+        request: CompletionRequest,
+        index: int,
+        response: CompletionResponse | None,
+        latency: float,
+        *,
+        cache_hit: bool = False,
+        attempts: int = 1,
+        error: str | None = None,
+    ) -> None:
+        sink = self._state.trace
+        if sink is None:
+            return
+        redactor = self._state.redactor
+        usage = response.usage if response is not None else Usage()
+        first: Completion | None = response.completions[0] if response is not None else None
+        prompt = None
+        output = None
+        if sink.include_prompts:
+            prompt = tuple(
+                m.model_copy(update={"content": redactor.redact(m.content)})
+                for m in request.messages
+            )
+            output = redactor.redact(first.text) if first is not None else None
+        sink.record(
+            CallRecord(
+                node_id=self._node_id,
+                model=request.model,
+                sample_index=index,
+                prompt_sha256=prompt_sha256(request.messages),
+                tokens_in=usage.prompt_tokens,
+                tokens_out=usage.completion_tokens,
+                latency_s=latency,
+                usd=0.0 if cache_hit else usage.usd,
+                cache_hit=cache_hit,
+                attempts=attempts,
+                error=error,
+                query_index=self._state.query_index,
+                started_at=time.time(),
+                prompt=prompt,
+                output=output,
+            )
+        )

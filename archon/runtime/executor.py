@@ -1,0 +1,424 @@
+"""Concurrent execution of a concrete pipeline, one query or many.
+
+Each node starts as soon as the nodes it reads from have finished (an ``asyncio.TaskGroup``
+task per node waiting on its inputs' futures), so independent branches -- and, through
+:class:`~archon.runtime.context.NodeContext`, the samples of one node -- run at the same time.
+The first failing node cancels the rest and is reported as :class:`NodeFailed` with its id and
+``.pipe`` line; :class:`~archon.runtime.budget.BudgetExceeded` passes through unchanged so that
+evaluation and search can count it as a failed item.
+
+The answer of a run is the text of the **first** candidate of the output node's
+``Candidates`` (layers order candidates best first), or ``""`` with a warning when the output
+holds no candidate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
+
+from archon.errors import ArchonError
+from archon.ir import Budget, Node, Pipeline, is_hole
+from archon.layers.base import Layer, LayerParams
+from archon.layers.registry import Registry
+from archon.runtime.budget import BudgetExceeded, Meter
+from archon.runtime.cache import CallCache
+from archon.runtime.clients.base import ModelClient
+from archon.runtime.context import NodeContext, QueryState
+from archon.runtime.limits import Limits
+from archon.runtime.secrets import Redactor
+from archon.runtime.trace import TraceSink
+from archon.values import Candidates, Message, Payload, Usage
+
+logger = logging.getLogger(__name__)
+
+Query = str | Sequence[Message]
+
+
+class PipelineNotConcrete(ArchonError):
+    """The pipeline still has search holes; assign them (``--params`` or defaults) first."""
+
+
+class InvalidNode(ArchonError):
+    """A node's kind or parameters are not valid for the registry in use."""
+
+
+class NodeFailed(ArchonError):
+    """A node raised while running. Carries the node id and its source span."""
+
+    def __init__(self, node: Node, cause: BaseException, message: str) -> None:
+        self.node_id = node.id
+        self.span = node.span
+        self.cause = cause
+        where = f" ({node.span.path}:{node.span.line})" if node.span is not None else ""
+        super().__init__(f"node `{node.id}`{where} failed: {message}")
+
+
+class RunResult(BaseModel):
+    """The outcome of one query.
+
+    Attributes:
+        answer: text of the first candidate of the output node (``""`` if there is none).
+        output: the output node's payload.
+        node_outputs: ``(node_id, payload)`` for every node, in pipeline order.
+        usage: calls, tokens and USD actually spent (cache hits are free).
+        seconds: wall time of the query.
+        cache_hits: single-sample calls answered from the cache.
+        warnings: recoverable problems reported by layers or the runtime.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    answer: str
+    output: SerializeAsAny[Payload]
+    node_outputs: tuple[tuple[str, SerializeAsAny[Payload]], ...]
+    usage: Usage
+    seconds: float
+    cache_hits: int = 0
+    warnings: tuple[str, ...] = ()
+
+    def node_output(self, node_id: str) -> Payload:
+        """The payload node ``node_id`` produced."""
+        for key, payload in self.node_outputs:
+            if key == node_id:
+                return payload
+        raise KeyError(node_id)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One query of :func:`run_many`: its position, and a result or a typed error."""
+
+    index: int
+    query: tuple[Message, ...]
+    result: RunResult | None = None
+    error: ArchonError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class PreparedNode:
+    """A node with its layer instance and validated parameters."""
+
+    node: Node
+    layer: Layer
+    params: LayerParams
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A pipeline checked and ready to execute any number of times."""
+
+    pipeline: Pipeline
+    nodes: tuple[PreparedNode, ...]
+    aliases: Mapping[str, str]
+
+
+def as_conversation(query: Query) -> tuple[Message, ...]:
+    """A query as messages: a string becomes one user message."""
+    if isinstance(query, str):
+        return (Message(role="user", content=query),)
+    messages = tuple(query)
+    if not messages or messages[-1].role != "user":
+        raise ArchonError("a query conversation must be non-empty and end with a user message")
+    return messages
+
+
+def prepare(pipeline: Pipeline, registry: Registry) -> Prepared:
+    """Check that ``pipeline`` is concrete and validate every node's parameters."""
+    holes = [f"{n.id}.{p.name}" for n in pipeline.nodes for p in n.params if is_hole(p.value)]
+    if pipeline.switches or holes:
+        names = [s.name for s in pipeline.switches] + holes
+        shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+        raise PipelineNotConcrete(
+            f"pipeline '{pipeline.name}' has unassigned search holes ({shown}); assign them"
+            " first (archon run --params best.json, or archon.compiler.structure.assign)"
+        )
+    prepared = []
+    for node in pipeline.nodes:
+        where = f" ({node.span})" if node.span is not None else ""
+        try:
+            layer_cls = registry.get(node.kind)
+        except ArchonError as e:
+            raise InvalidNode(f"node `{node.id}`{where}: {e}") from e
+        try:
+            params = layer_cls.Params.model_validate(node.arguments())
+        except ValidationError as e:
+            raise InvalidNode(f"node `{node.id}`{where}: invalid parameters: {e}") from e
+        prepared.append(PreparedNode(node, layer_cls(), params))
+    ids = {n.id for n in pipeline.nodes}
+    if pipeline.output not in ids:
+        raise InvalidNode(f"output node `{pipeline.output}` is not in pipeline '{pipeline.name}'")
+    aliases = {spec.alias: spec.model for spec in pipeline.models}
+    return Prepared(pipeline, tuple(prepared), aliases)
+
+
+def _answer(output: Payload, warnings: list[str]) -> str:
+    if isinstance(output, Candidates) and output.items:
+        return output.items[0].text
+    warnings.append(f"output is {type(output).__name__} with no candidate: answer is empty")
+    return ""
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups from task groups."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+async def _run_node(
+    item: PreparedNode,
+    state: QueryState,
+    futures: Mapping[str, asyncio.Future[Payload]],
+) -> None:
+    inputs = [await futures[source] for source in item.node.inputs]
+    ctx = NodeContext(state, item.node.id)
+    try:
+        output = await item.layer.run(ctx, item.params, inputs)
+    except Exception as e:
+        cause = _leaf(e)
+        if isinstance(cause, BudgetExceeded):
+            raise cause from None
+        message = state.redactor.redact(str(cause) or type(cause).__name__)
+        raise NodeFailed(item.node, cause, message) from cause
+    futures[item.node.id].set_result(output)
+
+
+async def execute(prepared: Prepared, state: QueryState) -> RunResult:
+    """Run every node of ``prepared`` for the query in ``state``."""
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    futures: dict[str, asyncio.Future[Payload]] = {
+        item.node.id: loop.create_future() for item in prepared.nodes
+    }
+    seconds = state.meter.budget.seconds
+    remaining = None if seconds is None else max(0.0, seconds - state.meter.seconds)
+    try:
+        async with asyncio.timeout(remaining) as deadline:
+            async with asyncio.TaskGroup() as group:
+                for item in prepared.nodes:
+                    group.create_task(_run_node(item, state, futures), name=item.node.id)
+    except BaseExceptionGroup as failures:
+        first = failures.exceptions[0]
+        raise first from (first.__cause__ if isinstance(first, NodeFailed) else None)
+    except TimeoutError as e:
+        if deadline.expired():
+            meter = state.meter
+            raise BudgetExceeded(
+                "seconds", meter.scope, seconds or 0.0, meter.spent, meter.seconds
+            ) from e
+        raise
+    node_outputs = tuple((item.node.id, futures[item.node.id].result()) for item in prepared.nodes)
+    output = futures[prepared.pipeline.output].result()
+    answer = _answer(output, state.warnings)
+    return RunResult(
+        answer=answer,
+        output=output,
+        node_outputs=node_outputs,
+        usage=state.meter.spent,
+        seconds=time.perf_counter() - started,
+        cache_hits=state.cache_hits,
+        warnings=tuple(state.warnings),
+    )
+
+
+@dataclass(frozen=True)
+class _Shared:
+    client: ModelClient
+    limits: Limits
+    cache: CallCache | None
+    trace: TraceSink | None
+    redactor: Redactor
+    seed: int
+
+
+def _state(
+    prepared: Prepared,
+    shared: _Shared,
+    query: tuple[Message, ...],
+    parent: Meter | None,
+    index: int | None,
+) -> QueryState:
+    meter = Meter(prepared.pipeline.budget, scope="query", parent=parent)
+    return QueryState(
+        client=shared.client,
+        limits=shared.limits,
+        meter=meter,
+        query=query,
+        seed=shared.seed,
+        cache=shared.cache,
+        trace=shared.trace,
+        redactor=shared.redactor,
+        aliases=prepared.aliases,
+        query_index=index,
+    )
+
+
+def _run_meter(budget: Meter | Budget | None) -> Meter | None:
+    if budget is None or isinstance(budget, Meter):
+        return budget
+    return Meter(budget, scope="run")
+
+
+def _shared(
+    client: ModelClient,
+    limits: Limits | None,
+    cache: CallCache | None,
+    trace: TraceSink | None,
+    seed: int,
+    redactor: Redactor | None,
+) -> _Shared:
+    return _Shared(
+        client=client,
+        limits=limits or Limits(),
+        cache=cache,
+        trace=trace,
+        redactor=redactor or Redactor.from_environ(),
+        seed=seed,
+    )
+
+
+async def run(
+    pipeline: Pipeline,
+    query: Query,
+    *,
+    client: ModelClient,
+    limits: Limits | None = None,
+    registry: Registry | None = None,
+    cache: CallCache | None = None,
+    trace: TraceSink | None = None,
+    budget: Meter | Budget | None = None,
+    seed: int = 0,
+    redactor: Redactor | None = None,
+) -> RunResult:
+    """Answer one query with a concrete pipeline.
+
+    Args:
+        pipeline: a pipeline without holes (assign them first).
+        query: a user message, or a conversation ending with the user's turn.
+        client: where model calls go (e.g. ``RouterClient`` or ``ScriptedClient``).
+        limits: concurrency, timeouts and retries (share one instance between runs).
+        registry: layer kinds (default: the built-in ones).
+        cache: persistent call cache (None: no caching).
+        trace: sink for one record per model call.
+        budget: an extra run-level budget or meter on top of ``pipeline.budget``.
+        seed: run seed: layer RNGs and unset sampling seeds derive from it.
+        redactor: secret redaction (default: from the environment at call time).
+
+    Raises:
+        PipelineNotConcrete, InvalidNode: the pipeline cannot run as given.
+        NodeFailed: a node failed (the others were cancelled).
+        BudgetExceeded: a budget limit was reached.
+
+    Example:
+        >>> from archon.runtime.clients.fake import ScriptedClient
+        >>> result = run_sync(pipeline, "2+2?", client=ScriptedClient())  # doctest: +SKIP
+    """
+    if registry is None:
+        from archon.layers import default_registry
+
+        registry = default_registry()
+    prepared = prepare(pipeline, registry)
+    shared = _shared(client, limits, cache, trace, seed, redactor)
+    state = _state(prepared, shared, as_conversation(query), _run_meter(budget), None)
+    return await execute(prepared, state)
+
+
+def run_sync(pipeline: Pipeline, query: Query, **options: Any) -> RunResult:
+    """``asyncio.run(run(...))`` for scripts and the CLI."""
+    return asyncio.run(run(pipeline, query, **options))
+
+
+async def run_many(
+    pipeline: Pipeline,
+    queries: Iterable[Query],
+    *,
+    client: ModelClient,
+    limits: Limits | None = None,
+    registry: Registry | None = None,
+    cache: CallCache | None = None,
+    trace: TraceSink | None = None,
+    budget: Meter | Budget | None = None,
+    seed: int = 0,
+    redactor: Redactor | None = None,
+    max_in_flight: int | None = None,
+) -> AsyncIterator[ItemResult]:
+    """Answer many queries concurrently, yielding each :class:`ItemResult` as it completes.
+
+    All queries share one :class:`Limits` (so provider pressure is bounded once) and one
+    run-level meter built from ``budget``; each query also has its own ``pipeline.budget``.
+    A failing query (a node error, a budget limit) is yielded as an item with ``error`` set;
+    it never stops the others. At most ``max_in_flight`` queries (default: the limits'
+    ``max_concurrency``) are started at once.
+    """
+    if registry is None:
+        from archon.layers import default_registry
+
+        registry = default_registry()
+    prepared = prepare(pipeline, registry)
+    shared = _shared(client, limits, cache, trace, seed, redactor)
+    run_meter = _run_meter(budget)
+    window = max(1, max_in_flight or shared.limits.max_concurrency)
+    pending: set[asyncio.Task[ItemResult]] = set()
+
+    async def one(index: int, query: Query) -> ItemResult:
+        messages: tuple[Message, ...] = ()
+        try:
+            messages = as_conversation(query)
+            state = _state(prepared, shared, messages, run_meter, index)
+            return ItemResult(index, messages, result=await execute(prepared, state))
+        except ArchonError as error:
+            return ItemResult(index, messages, error=error)
+
+    iterator = iter(enumerate(queries))
+    try:
+        while True:
+            while len(pending) < window:
+                nxt = next(iterator, None)
+                if nxt is None:
+                    break
+                pending.add(asyncio.create_task(one(*nxt)))
+            if not pending:
+                return
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                pending.discard(task)
+                yield task.result()
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def run_conversation(
+    pipeline: Pipeline,
+    turns: Sequence[str],
+    *,
+    client: ModelClient,
+    system: str | None = None,
+    **options: Any,
+) -> tuple[RunResult, ...]:
+    """Answer a multi-turn conversation (MT-Bench style), one user turn at a time.
+
+    Turn ``k`` is answered with the conversation so far: earlier user turns and the
+    pipeline's own earlier answers as assistant messages.
+    """
+    history: list[Message] = [Message(role="system", content=system)] if system else []
+    results: list[RunResult] = []
+    for turn in turns:
+        history.append(Message(role="user", content=turn))
+        result = await run(pipeline, tuple(history), client=client, **options)
+        results.append(result)
+        history.append(Message(role="assistant", content=result.answer))
+    return tuple(results)
