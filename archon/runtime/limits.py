@@ -158,7 +158,14 @@ class Limits:
                         status=error.status,
                     ) from error
                 delay = self.backoff(attempt, error.retry_after_s)
-                logger.info("retrying %s in %.2fs after: %s", model, delay, error)
+                # Only the status is logged: provider messages may echo credentials.
+                logger.info(
+                    "retrying %s in %.2fs (attempt %d failed, status %s)",
+                    model,
+                    delay,
+                    attempt + 1,
+                    error.status,
+                )
                 if on_retry is not None:
                     on_retry(attempt + 1, error)
                 attempt += 1

@@ -213,18 +213,17 @@ def test_run_many_shares_one_limiter(registry: Registry) -> None:
 
 
 def test_run_many_reports_budget_failures_as_items(registry: Registry) -> None:
-    client = ScriptedClient(lambda r: "x" if "q1" in r.messages[-1].content else "y" * 400)
-    p = pipeline(node("gen", max_tokens=200), budget=Budget(tokens=300))
+    client = ScriptedClient()
+    p = pipeline(node("gen", samples=3), budget=Budget(calls=2))
 
-    async def main() -> dict[int, object]:
-        out: dict[int, object] = {}
-        async for item in run_many(p, ["q0", "q1"], client=client, registry=registry):
-            out[item.index] = item.error if item.error else item.result
-        return out
+    async def main() -> list[object]:
+        return [
+            item.error async for item in run_many(p, ["a", "b"], client=client, registry=registry)
+        ]
 
-    out = asyncio.run(main())
-    assert isinstance(out[0], BudgetExceeded) is False
-    assert out[1] is not None
+    errors = asyncio.run(main())
+    assert len(errors) == 2 and all(isinstance(e, BudgetExceeded) for e in errors)
+    assert client.calls <= 4
 
 
 def test_run_level_budget_stops_later_items(registry: Registry) -> None:
