@@ -59,10 +59,13 @@ class Diagnostic(BaseModel):
 class DiagnosticError(ArchonError):
     """Raised when parsing or compiling found problems; carries all of them, sorted."""
 
-    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+    def __init__(
+        self, diagnostics: Iterable[Diagnostic], sources: dict[str, SourceFile] | None = None
+    ) -> None:
         self.diagnostics: tuple[Diagnostic, ...] = tuple(
             sorted(diagnostics, key=Diagnostic.sort_key)
         )
+        self.sources: dict[str, SourceFile] = dict(sources or {})
         first = self.diagnostics[0] if self.diagnostics else None
         summary = "no diagnostics" if first is None else _headline(first)
         more = len(self.diagnostics) - 1
@@ -71,6 +74,10 @@ class DiagnosticError(ArchonError):
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if d.is_error)
+
+    def render(self) -> str:
+        """All diagnostics as text, each with its source line when the source is known."""
+        return render_all(self.diagnostics, self.sources)
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:

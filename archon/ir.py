@@ -21,11 +21,13 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal, TypeAlias
 
+from typing_extensions import TypeAliasType
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from archon.source import Span
 
-Value: TypeAlias = str | bool | int | float | tuple["Value", ...]
+Value = TypeAliasType("Value", "str | bool | int | float | tuple[Value, ...]")  # type: ignore[misc]
 """A concrete parameter value: scalars and (nested) lists, stored as tuples."""
 
 

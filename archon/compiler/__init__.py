@@ -1,0 +1,131 @@
+"""The compiler: ``.pipe`` text or AST -> checked :class:`archon.ir.Pipeline`.
+
+``compile_file`` reads a file and its imports, lowers the AST to the IR and runs the passes of
+:mod:`archon.compiler.passes`, collecting every diagnostic. Errors raise
+:class:`archon.errors.DiagnosticError` (which carries the sources for rendering); warnings are
+returned on the :class:`CompileResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archon.compiler.load import (
+    Program,
+    load_ast,
+    load_file,
+    load_source,
+    read_text,
+    resolve_relative,
+)
+from archon.compiler.lower import lower_program
+from archon.compiler.passes import run_passes
+from archon.dsl import ast
+from archon.errors import Diagnostic, DiagnosticError
+from archon.ir import Pipeline
+from archon.layers import default_registry
+from archon.layers.registry import Registry
+from archon.source import SourceFile
+
+__all__ = [
+    "CompileResult",
+    "check_file",
+    "compile_ast",
+    "compile_file",
+    "compile_program",
+    "compile_source",
+]
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """The outcome of compiling one file: the pipeline (None for a library file or on errors),
+    every diagnostic, and the sources they point into."""
+
+    pipeline: Pipeline | None
+    diagnostics: tuple[Diagnostic, ...] = ()
+    sources: dict[str, SourceFile] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.is_error)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if not d.is_error)
+
+    def raise_for_errors(self) -> CompileResult:
+        if self.errors:
+            raise DiagnosticError(self.diagnostics, self.sources)
+        return self
+
+
+def _read_relative(base: str, relative: str) -> str:
+    return read_text(resolve_relative(base, relative))
+
+
+def compile_program(
+    program: Program, registry: Registry | None = None, pipeline: str | None = None
+) -> CompileResult:
+    """Lower and check a loaded program; never raises for problems in the source."""
+    registry = registry or default_registry()
+    diagnostics = list(program.diagnostics)
+    lowered, lowering = lower_program(program, registry, _read_relative, pipeline)
+    diagnostics.extend(lowering)
+    if lowered is not None and not any(d.is_error for d in diagnostics):
+        diagnostics.extend(run_passes(lowered, registry))
+    errors = any(d.is_error for d in diagnostics)
+    ordered = tuple(sorted(diagnostics, key=Diagnostic.sort_key))
+    return CompileResult(None if errors else lowered, ordered, program.sources)
+
+
+def check_file(
+    path: str | Path, registry: Registry | None = None, pipeline: str | None = None
+) -> CompileResult:
+    """Compile a file and return every diagnostic (syntax errors included) without raising."""
+    try:
+        program = load_file(path)
+    except DiagnosticError as error:
+        sources = error.sources
+        if not sources:
+            try:
+                sources = {str(path): SourceFile(str(path), Path(path).read_text(errors="replace"))}
+            except OSError:
+                sources = {}
+        return CompileResult(None, error.diagnostics, sources)
+    return compile_program(program, registry, pipeline)
+
+
+def compile_file(
+    path: str | Path, registry: Registry | None = None, pipeline: str | None = None
+) -> CompileResult:
+    """Compile a ``.pipe`` file; raises DiagnosticError if there is any error."""
+    return check_file(path, registry, pipeline).raise_for_errors()
+
+
+def compile_source(text: str, path: str = "<string>", registry: Registry | None = None) -> Pipeline:
+    """Compile ``.pipe`` text (imports relative to ``path``); returns the pipeline or raises."""
+    source = SourceFile(path, text)
+    try:
+        program = load_source(source)
+    except DiagnosticError as error:
+        raise DiagnosticError(error.diagnostics, {path: source}) from None
+    result = compile_program(program, registry).raise_for_errors()
+    if result.pipeline is None:
+        raise DiagnosticError(
+            [Diagnostic(code="E218", message="source defines no pipeline")], result.sources
+        )
+    return result.pipeline
+
+
+def compile_ast(
+    file: ast.File, registry: Registry | None = None, base_dir: str | Path | None = None
+) -> Pipeline:
+    """Compile an AST built in Python (``archon.build``); ``base_dir`` anchors relative paths."""
+    base = str(Path(base_dir or ".") / "<builder>.pipe")
+    program = load_ast(file, base)
+    result = compile_program(program, registry).raise_for_errors()
+    if result.pipeline is None:
+        raise DiagnosticError([Diagnostic(code="E218", message="the builder defines no pipeline")])
+    return result.pipeline

@@ -1,0 +1,167 @@
+"""Reading ``.pipe`` files from disk: the main file, its imports (cycles rejected) and
+``file("...")`` prompt files. This is the compiler's only I/O; everything after it is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archon.dsl import ast
+from archon.dsl.parser import parse_source
+from archon.errors import Diagnostic, DiagnosticError
+from archon.source import SourceFile, Span
+
+FileReader = Callable[[str], str]
+"""Reads a file by path and returns its text; raises ``OSError`` when it cannot."""
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """One parsed file."""
+
+    path: str
+    source: SourceFile
+    file: ast.File
+
+
+@dataclass(frozen=True)
+class Program:
+    """A main file plus every file it imports (transitively), in dependency order."""
+
+    main: LoadedFile
+    imports: tuple[LoadedFile, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+    sources: dict[str, SourceFile] = field(default_factory=dict)
+
+
+def read_text(path: str) -> str:
+    """Default reader: UTF-8 text from disk (raises ``OSError`` or ``UnicodeDecodeError``)."""
+    return Path(path).read_text(encoding="utf-8")
+
+
+def decode(data: bytes, path: str) -> tuple[str, Diagnostic | None]:
+    """Decode bytes as UTF-8; invalid bytes become U+FFFD and one diagnostic at the first."""
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as error:
+        text = data.decode("utf-8", errors="replace")
+        prefix = data[: error.start].decode("utf-8", errors="replace")
+        line = prefix.count("\n") + 1
+        col = len(prefix) - (prefix.rfind("\n") + 1) + 1
+        span = Span(path=path, line=line, col=col, end_line=line, end_col=col + 1)
+        diagnostic = Diagnostic(
+            code="E100",
+            message=f"file is not valid UTF-8 (byte 0x{data[error.start]:02x})",
+            span=span,
+            hint="save the file as UTF-8 text",
+        )
+        return text, diagnostic
+
+
+def load_file(path: str | Path) -> Program:
+    """Load ``path`` and its imports from disk. Raises DiagnosticError on syntax errors."""
+    path = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise DiagnosticError(
+            [Diagnostic(code="E500", message=f"cannot read {path}: {error.strerror or error}")]
+        ) from error
+    text, problem = decode(data, path)
+    if problem is not None:
+        raise DiagnosticError([problem])
+    return load_source(SourceFile(path, text), reader=read_text)
+
+
+def load_source(source: SourceFile, reader: FileReader = read_text) -> Program:
+    """Parse ``source`` and follow its imports through ``reader``."""
+    main = LoadedFile(source.path, source, parse_source(source))
+    loader = _ImportLoader(reader)
+    loader.visit(main, stack=(main.path,))
+    sources = {main.path: main.source} | {f.path: f.source for f in loader.loaded.values()}
+    return Program(
+        main=main,
+        imports=tuple(loader.order),
+        diagnostics=tuple(loader.diagnostics),
+        sources=sources,
+    )
+
+
+def load_ast(file: ast.File, path: str, reader: FileReader = read_text) -> Program:
+    """A program from an already-built AST (e.g. from ``archon.build``) at ``path``."""
+    main = LoadedFile(path, SourceFile(path, ""), file)
+    loader = _ImportLoader(reader)
+    loader.visit(main, stack=(path,))
+    sources = {f.path: f.source for f in loader.loaded.values()}
+    return Program(
+        main=main,
+        imports=tuple(loader.order),
+        diagnostics=tuple(loader.diagnostics),
+        sources=sources,
+    )
+
+
+def resolve_relative(base_file: str, relative: str) -> str:
+    """``relative`` interpreted against the directory of ``base_file``."""
+    if base_file.startswith("<"):
+        return str(Path(relative))
+    return str(Path(base_file).parent / relative)
+
+
+class _ImportLoader:
+    def __init__(self, reader: FileReader) -> None:
+        self.reader = reader
+        self.loaded: dict[str, LoadedFile] = {}
+        self.order: list[LoadedFile] = []
+        self.diagnostics: list[Diagnostic] = []
+
+    def visit(self, current: LoadedFile, stack: tuple[str, ...]) -> None:
+        for item in current.file.items:
+            if isinstance(item, ast.Import):
+                self._import(current, item, stack)
+
+    def _import(self, current: LoadedFile, item: ast.Import, stack: tuple[str, ...]) -> None:
+        target = str(Path(resolve_relative(current.path, item.path.value)).resolve())
+        if target in stack or target == str(Path(current.path).resolve()):
+            chain = " -> ".join([*(Path(p).name for p in stack), Path(target).name])
+            self.diagnostics.append(
+                Diagnostic(
+                    code="E501",
+                    message=f"import cycle: {chain}",
+                    span=item.span,
+                    hint="move the shared definitions into a third file that both import",
+                )
+            )
+            return
+        if target in self.loaded:
+            return
+        try:
+            text = self.reader(target)
+        except (OSError, UnicodeDecodeError) as error:
+            self.diagnostics.append(
+                Diagnostic(
+                    code="E502",
+                    message=f"cannot import '{item.path.value}': {_reason(error)}",
+                    span=item.path.span,
+                    hint="import paths are relative to the importing file",
+                )
+            )
+            return
+        source = SourceFile(target, text)
+        try:
+            loaded = LoadedFile(target, source, parse_source(source))
+        except DiagnosticError as error:
+            self.diagnostics.extend(error.diagnostics)
+            self.loaded[target] = LoadedFile(target, source, ast.File(items=(), path=target))
+            return
+        self.loaded[target] = loaded
+        self.visit(loaded, (*stack, target))
+        self.order.append(loaded)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return "file is not valid UTF-8"

@@ -1,0 +1,769 @@
+"""Lowering: ``ast.File`` (+ imports) -> :class:`archon.ir.Pipeline`.
+
+What happens here:
+
+* model aliases and prompt names are resolved to their strings; ``file("...")`` is read;
+* every layer call gets a stable id: its label, or ``{kind}_{ordinal}``;
+* blocks are expanded inline, their node ids prefixed by the instance id (``rf.rank_1``);
+* ``repeat N { ... }`` is unrolled to its maximum count (``fuse_1.1``, ``fuse_1.2``); a hole
+  count becomes the switch ``repeat_1.count`` and copy *k* requires ``count >= k``;
+* ``optional`` becomes the switch ``<id>.enabled`` (``choice(true, false)``);
+* a layer written without ``<-`` reads, for each payload type its kind consumes, the nearest
+  earlier layer producing that type (so chains need no wiring); ``<- a, b`` names inputs
+  explicitly, and may refer only to layers defined earlier (the text order is the dataflow
+  order, so a ``.pipe`` file cannot express a cycle).
+
+Problems are collected as diagnostics; lowering goes on after an error to report as many as
+possible in one run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from archon.compiler.load import LoadedFile, Program, resolve_relative
+from archon.compiler.values import IRValue, LoweringFailed, ValueLowerer, ValueScope
+from archon.dsl import ast
+from archon.errors import Diagnostic, suggest
+from archon.ir import (
+    Budget,
+    Choice,
+    IntRange,
+    ModelSpec,
+    Node,
+    Param,
+    Pipeline,
+    Requirement,
+    Switch,
+    is_hole,
+)
+from archon.layers.registry import Registry
+from archon.source import Span
+from archon.values import Payload
+
+BUDGET_FIELDS = ("calls", "tokens", "usd", "seconds")
+ReadRelative = Callable[[str, str], str]
+"""(base .pipe path, relative path) -> file text; raises OSError."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """A node's output as seen by later statements: its id and payload type."""
+
+    id: str
+    produces: type[Payload] | None
+
+
+@dataclass
+class Scope:
+    """Node labels visible to ``<-`` references; repeat copies chain to the outer scope."""
+
+    labels: dict[str, Output] = field(default_factory=dict)
+    parent: Scope | None = None
+
+    def lookup(self, name: str) -> Output | None:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.labels:
+                return scope.labels[name]
+            scope = scope.parent
+        return None
+
+    def names(self) -> list[str]:
+        names: list[str] = []
+        scope: Scope | None = self
+        while scope is not None:
+            names.extend(scope.labels)
+            scope = scope.parent
+        return names
+
+
+@dataclass
+class Namespace:
+    """Auto-id counters and taken names for one id namespace (a pipeline or block body)."""
+
+    counters: dict[str, int] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+
+    def auto_id(self, kind: str) -> str:
+        while True:
+            self.counters[kind] = self.counters.get(kind, 0) + 1
+            candidate = f"{kind}_{self.counters[kind]}"
+            if candidate not in self.taken:
+                return candidate
+
+
+@dataclass
+class BodyContext:
+    """Everything that varies while lowering one statement list."""
+
+    scope: Scope
+    values: ValueScope
+    namespace: Namespace
+    path: str
+    prefix: str = ""
+    suffix: str = ""
+    requires: tuple[Requirement, ...] = ()
+    blocks_open: tuple[str, ...] = ()
+    top_level: bool = True
+
+    def full_id(self, base: str) -> str:
+        return f"{self.prefix}{base}{self.suffix}"
+
+
+@dataclass
+class Definitions:
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    prompts: dict[str, str] = field(default_factory=dict)
+    blocks: dict[str, tuple[ast.BlockDef, str]] = field(default_factory=dict)
+    spans: dict[str, Span] = field(default_factory=dict)
+
+
+def lower_program(
+    program: Program, registry: Registry, read_relative: ReadRelative, pipeline: str | None = None
+) -> tuple[Pipeline | None, list[Diagnostic]]:
+    """Lower the main file's pipeline (the only one, or the one named ``pipeline``)."""
+    lowerer = _Lowerer(registry, read_relative)
+    definitions = lowerer.definitions([*program.imports, program.main])
+    pipelines = program.main.file.pipelines()
+    if pipeline is not None:
+        chosen = [p for p in pipelines if p.name.text == pipeline]
+        if not chosen:
+            lowerer.error(
+                "E216",
+                f"no pipeline named '{pipeline}' in {program.main.path}",
+                None,
+                suggest(pipeline, [p.name.text for p in pipelines]),
+            )
+            return None, lowerer.diagnostics
+    elif len(pipelines) > 1:
+        names = ", ".join(p.name.text for p in pipelines)
+        lowerer.error(
+            "E217",
+            f"{program.main.path} defines several pipelines ({names}); choose one",
+            pipelines[1].name.span,
+            "pass --pipeline NAME",
+        )
+        return None, lowerer.diagnostics
+    else:
+        chosen = list(pipelines)
+    for block_name, (block, path) in definitions.blocks.items():
+        lowerer.check_block(block_name, block, path, definitions)
+    if not chosen:
+        if not program.main.file.items:
+            lowerer.error(
+                "E218",
+                "file defines no pipeline",
+                None,
+                'add one: pipeline my_pipeline { generate(models = ["local/qwen2.5-coder-0.5b"]) }',
+            )
+        return None, lowerer.diagnostics
+    result = lowerer.pipeline(chosen[0], program.main.path, definitions)
+    return result, lowerer.diagnostics
+
+
+class _Lowerer:
+    def __init__(self, registry: Registry, read_relative: ReadRelative) -> None:
+        self.registry = registry
+        self.read_relative = read_relative
+        self.diagnostics: list[Diagnostic] = []
+        self.nodes: list[Node] = []
+        self.switches: list[Switch] = []
+        self.budget: Budget | None = None
+        self._current_path = ""
+        self.values = ValueLowerer(self.diagnostics, self._read_file)
+
+    def error(
+        self, code: str, message: str, span: Span | None, hint: str | None = None, **extra: object
+    ) -> None:
+        self.diagnostics.append(
+            Diagnostic(code=code, message=message, span=span, hint=hint, **extra)
+        )  # type: ignore[arg-type]
+
+    def warning(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
+        self.diagnostics.append(
+            Diagnostic(code=code, message=message, span=span, hint=hint, severity="warning")  # type: ignore[arg-type]
+        )
+
+    def _read_file(self, path: ast.Str) -> str | None:
+        try:
+            return self.read_relative(self._current_path, path.value)
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8"
+            target = resolve_relative(self._current_path, path.value)
+            self.error(
+                "E503",
+                f"cannot read prompt file '{path.value}': {reason or error}",
+                path.span,
+                f"the path is relative to the .pipe file ({target})",
+            )
+            return None
+
+    # --- definitions ---------------------------------------------------------------------
+
+    def definitions(self, files: Sequence[LoadedFile]) -> Definitions:
+        defs = Definitions()
+        for loaded in files:
+            path = loaded.path
+            self._current_path = path
+            for item in loaded.file.items:
+                if isinstance(item, ast.ModelsBlock):
+                    for binding in item.entries:
+                        self._model(binding, defs)
+                elif isinstance(item, ast.PromptsBlock):
+                    for binding in item.entries:
+                        self._prompt(binding, defs)
+                elif isinstance(item, ast.BlockDef) and self._define(item.name, defs):
+                    defs.blocks[item.name.text] = (item, path)
+        return defs
+
+    def _define(self, name: ast.Name, defs: Definitions) -> bool:
+        if name.text in defs.spans:
+            first = defs.spans[name.text]
+            self.error(
+                "E207",
+                f"'{name.text}' is defined twice",
+                name.span,
+                "rename one of them",
+                notes=(f"first defined at {first}",),
+            )
+            return False
+        if name.text in self.registry:
+            self.error(
+                "E207",
+                f"'{name.text}' is already the name of a layer kind",
+                name.span,
+                "choose another name",
+            )
+            return False
+        defs.spans[name.text] = name.span
+        return True
+
+    def _model(self, binding: ast.Binding, defs: Definitions) -> None:
+        if not self._define(binding.name, defs):
+            return
+        value = binding.value
+        alias = binding.name.text
+        if isinstance(value, ast.Str):
+            defs.models[alias] = ModelSpec(alias=alias, model=value.value, span=binding.span)
+        elif isinstance(value, ast.Ref) and value.name in defs.models:
+            original = defs.models[value.name]
+            defs.models[alias] = original.model_copy(update={"alias": alias, "span": binding.span})
+        elif isinstance(value, ast.Call) and value.name.text == "model":
+            self._model_call(alias, value, binding.span, defs)
+        else:
+            self.error(
+                "E213",
+                f"model alias '{alias}' must be a string or model(\"provider/name\", ...)",
+                value.span,
+                'e.g. judge = "openai/gpt-4o-mini"',
+            )
+
+    def _model_call(self, alias: str, call: ast.Call, span: Span, defs: Definitions) -> None:
+        positional = [a for a in call.args if a.name is None]
+        if len(positional) != 1 or not isinstance(positional[0].value, ast.Str):
+            self.error(
+                "E213",
+                "model() takes the model string first",
+                call.span,
+                'e.g. model("openai/qwen", api_base = "http://127.0.0.1:8000/v1")',
+            )
+            return
+        options: list[Param] = []
+        for arg in call.args:
+            if arg.name is None:
+                continue
+            try:
+                value = self.values.concrete(arg.value, ValueScope())
+            except LoweringFailed:
+                continue
+            options.append(Param(name=arg.name.text, value=value, span=arg.span))
+        defs.models[alias] = ModelSpec(
+            alias=alias, model=positional[0].value.value, options=tuple(options), span=span
+        )
+
+    def _prompt(self, binding: ast.Binding, defs: Definitions) -> None:
+        if not self._define(binding.name, defs):
+            return
+        scope = ValueScope(prompts=defs.prompts)
+        try:
+            value = self.values.concrete(binding.value, scope)
+        except LoweringFailed:
+            return
+        if not isinstance(value, str):
+            self.error(
+                "E213",
+                f"prompt '{binding.name.text}' must be a string or file(...)",
+                binding.value.span,
+            )
+            return
+        defs.prompts[binding.name.text] = value
+
+    # --- pipeline ------------------------------------------------------------------------
+
+    def pipeline(self, pdef: ast.PipelineDef, path: str, defs: Definitions) -> Pipeline | None:
+        self._current_path = path
+        self.defs = defs
+        context = BodyContext(
+            scope=Scope(),
+            values=self._value_scope({}, defs, Scope()),
+            namespace=Namespace(taken=_labels(pdef.body)),
+            path=path,
+        )
+        context.values.node_labels = context.scope.names
+        outputs = self.body(pdef.body, context, [])
+        if not outputs:
+            self.error(
+                "E409",
+                f"pipeline '{pdef.name.text}' has no layers",
+                pdef.name.span,
+                'add a layer, e.g. generate(models = ["local/qwen2.5-coder-0.5b"])',
+            )
+            return None
+        if any(d.is_error for d in self.diagnostics):
+            return None
+        return Pipeline(
+            name=pdef.name.text,
+            nodes=tuple(self.nodes),
+            output=outputs[-1].id,
+            budget=self.budget or Budget(),
+            switches=tuple(self.switches),
+            models=tuple(defs.models.values()),
+            span=pdef.span,
+        )
+
+    def check_block(self, name: str, block: ast.BlockDef, path: str, defs: Definitions) -> None:
+        """Report errors in a block definition once, even if no pipeline uses it."""
+        saved = (self.nodes, self.switches, self.budget, self._current_path)
+        self.nodes, self.switches = [], []
+        self.defs = defs
+        self._current_path = path
+        params: dict[str, IRValue] = {}
+        for param in block.params:
+            # Placeholders stand in for arguments; their types are checked per instance.
+            params[param.name.text] = Choice(options=("<argument>",), span=param.span)
+        before = len(self.diagnostics)
+        context = BodyContext(
+            scope=Scope(),
+            values=self._value_scope(params, defs, Scope()),
+            namespace=Namespace(taken=_labels(block.body)),
+            path=path,
+            blocks_open=(name,),
+            top_level=False,
+        )
+        self.body(block.body, context, [Output("<input>", None)])
+        # Keep only structural problems here; value problems are reported per instance.
+        self.diagnostics[before:] = [
+            d for d in self.diagnostics[before:] if d.code in ("E203", "E401", "E212", "E201")
+        ]
+        self.nodes, self.switches, self.budget, self._current_path = saved
+
+    def _value_scope(
+        self, params: dict[str, IRValue], defs: Definitions, scope: Scope
+    ) -> ValueScope:
+        return ValueScope(
+            params=params,
+            prompts=defs.prompts,
+            models={alias: spec.model for alias, spec in defs.models.items()},
+            node_labels=scope.names,
+        )
+
+    def body(
+        self, statements: Sequence[ast.Stmt], context: BodyContext, recent: list[Output]
+    ) -> list[Output]:
+        """Lower statements in order; returns ``recent`` extended with their outputs."""
+        recent = list(recent)
+        for statement in statements:
+            if isinstance(statement, ast.BudgetStmt):
+                self._budget(statement, context)
+            elif isinstance(statement, ast.RepeatStmt):
+                recent = self._repeat(statement, context, recent)
+            else:
+                recent = self._layer(statement, context, recent)
+        return recent
+
+    # --- statements ----------------------------------------------------------------------
+
+    def _budget(self, statement: ast.BudgetStmt, context: BodyContext) -> None:
+        if not context.top_level:
+            self.error(
+                "E310",
+                "a budget belongs at the top of a pipeline, not in a block or repeat",
+                statement.span,
+            )
+            return
+        if self.budget is not None:
+            self.error(
+                "E310", "the pipeline has two budget blocks", statement.span, "merge them into one"
+            )
+            return
+        values: dict[str, int | float] = {}
+        for entry in statement.entries:
+            key = entry.name.text
+            if key not in BUDGET_FIELDS:
+                self.error(
+                    "E311",
+                    f"unknown budget '{key}'",
+                    entry.name.span,
+                    suggest(key, BUDGET_FIELDS) or "budgets: " + ", ".join(BUDGET_FIELDS),
+                )
+                continue
+            if key in values:
+                self.error("E311", f"budget '{key}' is given twice", entry.name.span)
+                continue
+            number = entry.value.value
+            if number <= 0:
+                self.error(
+                    "E312", f"budget '{key}' must be positive, got {number}", entry.value.span
+                )
+                continue
+            if key in ("calls", "tokens") and not isinstance(number, int):
+                self.error("E312", f"budget '{key}' must be a whole number", entry.value.span)
+                continue
+            values[key] = number
+        self.budget = Budget(**values, span=statement.span)  # type: ignore[arg-type]
+
+    def _layer(
+        self, statement: ast.LayerStmt, context: BodyContext, recent: list[Output]
+    ) -> list[Output]:
+        name = statement.call.name.text
+        base = statement.label.text if statement.label else context.namespace.auto_id(name)
+        node_id = context.full_id(base)
+        if statement.label is not None:
+            self._check_label(statement.label, context)
+        requires = context.requires
+        if statement.optional:
+            switch_name = f"{node_id}.enabled"
+            self.switches.append(
+                Switch(
+                    name=switch_name,
+                    kind="optional",
+                    value=Choice(options=(True, False), span=statement.span),
+                    span=statement.span,
+                )
+            )
+            requires = (*requires, Requirement(switch=switch_name, at_least=1))
+        explicit = self._explicit_inputs(statement, context)
+        if name in self.defs.blocks:
+            outputs = self._instance(statement, context, recent, base, explicit, requires)
+        elif name in self.registry:
+            outputs = self._node(statement, context, recent, node_id, explicit, requires)
+        else:
+            hint = suggest(name, [*self.registry.kinds(), *self.defs.blocks])
+            self.error(
+                "E203",
+                f"unknown layer kind '{name}'",
+                statement.call.name.span,
+                hint or "see `archon kinds` for the available kinds",
+            )
+            outputs = [Output(node_id, None)]
+        if outputs:
+            # Auto ids are referable too (`<- rank_1`), though labels survive edits better.
+            context.scope.labels[base] = outputs[-1]
+        return [*recent, *outputs]
+
+    def _check_label(self, label: ast.Name, context: BodyContext) -> None:
+        if "." in label.text:
+            self.error("E205", f"node name '{label.text}' may not contain '.'", label.span)
+        elif label.text in context.scope.labels:
+            self.error(
+                "E204",
+                f"node name '{label.text}' is used twice",
+                label.span,
+                "give each node its own name",
+            )
+
+    def _explicit_inputs(
+        self, statement: ast.LayerStmt, context: BodyContext
+    ) -> list[Output] | None:
+        if statement.inputs is None:
+            return None
+        outputs: list[Output] = []
+        for name in statement.inputs:
+            found = context.scope.lookup(name.text)
+            if found is None:
+                later = statement.label is not None and name.text == statement.label.text
+                self.error(
+                    "E401",
+                    f"a node cannot read its own output ('{name.text}')"
+                    if later
+                    else f"unknown node '{name.text}'",
+                    name.span,
+                    suggest(name.text, context.scope.names())
+                    or "inputs must name a node defined earlier in the pipeline",
+                )
+            else:
+                outputs.append(found)
+        return outputs
+
+    def _node(
+        self,
+        statement: ast.LayerStmt,
+        context: BodyContext,
+        recent: list[Output],
+        node_id: str,
+        explicit: list[Output] | None,
+        requires: tuple[Requirement, ...],
+    ) -> list[Output]:
+        layer = self.registry.get(statement.call.name.text)
+        if explicit is not None:
+            inputs = [o.id for o in explicit]
+        else:
+            inputs = self._implicit_inputs(statement, layer.consumes, recent)
+        params = self._params(statement.call, context)
+        self.nodes.append(
+            Node(
+                id=node_id,
+                kind=layer.kind,
+                params=tuple(params),
+                inputs=tuple(dict.fromkeys(inputs)),
+                requires=requires,
+                span=statement.span,
+            )
+        )
+        return [Output(node_id, layer.produces)]
+
+    def _implicit_inputs(
+        self, statement: ast.LayerStmt, consumes: Sequence[type[Payload]], recent: list[Output]
+    ) -> list[str]:
+        inputs: list[str] = []
+        for payload in consumes:
+            source = next((o for o in reversed(recent) if o.produces is payload), None)
+            if source is None:
+                source = next((o for o in reversed(recent) if o.produces is None), None)
+            if source is None:
+                kind = statement.call.name.text
+                self.error(
+                    "E402",
+                    f"{kind}() reads {payload.__name__} but no earlier layer produces them",
+                    statement.call.name.span,
+                    _missing_input_hint(payload),
+                )
+                continue
+            inputs.append(source.id)
+        return inputs
+
+    def _params(self, call: ast.Call, context: BodyContext) -> list[Param]:
+        params: list[Param] = []
+        seen: set[str] = set()
+        for arg in call.args:
+            if arg.name is None:
+                self.error(
+                    "E206",
+                    "layer arguments must be named",
+                    arg.span,
+                    f"write `name = {_short(arg)}`",
+                )
+                continue
+            if arg.name.text in seen:
+                self.error("E208", f"argument '{arg.name.text}' is given twice", arg.name.span)
+                continue
+            seen.add(arg.name.text)
+            try:
+                value = self.values.value(arg.value, context.values, allow_holes=True)
+            except LoweringFailed:
+                continue
+            hole_span = arg.value.span
+            if is_hole(value) and value.span != hole_span:  # a hole passed through a block param
+                value = value.model_copy(update={"span": hole_span})  # type: ignore[union-attr]
+            params.append(
+                Param(name=arg.name.text, value=value, span=arg.span, value_span=hole_span)
+            )
+        return params
+
+    def _instance(
+        self,
+        statement: ast.LayerStmt,
+        context: BodyContext,
+        recent: list[Output],
+        base: str,
+        explicit: list[Output] | None,
+        requires: tuple[Requirement, ...],
+    ) -> list[Output]:
+        name = statement.call.name.text
+        block, path = self.defs.blocks[name]
+        if name in context.blocks_open:
+            self.error(
+                "E212",
+                f"block '{name}' uses itself",
+                statement.call.name.span,
+                "blocks cannot be recursive; use `repeat` to stack layers",
+            )
+            return []
+        arguments = self._block_arguments(statement.call, block, context)
+        if arguments is None:
+            return []
+        saved_path = self._current_path
+        self._current_path = path
+        inner_scope = Scope()
+        inner = BodyContext(
+            scope=inner_scope,
+            values=self._value_scope(arguments, self.defs, inner_scope),
+            namespace=Namespace(taken=_labels(block.body)),
+            path=path,
+            prefix=f"{context.prefix}{base}.",
+            suffix=context.suffix,
+            requires=requires,
+            blocks_open=(*context.blocks_open, name),
+            top_level=False,
+        )
+        incoming = explicit if explicit is not None else recent
+        outputs = self.body(block.body, inner, list(incoming))[len(incoming) :]
+        self._current_path = saved_path
+        if not outputs:
+            self.error("E409", f"block '{name}' has no layers", block.name.span)
+        return outputs
+
+    def _block_arguments(
+        self, call: ast.Call, block: ast.BlockDef, context: BodyContext
+    ) -> dict[str, IRValue] | None:
+        declared = {p.name.text: p for p in block.params}
+        values: dict[str, IRValue] = {}
+        ok = True
+        for arg in call.args:
+            if arg.name is None:
+                self.error("E206", "block arguments must be named", arg.span)
+                ok = False
+                continue
+            if arg.name.text not in declared:
+                self.error(
+                    "E209",
+                    f"block '{block.name.text}' has no parameter '{arg.name.text}'",
+                    arg.name.span,
+                    suggest(arg.name.text, declared)
+                    or f"its parameters: {', '.join(declared) or 'none'}",
+                )
+                ok = False
+                continue
+            try:
+                values[arg.name.text] = self.values.value(
+                    arg.value, context.values, allow_holes=True
+                )
+            except LoweringFailed:
+                ok = False
+        for param_name, param in declared.items():
+            if param_name in values:
+                continue
+            if param.default is None:
+                self.error(
+                    "E210",
+                    f"block '{block.name.text}' needs argument '{param_name}'",
+                    call.span,
+                    f"add `{param_name} = ...`",
+                )
+                ok = False
+                continue
+            try:
+                values[param_name] = self.values.value(
+                    param.default, self._value_scope({}, self.defs, Scope()), allow_holes=True
+                )
+            except LoweringFailed:
+                ok = False
+        return values if ok else None
+
+    def _repeat(
+        self, statement: ast.RepeatStmt, context: BodyContext, recent: list[Output]
+    ) -> list[Output]:
+        base = statement.label.text if statement.label else context.namespace.auto_id("repeat")
+        repeat_id = context.full_id(base)
+        if statement.label is not None:
+            self._check_label(statement.label, context)
+        count = self._repeat_count(statement, context)
+        if count is None:
+            return recent
+        requires_switch = not isinstance(count, int)
+        maximum = count if isinstance(count, int) else _max_count(count)
+        switch_name = f"{repeat_id}.count"
+        if requires_switch:
+            self.switches.append(
+                Switch(
+                    name=switch_name,
+                    kind="repeat",
+                    value=count,  # type: ignore[arg-type]
+                    span=statement.count.span,
+                )
+            )
+        if maximum == 0:
+            self.warning("W301", "repeat count is 0: the block never runs", statement.count.span)
+        snapshot = dict(context.namespace.counters)
+        after_first = snapshot
+        for copy in range(1, maximum + 1):
+            context.namespace.counters = dict(snapshot)
+            requires = context.requires
+            if requires_switch:
+                requires = (*requires, Requirement(switch=switch_name, at_least=copy))
+            copy_context = replace(
+                context,
+                scope=Scope(parent=context.scope),
+                suffix=f".{copy}{context.suffix}",
+                requires=requires,
+                top_level=False,
+            )
+            copy_context.values = replace(context.values, node_labels=copy_context.scope.names)
+            recent = self.body(statement.body, copy_context, recent)
+            if copy == 1:
+                after_first = dict(context.namespace.counters)
+        context.namespace.counters = after_first
+        if recent:
+            # The repeat's output: its last copy's output, or what came before when it is empty.
+            context.scope.labels[base] = recent[-1]
+        return recent
+
+    def _repeat_count(
+        self, statement: ast.RepeatStmt, context: BodyContext
+    ) -> int | IntRange | Choice | None:
+        try:
+            count = self.values.value(statement.count, context.values, allow_holes=True)
+        except LoweringFailed:
+            return None
+        if isinstance(count, bool):
+            count = None  # type: ignore[assignment]
+        if isinstance(count, int) and count >= 0:
+            return count
+        if isinstance(count, IntRange) and count.low >= 0:
+            return count
+        if isinstance(count, Choice) and all(
+            isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in count.options
+        ):
+            return count
+        self.error(
+            "E313",
+            "repeat count must be a non-negative integer, int(lo, hi) or choice of integers",
+            statement.count.span,
+            "e.g. repeat int(0, 2) { fuse(models = [m]) }",
+        )
+        return None
+
+
+def _max_count(count: IntRange | Choice) -> int:
+    if isinstance(count, IntRange):
+        return count.high
+    return max(int(o) for o in count.options)  # type: ignore[arg-type]
+
+
+def _labels(statements: Sequence[ast.Stmt]) -> set[str]:
+    labels: set[str] = set()
+    for statement in statements:
+        if isinstance(statement, ast.LayerStmt | ast.RepeatStmt) and statement.label is not None:
+            labels.add(statement.label.text)
+        if isinstance(statement, ast.RepeatStmt):
+            labels |= _labels(statement.body)
+    return labels
+
+
+def _missing_input_hint(payload: type[Payload]) -> str:
+    if payload.__name__ == "Tests":
+        return (
+            "add unit_test_generate(...) before it, or name its inputs with `<- candidates, tests`"
+        )
+    return "add a generate(...) layer before it, or name its inputs with `<- name`"
+
+
+def _short(arg: ast.Arg) -> str:
+    value = arg.value
+    if isinstance(value, ast.Ref):
+        return value.name
+    if isinstance(value, ast.Num):
+        return str(value.value)
+    return "..."

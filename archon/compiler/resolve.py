@@ -1,0 +1,124 @@
+"""Kind lookup and parameter validation through each kind's pydantic ``Params``.
+
+Every option of every hole is validated, not just the default, so a search can never sample
+a configuration the layer would reject. Pydantic errors are mapped back through ``loc`` to the
+argument's span, so the caret sits under the bad value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from archon.errors import Diagnostic, suggest
+from archon.ir import Choice, FloatRange, IntRange, Node, Param, Pipeline, Value, is_hole
+from archon.layers.base import Layer
+from archon.layers.registry import Registry
+from archon.source import Span
+
+
+def check_params(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
+    """Unknown kinds, unknown/missing parameters and invalid values (all hole options)."""
+    diagnostics: list[Diagnostic] = []
+    for node in pipeline.nodes:
+        if node.kind not in registry:
+            diagnostics.append(
+                Diagnostic(
+                    code="E203",
+                    message=f"unknown layer kind '{node.kind}'",
+                    span=node.span,
+                    hint=suggest(node.kind, registry.kinds()) or "see `archon kinds`",
+                )
+            )
+            continue
+        diagnostics.extend(_check_node(node, registry.get(node.kind)))
+    return _unique(diagnostics)
+
+
+def _options(value: Any) -> list[Value]:
+    if isinstance(value, Choice):
+        return list(value.options)
+    if isinstance(value, IntRange):
+        options: list[Value] = [value.low, value.high]
+        return options + ([value.default] if value.default_value is not None else [])
+    if isinstance(value, FloatRange):
+        return [value.low, value.high]
+    return [value]
+
+
+def _check_node(node: Node, layer: type[Layer]) -> list[Diagnostic]:
+    defaults = {p.name: (p.value.default if is_hole(p.value) else p.value) for p in node.params}  # type: ignore[union-attr]
+    diagnostics = _validate(node, layer, defaults, None)
+    for param in node.params:
+        if not is_hole(param.value):
+            continue
+        for option in _options(param.value):
+            trial = dict(defaults, **{param.name: option})
+            diagnostics.extend(_validate(node, layer, trial, (param, option)))
+    return diagnostics
+
+
+def _validate(
+    node: Node, layer: type[Layer], arguments: dict[str, Any], hole: tuple[Param, Value] | None
+) -> list[Diagnostic]:
+    try:
+        layer.Params.model_validate(arguments, strict=True)
+    except ValidationError as error:
+        return [_diagnostic(node, layer, e, hole) for e in error.errors(include_url=False)]
+    return []
+
+
+def _diagnostic(
+    node: Node, layer: type[Layer], error: Any, hole: tuple[Param, Value] | None
+) -> Diagnostic:
+    loc = error.get("loc", ())
+    name = str(loc[0]) if loc else ""
+    param = node.param(name)
+    kind = node.kind
+    if error["type"] == "extra_forbidden":
+        fields = list(layer.Params.model_fields)
+        return Diagnostic(
+            code="E220",
+            message=f"{kind}() has no parameter '{name}'",
+            span=_name_span(param) or node.span,
+            hint=suggest(name, fields) or f"{kind}() takes: {', '.join(fields)}",
+        )
+    if error["type"] == "missing":
+        return Diagnostic(
+            code="E221",
+            message=f"{kind}() needs parameter '{name}'",
+            span=node.span,
+            hint=f"add `{name} = ...`; see `archon kinds` for what it means",
+        )
+    message = f"{kind}(): '{name}' {_lower_first(error['msg'])}"
+    notes: tuple[str, ...] = ()
+    if hole is not None and hole[0].name == name:
+        message = (
+            f"{kind}(): option {hole[1]!r} of '{name}' is invalid: {_lower_first(error['msg'])}"
+        )
+        notes = ("every option of a search hole must be valid, so search never samples a bad one",)
+    span = (param.value_span or param.span) if param is not None else node.span
+    return Diagnostic(code="E302", message=message, span=span, notes=notes)
+
+
+def _name_span(param: Param | None) -> Span | None:
+    if param is None or param.span is None:
+        return None
+    span = param.span
+    return span.model_copy(update={"end_line": span.line, "end_col": span.col + len(param.name)})
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    seen: set[tuple[str, str, str]] = set()
+    unique = []
+    for diagnostic in diagnostics:
+        key = (diagnostic.code, diagnostic.message, str(diagnostic.span))
+        if key not in seen:
+            seen.add(key)
+            unique.append(diagnostic)
+    return unique
