@@ -242,7 +242,7 @@ class _Statements:
         return functools.partial(self.layer, kind)
 
     def __repr__(self) -> str:
-        name = getattr(self, "name", "")
+        name = vars(self).get("name", "")
         label = f" {name!r}" if name else ""
         return f"<{type(self).__name__}{label}: {len(self.statements)} statements>"
 

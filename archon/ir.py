@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal, TypeAlias
-
-from typing_extensions import TypeAliasType
+from typing import Annotated, Any, Literal, TypeAlias, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from archon.source import Span
 
-Value = TypeAliasType("Value", "str | bool | int | float | tuple[Value, ...]")  # type: ignore[misc]
+Value = TypeAliasType("Value", "str | bool | int | float | tuple[Value, ...]")
 """A concrete parameter value: scalars and (nested) lists, stored as tuples."""
 
 
@@ -88,7 +87,7 @@ Hole: TypeAlias = Annotated[Choice | IntRange | FloatRange, Field(discriminator=
 HOLE_TYPES = (Choice, IntRange, FloatRange)
 
 
-def is_hole(value: object) -> bool:
+def is_hole(value: object) -> TypeGuard[Choice | IntRange | FloatRange]:
     """True when ``value`` is a search hole rather than a concrete value."""
     return isinstance(value, HOLE_TYPES)
 

@@ -179,11 +179,11 @@ class _Lowerer:
     ) -> None:
         self.diagnostics.append(
             Diagnostic(code=code, message=message, span=span, hint=hint, **extra)
-        )  # type: ignore[arg-type]
+        )
 
     def warning(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
         self.diagnostics.append(
-            Diagnostic(code=code, message=message, span=span, hint=hint, severity="warning")  # type: ignore[arg-type]
+            Diagnostic(code=code, message=message, span=span, hint=hint, severity="warning")
         )
 
     def _read_file(self, path: ast.Str) -> str | None:
@@ -422,7 +422,7 @@ class _Lowerer:
                 self.error("E312", f"budget '{key}' must be a whole number", entry.value.span)
                 continue
             values[key] = number
-        self.budget = Budget(**values, span=statement.span)  # type: ignore[arg-type]
+        self.budget = Budget(**values, span=statement.span)
 
     def _layer(
         self, statement: ast.LayerStmt, context: BodyContext, recent: list[Output]
@@ -566,7 +566,7 @@ class _Lowerer:
                 continue
             hole_span = arg.value.span
             if is_hole(value) and value.span != hole_span:  # a hole passed through a block param
-                value = value.model_copy(update={"span": hole_span})  # type: ignore[union-attr]
+                value = value.model_copy(update={"span": hole_span})
             params.append(
                 Param(name=arg.name.text, value=value, span=arg.span, value_span=hole_span)
             )
@@ -680,7 +680,7 @@ class _Lowerer:
                 Switch(
                     name=switch_name,
                     kind="repeat",
-                    value=count,  # type: ignore[arg-type]
+                    value=count,
                     span=statement.count.span,
                 )
             )

@@ -48,7 +48,7 @@ def _options(value: Any) -> list[Value]:
 
 
 def _check_node(node: Node, layer: type[Layer]) -> list[Diagnostic]:
-    defaults = {p.name: (p.value.default if is_hole(p.value) else p.value) for p in node.params}  # type: ignore[union-attr]
+    defaults = {p.name: (p.value.default if is_hole(p.value) else p.value) for p in node.params}
     diagnostics = _validate(node, layer, defaults, None)
     for param in node.params:
         if not is_hole(param.value):

@@ -48,7 +48,7 @@ def holes(pipeline: Pipeline) -> tuple[HoleRef, ...]:
         for param in node.params:
             if is_hole(param.value):
                 found.append(
-                    HoleRef(f"{node.id}.{param.name}", param.value, "param", param.value_span)  # type: ignore[arg-type]
+                    HoleRef(f"{node.id}.{param.name}", param.value, "param", param.value_span)
                 )
     return tuple(found)
 
@@ -57,8 +57,8 @@ def _switch_ref(pipeline: Pipeline, name: str) -> HoleRef:
     switch = pipeline.switch(name)
     value = switch.value
     if not is_hole(value):
-        value = Choice(options=(value,))  # type: ignore[arg-type]
-    return HoleRef(name, value, switch.kind, switch.span)  # type: ignore[arg-type]
+        value = Choice(options=(value,))
+    return HoleRef(name, value, switch.kind, switch.span)
 
 
 def is_concrete(pipeline: Pipeline) -> bool:
@@ -126,7 +126,7 @@ def resolve(pipeline: Pipeline, choose: Chooser, registry: Registry) -> Pipeline
                     "value": _choose(
                         HoleRef(f"{node.id}.{p.name}", p.value, "param", p.value_span), choose
                     )
-                }  # type: ignore[arg-type]
+                }
             )
             if is_hole(p.value)
             else p

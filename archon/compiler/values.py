@@ -128,7 +128,9 @@ class ValueLowerer:
                 named[arg.name.text] = arg
         return positional, named
 
-    def _check_named(self, node: ast.Call, named: dict[str, ast.Arg], allowed: tuple[str, ...]):
+    def _check_named(
+        self, node: ast.Call, named: dict[str, ast.Arg], allowed: tuple[str, ...]
+    ) -> None:
         for key, arg in named.items():
             if key not in allowed:
                 assert arg.name is not None

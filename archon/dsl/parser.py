@@ -97,7 +97,8 @@ def _offset_span(source: SourceFile, start: int, end: int) -> Span:
 
 def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, parser: Lark) -> Diagnostic:
     if isinstance(error, UnexpectedCharacters):
-        char = source.text[error.pos_in_stream] if error.pos_in_stream < len(source.text) else ""
+        position = error.pos_in_stream or 0
+        char = source.text[position] if position < len(source.text) else ""
         span = _point(source, error.line, error.column)
         hint = "strings are written in double quotes" if char == "'" else None
         return Diagnostic(
@@ -125,7 +126,11 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, parser: Lark)
             hint=_expected_hint(error.accepts or error.expected, parser),
         )
     # End of input: lark reports no position, so point at the end of the file.
-    expected = error.expected if isinstance(error, UnexpectedToken | UnexpectedEOF) else set()
+    expected: set[str] = set()
+    if isinstance(error, UnexpectedToken):
+        expected = set(error.accepts or error.expected)
+    elif isinstance(error, UnexpectedEOF):
+        expected = {str(name) for name in error.expected}
     return Diagnostic(
         code="E103",
         message=label or "file ended while a construct was still open",
@@ -213,7 +218,7 @@ def _number(text: str) -> int | float:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer_NonRecursive):
+class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
     """Structural only: builds AST nodes, validates nothing (that is the compiler's job)."""
 
     def __init__(self, path: str) -> None:
@@ -321,7 +326,7 @@ class _ToAst(Transformer_NonRecursive):
     def false(self, meta: Any, children: list[Any]) -> ast.Bool:
         return ast.Bool(False, span=_token_span(self.path, children[0]))
 
-    def list(self, meta: Any, children: list[Any]) -> ast.ListValue:
+    def list_value(self, meta: Any, children: list[Any]) -> ast.ListValue:
         items = tuple(c for c in children if not isinstance(c, Token))
         return ast.ListValue(items=items, span=_span(self.path, meta))
 

@@ -176,6 +176,8 @@ def _block_header(block: ast.BlockDef) -> str:
 
 def _real(span: Span) -> Span | None:
     """The span if it points into a source file (builder-made nodes carry ``NO_SPAN``)."""
+    if span.path != ast.NO_SPAN.path:  # cheap test first: pydantic equality is slow
+        return span
     return None if span == ast.NO_SPAN else span
 
 

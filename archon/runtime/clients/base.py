@@ -9,7 +9,7 @@ signals a failure by raising :class:`ModelCallError`, saying whether retrying ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from archon.errors import ArchonError
@@ -89,3 +89,22 @@ class PricedClient(Protocol):
     def price(self, model: str) -> Price | None:
         """The price of ``model`` or None when unknown."""
         ...
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Per-model provider options (from a ``models { ... }`` block or given in Python).
+
+    Attributes:
+        api_base: endpoint of an OpenAI-compatible or self-hosted server.
+        api_key: a key given in Python (never from a ``.pipe`` file; never logged or cached).
+        api_key_env: name of the environment variable holding the key.
+        price: USD prices, overriding the provider's price table.
+        extra: further provider arguments passed through unchanged.
+    """
+
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_key_env: str | None = None
+    price: Price | None = None
+    extra: tuple[tuple[str, object], ...] = ()
