@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -352,9 +351,9 @@ class Pipeline(_Statements):
 
         Raises :class:`archon.errors.DiagnosticError` when the pipeline does not check.
         """
-        compiler = importlib.import_module("archon.compiler")
-        compiled = compiler.compile_ast(self.to_ast(), registry=registry, base_dir=base_dir)
-        return cast("ir.Pipeline", compiled)
+        from archon.compiler import compile_ast  # deferred: importing the builder stays cheap
+
+        return compile_ast(self.to_ast(), registry=registry, base_dir=base_dir)
 
 
 def _bindings(values: Mapping[str, PyValue] | None) -> tuple[tuple[str, ast.Value], ...]:
