@@ -343,6 +343,10 @@ class _Printer:
         self._last_line = real.end_line if real else self._last_line
 
     def _header_comment(self, span: Span | None, header_line: int | None, first: Pos | None) -> str:
+        """The comment on the line that ends a block's header (where ``{`` goes), if any.
+
+        Only the next pending comment qualifies, so comments never change order.
+        """
         if span is None or header_line is None or not self._pending:
             return ""
         comment = self._pending[0]
@@ -386,7 +390,8 @@ class _Printer:
         line = comment.span.line if anchor is None else anchor
         self._separate(line)
         self._lines.append(indent + comment.text.rstrip())
-        self._last_line = line
+        # Comments moved out of a header come after it in the output: never step back.
+        self._last_line = line if self._last_line is None else max(self._last_line, line)
 
     def _separate(self, line: int | None) -> None:
         """Emit one empty line when forced (between items) or when the source had one."""
