@@ -252,7 +252,7 @@ class NodeContext:
                 attempts=attempts,
                 error=error,
                 query_index=self._state.query_index,
-                started_at=time.time(),
+                started_at=time.time() - latency,
                 prompt=prompt,
                 output=output,
             )

