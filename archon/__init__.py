@@ -36,7 +36,21 @@ _EXPORTS = {
     "DiagnosticError": "archon.errors",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "ArchonError",
+    "DiagnosticError",
+    "Pipeline",
+    "__version__",
+    "assign",
+    "check_file",
+    "compile_ast",
+    "compile_file",
+    "compile_source",
+    "estimate",
+    "format_source",
+    "holes",
+    "parse",
+]
 
 if TYPE_CHECKING:
     from archon.compiler import check_file, compile_ast, compile_file, compile_source
