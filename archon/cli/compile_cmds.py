@@ -129,10 +129,14 @@ def _print_summary(path: Path, result: CompileResult) -> None:
     approx = "" if cost["exhaustive"] else " (sampled)"
     space = "continuous" if info["search_space"] is None else f"{info['search_space']:,}"
     console.print(
-        f"{path}: ok — pipeline '{info['pipeline']}', {info['nodes']} nodes, "
-        f"{len(info['holes'])} holes (search space: {space})"
+        f"{path}: ok — pipeline '{info['pipeline']}', {_count(info['nodes'], 'node')}, "
+        f"{_count(len(info['holes']), 'hole')} (search space: {space})"
     )
     console.print(f"  per query: {calls} model calls, at most {tokens} tokens{approx}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _span_text(low: int, high: int) -> str:
