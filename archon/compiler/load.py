@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,7 @@ def load_source(source: SourceFile, reader: FileReader = read_text) -> Program:
     """Parse ``source`` and follow its imports through ``reader``."""
     main = LoadedFile(source.path, source, parse_source(source))
     loader = _ImportLoader(reader)
-    loader.visit(main, stack=(main.path,))
+    loader.visit(main, stack=((_key(main.path), main.path),))
     sources = {main.path: main.source} | {f.path: f.source for f in loader.loaded.values()}
     return Program(
         main=main,
@@ -93,7 +94,7 @@ def load_ast(file: ast.File, path: str, reader: FileReader = read_text) -> Progr
     """A program from an already-built AST (e.g. from ``archon.build``) at ``path``."""
     main = LoadedFile(path, SourceFile(path, ""), file)
     loader = _ImportLoader(reader)
-    loader.visit(main, stack=(path,))
+    loader.visit(main, stack=((_key(path), path),))
     sources = {f.path: f.source for f in loader.loaded.values()}
     return Program(
         main=main,
@@ -110,22 +111,35 @@ def resolve_relative(base_file: str, relative: str) -> str:
     return str(Path(base_file).parent / relative)
 
 
+def _key(path: str) -> str:
+    """The identity of a file: its absolute path (the same file imported two ways is one)."""
+    return str(Path(path).resolve())
+
+
 class _ImportLoader:
+    """Follows imports depth first. Files are identified by absolute path, but each keeps the
+    path it was reached by (relative to the main file when that one is relative), so
+    diagnostics point at ``lib/models.pipe`` rather than at an absolute path."""
+
     def __init__(self, reader: FileReader) -> None:
         self.reader = reader
         self.loaded: dict[str, LoadedFile] = {}
         self.order: list[LoadedFile] = []
         self.diagnostics: list[Diagnostic] = []
 
-    def visit(self, current: LoadedFile, stack: tuple[str, ...]) -> None:
+    def visit(self, current: LoadedFile, stack: tuple[tuple[str, str], ...]) -> None:
         for item in current.file.items:
             if isinstance(item, ast.Import):
-                self._import(current, item, stack)
+                self._import(item, stack)
 
-    def _import(self, current: LoadedFile, item: ast.Import, stack: tuple[str, ...]) -> None:
-        target = str(Path(resolve_relative(current.path, item.path.value)).resolve())
-        if target in stack or target == str(Path(current.path).resolve()):
-            chain = " -> ".join([*(Path(p).name for p in stack), Path(target).name])
+    def _import(self, item: ast.Import, stack: tuple[tuple[str, str], ...]) -> None:
+        current_path = stack[-1][1]
+        shown = os.path.normpath(resolve_relative(current_path, item.path.value))
+        target = _key(shown)
+        keys = [key for key, _ in stack]
+        if target in keys:
+            cycle = [path for _, path in stack[keys.index(target) :]]
+            chain = " -> ".join([*cycle, cycle[0]])
             self.diagnostics.append(
                 Diagnostic(
                     code="E501",
@@ -145,19 +159,19 @@ class _ImportLoader:
                     code="E502",
                     message=f"cannot import '{item.path.value}': {_reason(error)}",
                     span=item.path.span,
-                    hint="import paths are relative to the importing file",
+                    hint=f"import paths are relative to the importing file (looked for {shown})",
                 )
             )
             return
-        source = SourceFile(target, text)
+        source = SourceFile(shown, text)
         try:
-            loaded = LoadedFile(target, source, parse_source(source))
+            loaded = LoadedFile(shown, source, parse_source(source))
         except DiagnosticError as error:
             self.diagnostics.extend(error.diagnostics)
-            self.loaded[target] = LoadedFile(target, source, ast.File(items=(), path=target))
+            self.loaded[target] = LoadedFile(shown, source, ast.File(items=(), path=shown))
             return
         self.loaded[target] = loaded
-        self.visit(loaded, (*stack, target))
+        self.visit(loaded, (*stack, (target, shown)))
         self.order.append(loaded)
 
 
