@@ -22,6 +22,7 @@ from archon.compiler.load import (
 from archon.compiler.lower import lower_program
 from archon.compiler.passes import run_passes
 from archon.dsl import ast
+from archon.dsl.parser import paused_gc
 from archon.errors import Diagnostic, DiagnosticError
 from archon.ir import Pipeline
 from archon.layers import default_registry
@@ -71,10 +72,11 @@ def compile_program(
     """Lower and check a loaded program; never raises for problems in the source."""
     registry = registry or default_registry()
     diagnostics = list(program.diagnostics)
-    lowered, lowering = lower_program(program, registry, _read_relative, pipeline)
-    diagnostics.extend(lowering)
-    if lowered is not None and not any(d.is_error for d in diagnostics):
-        diagnostics.extend(run_passes(lowered, registry))
+    with paused_gc():  # lowering builds many small frozen objects, like parsing
+        lowered, lowering = lower_program(program, registry, _read_relative, pipeline)
+        diagnostics.extend(lowering)
+        if lowered is not None and not any(d.is_error for d in diagnostics):
+            diagnostics.extend(run_passes(lowered, registry))
     errors = any(d.is_error for d in diagnostics)
     ordered = tuple(sorted(diagnostics, key=Diagnostic.sort_key))
     return CompileResult(None if errors else lowered, ordered, program.sources)
