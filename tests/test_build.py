@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+from pathlib import Path
 
 import pytest
 
@@ -220,3 +222,29 @@ def test_compile_reports_diagnostics() -> None:
     with pytest.raises(DiagnosticError) as info:
         Pipeline("p").layer("no_such_kind").compile()
     assert any(d.code.startswith("E2") for d in info.value.diagnostics)
+
+
+# --- docs/python-api.md stays runnable ---------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
+DOC_BLOCKS = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+
+
+def test_docs_have_examples() -> None:
+    assert len(DOC_BLOCKS) >= 4
+
+
+@pytest.mark.parametrize("code", DOC_BLOCKS, ids=[f"block{i}" for i in range(len(DOC_BLOCKS))])
+def test_docs_examples_run(code: str, capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(code, str(DOCS), "exec"), {"__name__": "docs_example"})
+
+
+def test_docs_printed_pipeline_matches() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    code = DOC_BLOCKS[1]
+    namespace: dict[str, object] = {}
+    exec(compile(code.replace("print(p.to_pipe())", ""), str(DOCS), "exec"), namespace)
+    built = namespace["p"]
+    assert isinstance(built, Pipeline)
+    shown = text.split("prints\n\n```\n", 1)[1].split("```", 1)[0]
+    assert built.to_pipe() == shown
