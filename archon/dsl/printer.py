@@ -31,7 +31,9 @@ __all__ = ["format_source", "print_file", "print_value"]
 
 INDENT = "  "
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
-_RESERVED_VALUES = frozenset({"true", "false"})
+# Words the grammar reads as keywords where a name could also stand.
+_RESERVED_VALUES = frozenset({"true", "false"})  # refs, argument names, value calls
+_RESERVED_STATEMENTS = frozenset({"budget", "repeat", "optional"})  # layer kinds, labels
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"})
 
 Pos = tuple[int, int]
@@ -66,13 +68,11 @@ def _pieces(value: ast.Value) -> list[str | ast.Value]:
     if isinstance(value, ast.Num):
         return [print_number(value.value)]
     if isinstance(value, ast.Ref):
-        if value.name in _RESERVED_VALUES:
-            raise ValueError(f"a reference cannot be named {value.name!r} (it reads as a bool)")
-        return [_name(value.name)]
+        return [_name(value.name, _RESERVED_VALUES)]
     if isinstance(value, ast.ListValue):
         return ["[", *_joined(value.items), "]"]
     if isinstance(value, ast.Call):
-        return [_name(value.name.text), "(", *_args_pieces(value.args), ")"]
+        return [_name(value.name.text, _RESERVED_VALUES), "(", *_args_pieces(value.args), ")"]
     raise TypeError(f"not an AST value: {value!r}")
 
 
@@ -91,7 +91,7 @@ def _args_pieces(args: Sequence[ast.Arg]) -> list[str | ast.Value]:
         if index:
             pieces.append(", ")
         if arg.name is not None:
-            pieces.append(f"{_name(arg.name.text)} = ")
+            pieces.append(f"{_name(arg.name.text, _RESERVED_VALUES)} = ")
         pieces.append(arg.value)
     return pieces
 
@@ -116,26 +116,39 @@ def print_number(number: int | float) -> str:
     return repr(number)
 
 
-def _name(text: str) -> str:
+def _name(text: str, reserved: frozenset[str] = frozenset()) -> str:
+    """``text`` if it reads back as the same name here; else ``ValueError``."""
     if not _NAME.fullmatch(text):
         raise ValueError(f"{text!r} is not a valid name")
+    if text in reserved:
+        raise ValueError(f"{text!r} is a keyword here and cannot be used as a name")
     return text
 
 
 # --- statements and items -----------------------------------------------------------------
 
 
-def _call_text(call: ast.Call) -> str:
-    return print_value(call)
+def _layer_call_text(stmt: ast.LayerStmt) -> str:
+    """``kind(args)``: after ``optional`` any name reads as the kind; after a label, all but
+    ``repeat`` and ``optional``; at the start of a statement, no statement keyword."""
+    if stmt.optional:
+        reserved: frozenset[str] = frozenset()
+    elif stmt.label is not None:
+        reserved = _RESERVED_STATEMENTS - {"budget"}
+    else:
+        reserved = _RESERVED_STATEMENTS
+    call = stmt.call
+    args = "".join(p if isinstance(p, str) else print_value(p) for p in _args_pieces(call.args))
+    return f"{_name(call.name.text, reserved)}({args})"
 
 
 def _layer_text(stmt: ast.LayerStmt) -> str:
     parts = []
     if stmt.label is not None:
-        parts.append(f"{_name(stmt.label.text)} = ")
+        parts.append(f"{_name(stmt.label.text, _RESERVED_STATEMENTS)} = ")
     if stmt.optional:
         parts.append("optional ")
-    parts.append(_call_text(stmt.call))
+    parts.append(_layer_call_text(stmt))
     if stmt.inputs:
         parts.append(" <- " + ", ".join(_name(n.text) for n in stmt.inputs))
     return "".join(parts)
@@ -162,7 +175,7 @@ def _param_text(param: ast.BlockParam) -> str:
 
 
 def _repeat_header(stmt: ast.RepeatStmt) -> str:
-    label = f"{_name(stmt.label.text)} = " if stmt.label is not None else ""
+    label = f"{_name(stmt.label.text, _RESERVED_STATEMENTS)} = " if stmt.label is not None else ""
     return f"{label}repeat {print_value(stmt.count)}"
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import textwrap
+from typing import Any
 
 import pytest
 
 from archon.dsl import ast
 from archon.dsl.parser import parse
 from archon.dsl.printer import format_source, print_file, print_value
+from archon.errors import DiagnosticError
 
 FULL = '''\
 # examples/ensemble_rank_fuse.pipe
@@ -357,3 +360,63 @@ def _body(text: str) -> tuple[ast.Stmt, ...]:
     (item,) = parse(f"pipeline p {{ {text} }}").items
     assert isinstance(item, ast.PipelineDef)
     return item.body
+
+
+# --- keywords where a name may stand ------------------------------------------------------
+
+KEYWORDS = ["import", "models", "prompts", "block", "pipeline", "budget", "repeat", "optional"]
+KEYWORDS += ["true", "false"]
+NAME_POSITIONS = {
+    "kind": "pipeline p {{ {k}() }}",
+    "label": "pipeline p {{ {k} = x() }}",
+    "kind after label": "pipeline p {{ a = {k}() }}",
+    "kind after optional": "pipeline p {{ optional {k}() }}",
+    "labelled optional": "pipeline p {{ a = optional {k}() }}",
+    "repeat label": "pipeline p {{ {k} = repeat 1 {{}} }}",
+    "input": "pipeline p {{ x() <- a, {k} }}",
+    "argument name": "pipeline p {{ x({k} = 1) }}",
+    "reference": "pipeline p {{ x(a = {k}) }}",
+    "value call": "pipeline p {{ x(a = {k}()) }}",
+    "budget entry": "pipeline p {{ budget {{ {k} <= 1 }} }}",
+    "binding": "models {{ {k} = 1 }}",
+    "pipeline name": "pipeline {k} {{}}",
+    "block name": "block {k}() {{}}",
+    "block param": "block b({k}) {{}}",
+}
+
+
+@pytest.mark.parametrize("keyword", KEYWORDS)
+@pytest.mark.parametrize("position", list(NAME_POSITIONS))
+def test_printer_round_trips_or_refuses_keywords_as_names(position: str, keyword: str) -> None:
+    """Wherever the parser accepts a keyword as a name, the printer prints it back; where the
+    parser would read it as the keyword, the printer refuses (never prints a different tree)."""
+    template = NAME_POSITIONS[position]
+    try:
+        parsed = parse(template.format(k=keyword))
+    except DiagnosticError:
+        parsed = None
+    if parsed is not None:
+        assert parse(print_file(parsed)) == parsed
+        return
+    # Build the same tree by renaming a stand-in: printing it must fail loudly.
+    tree = parse(template.format(k="zz_standin"))
+    renamed = _rename(tree, "zz_standin", keyword)
+    with pytest.raises(ValueError, match="keyword"):
+        print_file(renamed)
+
+
+def _rename(node: object, old: str, new: str) -> Any:
+    if isinstance(node, ast.Name) and node.text == old:
+        return ast.Name(new)
+    if isinstance(node, ast.Ref) and node.name == old:
+        return ast.Ref(new)
+    if isinstance(node, tuple):
+        return tuple(_rename(item, old, new) for item in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        changes = {
+            f.name: _rename(getattr(node, f.name), old, new)
+            for f in dataclasses.fields(node)
+            if f.compare
+        }
+        return dataclasses.replace(node, **changes)
+    return node
