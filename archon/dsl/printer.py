@@ -27,7 +27,7 @@ from archon.dsl import ast
 from archon.dsl.parser import parse
 from archon.source import Span
 
-__all__ = ["format_source", "print_file", "print_value"]
+__all__ = ["format_source", "print_file", "print_number", "print_string", "print_value"]
 
 INDENT = "  "
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
@@ -419,7 +419,12 @@ class _Printer:
 
 
 def print_file(file: ast.File) -> str:
-    """The canonical text of ``file``, with its comments (if any) placed by position."""
+    """The canonical text of ``file``, with its comments (if any) placed by position.
+
+    Raises ``ValueError`` for a tree no text can produce: a NaN, a malformed name, or a name
+    the parser would read as a keyword where it stands (``repeat()`` as a statement,
+    ``true`` as a reference).
+    """
     return _Printer(file.comments).file(file)
 
 
