@@ -13,7 +13,7 @@ from archon.compiler.graph import ancestors_of_output, find_cycle
 from archon.errors import Diagnostic, Severity, suggest
 from archon.ir import Choice, IntRange, Node, Pipeline, is_hole
 from archon.layers.registry import Registry
-from archon.values import Candidates
+from archon.values import Candidates, Payload
 
 
 def check_ids(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
@@ -90,7 +90,7 @@ def check_ports(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
                         message=f"{node.kind}() cannot read {produced.__name__} from '{source}'"
                         f" (it takes {takes})",
                         span=node.span,
-                        hint="connect it to a node that produces what it takes",
+                        hint=f"remove '{source}' from its inputs",
                     )
                 )
         for payload in layer.consumes:
@@ -101,10 +101,25 @@ def check_ports(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
                         message=f"{node.kind}() '{node.id}' needs {payload.__name__} input"
                         " but none of its inputs produces it",
                         span=node.span,
-                        hint="name its inputs explicitly with `<- a, b`",
+                        hint=_producer_hint(pipeline, registry, node, payload),
                     )
                 )
     return diagnostics
+
+
+def _producer_hint(
+    pipeline: Pipeline, registry: Registry, node: Node, payload: type[Payload]
+) -> str:
+    """Suggest an earlier node that produces ``payload`` (the language reads only backwards)."""
+    earlier = []
+    for other in pipeline.nodes:
+        if other.id == node.id:
+            break
+        if other.kind in registry and registry.get(other.kind).produces is payload:
+            earlier.append(other.id)
+    if earlier:
+        return f"add '{earlier[-1]}' to its inputs: `<- {', '.join([*node.inputs, earlier[-1]])}`"
+    return f"add a layer that produces {payload.__name__} before it and list it after `<-`"
 
 
 def check_output(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:

@@ -124,7 +124,27 @@ def lower_program(
     program: Program, registry: Registry, read_relative: ReadRelative, pipeline: str | None = None
 ) -> tuple[Pipeline | None, list[Diagnostic]]:
     """Lower the main file's pipeline (the only one, or the one named ``pipeline``)."""
+    if any(d.is_error for d in program.diagnostics):
+        # A broken import would make every name it defines "unknown": report the cause only.
+        return None, []
     lowerer = _Lowerer(registry, read_relative)
+    result = _lower(lowerer, program, pipeline)
+    return result, _unique(lowerer.diagnostics)
+
+
+def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop repeats: a repeat body or a block is lowered once per copy but reported once."""
+    seen: set[str] = set()
+    unique = []
+    for diagnostic in diagnostics:
+        key = diagnostic.model_dump_json()
+        if key not in seen:
+            seen.add(key)
+            unique.append(diagnostic)
+    return unique
+
+
+def _lower(lowerer: _Lowerer, program: Program, pipeline: str | None) -> Pipeline | None:
     definitions = lowerer.definitions([*program.imports, program.main])
     pipelines = program.main.file.pipelines()
     if pipeline is not None:
@@ -134,33 +154,39 @@ def lower_program(
                 "E216",
                 f"no pipeline named '{pipeline}' in {program.main.path}",
                 None,
-                suggest(pipeline, [p.name.text for p in pipelines]),
+                suggest(pipeline, [p.name.text for p in pipelines])
+                or "pipelines here: " + (", ".join(p.name.text for p in pipelines) or "none"),
             )
-            return None, lowerer.diagnostics
+            return None
     elif len(pipelines) > 1:
         names = ", ".join(p.name.text for p in pipelines)
         lowerer.error(
             "E217",
-            f"{program.main.path} defines several pipelines ({names}); choose one",
+            f"this file defines several pipelines ({names}); which one is meant?",
             pipelines[1].name.span,
-            "pass --pipeline NAME",
+            f"choose one with `--pipeline NAME` (e.g. --pipeline {pipelines[0].name.text})",
         )
-        return None, lowerer.diagnostics
+        return None
     else:
         chosen = list(pipelines)
     for block_name, (block, path) in definitions.blocks.items():
         lowerer.check_block(block_name, block, path, definitions)
     if not chosen:
         if not program.main.file.items:
+            path = program.main.path
+            start = (
+                None
+                if path.startswith("<")
+                else Span(path=path, line=1, col=1, end_line=1, end_col=2)
+            )
             lowerer.error(
                 "E218",
                 "file defines no pipeline",
-                None,
+                start,
                 'add one: pipeline my_pipeline { generate(models = ["local/qwen2.5-coder-0.5b"]) }',
             )
-        return None, lowerer.diagnostics
-    result = lowerer.pipeline(chosen[0], program.main.path, definitions)
-    return result, lowerer.diagnostics
+        return None
+    return lowerer.pipeline(chosen[0], program.main.path, definitions)
 
 
 class _Lowerer:
@@ -257,8 +283,11 @@ class _Lowerer:
                 "E213",
                 f"model alias '{alias}' must be a string or model(\"provider/name\", ...)",
                 value.span,
-                'e.g. judge = "openai/gpt-4o-mini"',
+                f'e.g. {alias} = "openai/gpt-4o-mini"',
             )
+        if alias not in defs.models:
+            # Keep the name defined so that its uses are not reported as unknown too.
+            defs.models[alias] = ModelSpec(alias=alias, model=f"<invalid model {alias}>")
 
     def _model_call(self, alias: str, call: ast.Call, span: Span, defs: Definitions) -> None:
         positional = [a for a in call.args if a.name is None]
@@ -287,6 +316,9 @@ class _Lowerer:
         if not self._define(binding.name, defs):
             return
         scope = ValueScope(prompts=defs.prompts)
+        name = binding.name.text
+        # A placeholder keeps the name defined if the value is broken (reported once, here).
+        defs.prompts[name] = f"<invalid prompt {name}>"
         try:
             value = self.values.concrete(binding.value, scope)
         except LoweringFailed:
@@ -294,11 +326,12 @@ class _Lowerer:
         if not isinstance(value, str):
             self.error(
                 "E213",
-                f"prompt '{binding.name.text}' must be a string or file(...)",
+                f"prompt '{name}' must be a string or file(...)",
                 binding.value.span,
+                f'e.g. {name} = "You are a careful judge." or {name} = file("{name}.txt")',
             )
             return
-        defs.prompts[binding.name.text] = value
+        defs.prompts[name] = value
 
     # --- pipeline ------------------------------------------------------------------------
 
@@ -360,10 +393,15 @@ class _Lowerer:
         self.nodes, self.switches, self.budget, self._current_path = saved
 
     def _value_scope(
-        self, params: dict[str, IRValue], defs: Definitions, scope: Scope
+        self,
+        params: dict[str, IRValue],
+        defs: Definitions,
+        scope: Scope,
+        origins: dict[str, Span] | None = None,
     ) -> ValueScope:
         return ValueScope(
             params=params,
+            origins=origins or {},
             prompts=defs.prompts,
             models={alias: spec.model for alias, spec in defs.models.items()},
             node_labels=scope.names,
@@ -465,7 +503,13 @@ class _Lowerer:
 
     def _check_label(self, label: ast.Name, context: BodyContext) -> None:
         if "." in label.text:
-            self.error("E205", f"node name '{label.text}' may not contain '.'", label.span)
+            self.error(
+                "E205",
+                f"node name '{label.text}' may not contain '.'",
+                label.span,
+                f"write '{label.text.replace('.', '_')}': dots separate block and repeat"
+                " prefixes in node ids",
+            )
         elif label.text in context.scope.labels:
             self.error(
                 "E204",
@@ -483,16 +527,22 @@ class _Lowerer:
         for name in statement.inputs:
             found = context.scope.lookup(name.text)
             if found is None:
-                later = statement.label is not None and name.text == statement.label.text
-                self.error(
-                    "E401",
-                    f"a node cannot read its own output ('{name.text}')"
-                    if later
-                    else f"unknown node '{name.text}'",
-                    name.span,
-                    suggest(name.text, context.scope.names())
-                    or "inputs must name a node defined earlier in the pipeline",
-                )
+                itself = statement.label is not None and name.text == statement.label.text
+                if itself:
+                    message = f"a node cannot read its own output ('{name.text}')"
+                    hint = "inputs must name a node defined earlier in the pipeline"
+                elif name.text in context.namespace.taken:
+                    message = f"node '{name.text}' is defined after the node that reads it"
+                    hint = (
+                        f"move `{name.text} = ...` above this line: a node may read only"
+                        " nodes written before it"
+                    )
+                else:
+                    message = f"unknown node '{name.text}'"
+                    hint = suggest(name.text, context.scope.names()) or (
+                        "inputs must name a node defined earlier in the pipeline"
+                    )
+                self.error("E401", message, name.span, hint)
             else:
                 outputs.append(found)
         return outputs
@@ -547,17 +597,23 @@ class _Lowerer:
     def _params(self, call: ast.Call, context: BodyContext) -> list[Param]:
         params: list[Param] = []
         seen: set[str] = set()
+        named = {a.name.text for a in call.args if a.name is not None}
         for arg in call.args:
             if arg.name is None:
                 self.error(
                     "E206",
                     "layer arguments must be named",
                     arg.span,
-                    f"write `name = {_short(arg)}`",
+                    self._positional_hint(call.name.text, arg, named),
                 )
                 continue
             if arg.name.text in seen:
-                self.error("E208", f"argument '{arg.name.text}' is given twice", arg.name.span)
+                self.error(
+                    "E208",
+                    f"argument '{arg.name.text}' is given twice",
+                    arg.name.span,
+                    "keep one of them",
+                )
                 continue
             seen.add(arg.name.text)
             try:
@@ -567,10 +623,24 @@ class _Lowerer:
             hole_span = arg.value.span
             if is_hole(value) and value.span != hole_span:  # a hole passed through a block param
                 value = value.model_copy(update={"span": hole_span})
+            # A value that came through a block parameter is shown where it was written.
+            value_span = hole_span
+            if isinstance(arg.value, ast.Ref):
+                value_span = context.values.origins.get(arg.value.name, hole_span)
             params.append(
-                Param(name=arg.name.text, value=value, span=arg.span, value_span=hole_span)
+                Param(name=arg.name.text, value=value, span=arg.span, value_span=value_span)
             )
         return params
+
+    def _positional_hint(self, kind: str, arg: ast.Arg, named: set[str]) -> str:
+        value = _short(arg)
+        if kind in self.registry:
+            fields = self.registry.get(kind).Params.model_fields
+            required = [n for n, f in fields.items() if f.is_required() and n not in named]
+            if len(required) == 1:
+                return f"write `{required[0]} = {value}`"
+            return f"write `name = {value}`; {kind}() takes: {', '.join(fields)}"
+        return f"write `name = {value}`"
 
     def _instance(
         self,
@@ -591,15 +661,16 @@ class _Lowerer:
                 "blocks cannot be recursive; use `repeat` to stack layers",
             )
             return []
-        arguments = self._block_arguments(statement.call, block, context)
-        if arguments is None:
+        bound = self._block_arguments(statement.call, block, context)
+        if bound is None:
             return []
+        arguments, origins = bound
         saved_path = self._current_path
         self._current_path = path
         inner_scope = Scope()
         inner = BodyContext(
             scope=inner_scope,
-            values=self._value_scope(arguments, self.defs, inner_scope),
+            values=self._value_scope(arguments, self.defs, inner_scope, origins),
             namespace=Namespace(taken=_labels(block.body)),
             path=path,
             prefix=f"{context.prefix}{base}.",
@@ -617,9 +688,10 @@ class _Lowerer:
 
     def _block_arguments(
         self, call: ast.Call, block: ast.BlockDef, context: BodyContext
-    ) -> dict[str, IRValue] | None:
+    ) -> tuple[dict[str, IRValue], dict[str, Span]] | None:
         declared = {p.name.text: p for p in block.params}
         values: dict[str, IRValue] = {}
+        origins: dict[str, Span] = {}
         ok = True
         for arg in call.args:
             if arg.name is None:
@@ -642,6 +714,10 @@ class _Lowerer:
                 )
             except LoweringFailed:
                 ok = False
+                continue
+            origins[arg.name.text] = arg.value.span
+            if isinstance(arg.value, ast.Ref):  # passed on from an enclosing block
+                origins[arg.name.text] = context.values.origins.get(arg.value.name, arg.value.span)
         for param_name, param in declared.items():
             if param_name in values:
                 continue
@@ -660,7 +736,9 @@ class _Lowerer:
                 )
             except LoweringFailed:
                 ok = False
-        return values if ok else None
+                continue
+            origins[param_name] = param.default.span
+        return (values, origins) if ok else None
 
     def _repeat(
         self, statement: ast.RepeatStmt, context: BodyContext, recent: list[Output]
@@ -766,4 +844,8 @@ def _short(arg: ast.Arg) -> str:
         return value.name
     if isinstance(value, ast.Num):
         return str(value.value)
+    if isinstance(value, ast.ListValue):
+        return "[...]"
+    if isinstance(value, ast.Str) and len(value.value) <= 40 and "\n" not in value.value:
+        return f'"{value.value}"'
     return "..."

@@ -32,7 +32,7 @@ def check_budget(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
                 Diagnostic(
                     code="E314",
                     message=f"budget {name} <= {limit} can never be met:"
-                    f" the cheapest configuration needs up to {low} {name} per query",
+                    f" even the cheapest configuration may need {low} {name} per query",
                     span=budget.span,
                     hint=f"raise the budget to at least {low} or make the pipeline smaller",
                 )

@@ -91,15 +91,102 @@ def _diagnostic(
             span=node.span,
             hint=f"add `{name} = ...`; see `archon kinds` for what it means",
         )
-    message = f"{kind}(): '{name}' {_lower_first(error['msg'])}"
+    problem, hint = _problem(error)
+    where = f"'{name}'" + (f" item {int(loc[1]) + 1}" if len(loc) > 1 and _is_int(loc[1]) else "")
+    message = f"{kind}(): {where} {problem}"
+    if error["type"] in _TYPES:
+        message += f", not {_describe(error.get('input'))}"
+    elif error["type"] in _BOUNDS or error["type"] == "literal_error":
+        message += f", not {_show(error.get('input'))}"
     notes: tuple[str, ...] = ()
     if hole is not None and hole[0].name == name:
-        message = (
-            f"{kind}(): option {hole[1]!r} of '{name}' is invalid: {_lower_first(error['msg'])}"
-        )
+        message = f"{kind}(): option {_show(hole[1])} of '{name}' is invalid: it {problem}"
         notes = ("every option of a search hole must be valid, so search never samples a bad one",)
     span = (param.value_span or param.span) if param is not None else node.span
-    return Diagnostic(code="E302", message=message, span=span, notes=notes)
+    if (
+        param is not None
+        and param.span is not None
+        and span is not None
+        and not _within(span, param.span)
+    ):
+        notes = (*notes, f"it is passed to {kind}() as '{name}' at {param.span} (node '{node.id}')")
+    return Diagnostic(code="E302", message=message, span=span, hint=hint, notes=notes)
+
+
+_TYPES = {
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "tuple_type": "a list",
+    "list_type": "a list",
+}
+_BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "less_than_equal": ("at most", "le"),
+    "greater_than": ("greater than", "gt"),
+    "less_than": ("less than", "lt"),
+}
+
+
+def _problem(error: Any) -> tuple[str, str | None]:
+    """Pydantic's error as plain words about the .pipe value, and a hint when one helps."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind in _TYPES:
+        hint = None
+        if kind in ("tuple_type", "list_type") and isinstance(value, str):
+            hint = f"write a list: [{_show(value)}]"
+        return f"must be {_TYPES[kind]}", hint
+    if kind in _BOUNDS:
+        words, key = _BOUNDS[kind]
+        return f"must be {words} {_show(ctx.get(key))}", None
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", ""))
+        options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]
+        hint = suggest(str(value), options) if isinstance(value, str) else None
+        return f"must be one of {', '.join(_show(o) for o in options)}", hint
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length')} item(s)", None
+    if kind == "string_too_short":
+        return "must not be empty", None
+    return _lower_first(error["msg"]), None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string {_show(value)}"
+    if isinstance(value, tuple | list):
+        return "a list"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    """A value as it is written in a .pipe file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:39] + "…"
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _within(inner: Span, outer: Span) -> bool:
+    return (
+        inner.path == outer.path
+        and (inner.line, inner.col) >= (outer.line, outer.col)
+        and (inner.end_line, inner.end_col) <= (outer.end_line, outer.end_col)
+    )
 
 
 def _name_span(param: Param | None) -> Span | None:

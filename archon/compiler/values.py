@@ -24,6 +24,8 @@ class ValueScope:
     """Names a value may refer to: block parameters, prompt texts and model aliases."""
 
     params: Mapping[str, IRValue] = field(default_factory=dict)
+    origins: Mapping[str, Span] = field(default_factory=dict)
+    """Where each block parameter's value was written (the argument or the default)."""
     prompts: Mapping[str, str] = field(default_factory=dict)
     models: Mapping[str, str] = field(default_factory=dict)
     node_labels: Callable[[], list[str]] = field(default=lambda: [])
@@ -172,6 +174,7 @@ class ValueLowerer:
                     "E308",
                     f"{node.name.text}() bounds must be {'integers' if kind is int else 'numbers'}",
                     raw.span,
+                    "use float(lo, hi) for a range of real numbers" if kind is int else None,
                 )
                 raise LoweringFailed
         return bounds, named
@@ -254,7 +257,14 @@ class ValueLowerer:
             self.error("E308", f"{name}() step must be positive", node.span)
             raise LoweringFailed
         if log and low <= 0:
-            self.error("E308", f"{name}(log = true) needs a positive lower bound", node.span)
+            self.error(
+                "E308",
+                f"{name}(log = true) needs a positive lower bound, not {low}",
+                node.span,
+                f"a log scale never reaches 0: start above it, e.g. {name}("
+                + ("1" if name == "int" else "0.01")
+                + f", {high}, log = true)",
+            )
             raise LoweringFailed
         if log and step is not None:
             self.error("E308", f"{name}() cannot have both log and step", node.span)
