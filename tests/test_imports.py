@@ -1,0 +1,217 @@
+"""The import direction of DESIGN.md §3.3, enforced by reading every module's imports with ``ast``.
+
+Every import counts, including those inside functions and under ``TYPE_CHECKING``: the rule
+is about which packages know about which, not only about import-time cycles. ``archon`` (the
+facade, ``archon/__init__.py``) and ``archon/build.py`` are exempt.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "archon"
+EXEMPT = {"archon", "archon.build"}
+LEAVES = {"archon.source", "archon.errors", "archon.ir", "archon.values"}
+LEAF_ALLOWED = {
+    "archon.source": set(),
+    "archon.values": set(),
+    "archon.errors": {"archon.source"},
+    "archon.ir": {"archon.source"},
+}
+RUNTIME_MAY_USE_FROM_COMPILER = {
+    "archon.compiler.graph",
+    "archon.compiler.structure",
+    "archon.compiler.cost",
+}
+THIRD_PARTY_HOMES = {
+    "networkx": lambda m: m == "archon.compiler.graph",
+    "litellm": lambda m: m == "archon.runtime.clients.litellm",
+    "optuna": lambda m: _within(m, "archon.search"),
+    "lark": lambda m: _within(m, "archon.dsl"),
+}
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_package(module: str) -> bool:
+    return (PACKAGE.parent / module.replace(".", "/") / "__init__.py").exists()
+
+
+def _is_module(module: str) -> bool:
+    return _is_package(module) or (PACKAGE.parent / (module.replace(".", "/") + ".py")).exists()
+
+
+def imports_of(path: Path) -> Iterator[tuple[str, int]]:
+    """(imported module, line) for every import in the file."""
+    module = _module_name(path)
+    return imports_in(module, path.read_text(encoding="utf-8"), _is_package(module))
+
+
+def imports_in(module: str, text: str, is_package: bool) -> Iterator[tuple[str, int]]:
+    """(imported module, line) for every import in ``text``, relative imports resolved."""
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                # `from archon import ir` imports the module archon.ir, not the facade.
+                candidate = f"{base}.{alias.name}"
+                yield (candidate if _is_module(candidate) else base), node.lineno
+
+
+def violation(importer: str, imported: str) -> str | None:
+    """Why ``importer`` may not import ``imported`` (None when it may)."""
+    top = imported.split(".")[0]
+    if top in THIRD_PARTY_HOMES:
+        if not THIRD_PARTY_HOMES[top](importer):
+            return f"{top} may be imported only in its one home module"
+        return None
+    if top != "archon" or importer in EXEMPT or _within(imported, importer):
+        return None
+    if imported == "archon":
+        return "the facade `archon` is for users; import the module that defines the name"
+    if _within(imported, "archon.cli") and not _within(importer, "archon.cli"):
+        return "nothing imports archon.cli"
+    if _within(imported, "archon.testing") and not _within(importer, "archon.testing"):
+        return "only tests import archon.testing"
+    if importer in LEAVES:
+        if imported not in LEAF_ALLOWED[importer]:
+            allowed = ", ".join(sorted(LEAF_ALLOWED[importer])) or "nothing"
+            return f"{importer} is a leaf: it may import {allowed} from archon"
+        return None
+    if _within(importer, "archon.layers"):
+        if imported not in LEAVES and not _within(imported, "archon.layers"):
+            return "layers may import only the leaves (source, errors, ir, values) and layers"
+        return None
+    if _within(importer, "archon.dsl"):
+        if imported not in {"archon.source", "archon.errors"} and not _within(
+            imported, "archon.dsl"
+        ):
+            return "the DSL may import only archon.source, archon.errors and archon.dsl"
+        return None
+    if _within(importer, "archon.compiler"):
+        allowed = ("archon.dsl", "archon.ir", "archon.layers", "archon.compiler")
+        if imported not in LEAVES and not any(_within(imported, a) for a in allowed):
+            return "the compiler may import only dsl, ir, layers, the leaves and itself"
+        return None
+    if _within(importer, "archon.runtime"):
+        if _within(imported, "archon.compiler") and imported not in (RUNTIME_MAY_USE_FROM_COMPILER):
+            return "the runtime may use only compiler.graph, compiler.structure, compiler.cost"
+        for forbidden in ("archon.dsl", "archon.search"):
+            if _within(imported, forbidden):
+                return f"the runtime never imports {forbidden}"
+        return None
+    if _within(importer, "archon.search") and _within(imported, "archon.dsl"):
+        return "search never imports archon.dsl (it sees only the IR)"
+    return None
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_the_package_is_found() -> None:
+    names = {_module_name(p) for p in _modules()}
+    assert {"archon", "archon.ir", "archon.compiler.lower", "archon.dsl.parser"} <= names
+
+
+def test_import_direction() -> None:
+    problems = []
+    for path in _modules():
+        importer = _module_name(path)
+        for imported, line in imports_of(path):
+            reason = violation(importer, imported)
+            if reason is not None:
+                where = f"{path.relative_to(PACKAGE.parent)}:{line}"
+                problems.append(f"{where}: {importer} imports {imported}: {reason}")
+    assert not problems, "import direction (DESIGN.md §3.3) broken:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("archon.ir", "archon.errors"),
+        ("archon.values", "archon.source"),
+        ("archon.layers.rank", "archon.compiler.lower"),
+        ("archon.dsl.parser", "archon.ir"),
+        ("archon.compiler.lower", "archon.runtime.executor"),
+        ("archon.runtime.executor", "archon.dsl.parser"),
+        ("archon.runtime.executor", "archon.compiler.lower"),
+        ("archon.runtime.executor", "archon.search"),
+        ("archon.search.driver", "archon.dsl.ast"),
+        ("archon.search.driver", "archon.cli.common"),
+        ("archon.compiler.checks", "networkx"),
+        ("archon.runtime.clients.router", "litellm"),
+        ("archon.runtime.executor", "optuna"),
+        ("archon.compiler.lower", "lark"),
+        ("archon.layers.rank", "archon"),
+        ("archon.runtime.executor", "archon.testing"),
+    ],
+)
+def test_forbidden_imports_are_caught(importer: str, imported: str) -> None:
+    assert violation(importer, imported) is not None
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("archon.errors", "archon.source"),
+        ("archon.layers.rank", "archon.values"),
+        ("archon.layers.rank", "archon.layers.base"),
+        ("archon.dsl.parser", "archon.errors"),
+        ("archon.compiler.lower", "archon.dsl.ast"),
+        ("archon.runtime.executor", "archon.compiler.graph"),
+        ("archon.search.driver", "archon.runtime.executor"),
+        ("archon.cli.common", "archon.compiler"),
+        ("archon.compiler.graph", "networkx"),
+        ("archon.runtime.clients.litellm", "litellm"),
+        ("archon.search.space", "optuna"),
+        ("archon.dsl.parser", "lark"),
+        ("archon", "archon.cli"),
+        ("archon.build", "archon.dsl.ast"),
+        ("archon.testing.fixtures", "archon.compiler"),
+    ],
+)
+def test_allowed_imports_pass(importer: str, imported: str) -> None:
+    assert violation(importer, imported) is None
+
+
+def test_imports_are_read_with_relative_ones_resolved() -> None:
+    text = (
+        "from . import base\n"
+        "from ..compiler import lower\n"
+        "from .. import ir\n"
+        "import networkx as nx\n"
+        "def f():\n"
+        "    from archon.dsl.parser import parse\n"
+    )
+    found = list(imports_in("archon.layers.rank", text, is_package=False))
+    assert found == [
+        ("archon.layers.base", 1),
+        ("archon.compiler.lower", 2),
+        ("archon.ir", 3),
+        ("networkx", 4),
+        ("archon.dsl.parser", 6),
+    ]
+    reasons = [violation("archon.layers.rank", imported) for imported, _ in found]
+    assert [r is None for r in reasons] == [True, False, True, False, False]
