@@ -2,9 +2,11 @@
 
 Canonical form: two-space indentation, one statement or binding per line, ``name = value``
 with spaces around ``=``, ``", "`` between arguments and list items, ``<- a, b`` for explicit
-inputs, a budget on one line (``budget { calls <= 40  usd <= 0.05 }``), floats printed with
-``repr`` so they read back exactly, and one empty line between top-level items. Single empty
-lines between statements are kept when the source had them (and the nodes carry spans).
+inputs, a budget on one line (``budget { calls <= 40  usd <= 0.05 }``), a layer statement
+wider than 100 columns with one argument per line (and a trailing comma), ints from five
+digits on grouped with ``_`` (``60_000``), floats printed with ``repr`` so they read back
+exactly, and one empty line between top-level items. Single empty lines between statements
+are kept when the source had them (and the nodes carry spans).
 
 Comments (``File.comments``) are placed by position: a comment before a node is printed on its
 own line above it, at its indentation; a comment after a node on the same line stays there as
@@ -30,6 +32,8 @@ from archon.source import Span
 __all__ = ["format_source", "print_file", "print_number", "print_string", "print_value"]
 
 INDENT = "  "
+MAX_WIDTH = 100  # a layer statement longer than this gets one argument per line
+_GROUP_FROM = 10_000  # ints from here on print with "_" between groups of three digits
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 # Words the grammar reads as keywords where a name could also stand.
 _RESERVED_VALUES = frozenset({"true", "false"})  # refs, argument names, value calls
@@ -104,11 +108,12 @@ def print_string(text: str) -> str:
 
 
 def print_number(number: int | float) -> str:
-    """An int as digits, a float with ``repr`` (exact round trip); infinities as ``1e999``."""
+    """An int as digits (``60_000`` from five digits on), a float with ``repr`` (exact round
+    trip), infinities as ``1e999``."""
     if isinstance(number, bool):
         raise ValueError(f"a number cannot be a bool: {number!r}")
     if isinstance(number, int):
-        return str(number)
+        return f"{number:_}" if abs(number) >= _GROUP_FROM else str(number)
     if math.isnan(number):
         raise ValueError("NaN cannot be written in a .pipe file")
     if math.isinf(number):
@@ -128,8 +133,8 @@ def _name(text: str, reserved: frozenset[str] = frozenset()) -> str:
 # --- statements and items -----------------------------------------------------------------
 
 
-def _layer_call_text(stmt: ast.LayerStmt) -> str:
-    """``kind(args)``: after ``optional`` any name reads as the kind; after a label, all but
+def _kind_name(stmt: ast.LayerStmt) -> str:
+    """The kind: after ``optional`` any name reads as the kind; after a label, all but
     ``repeat`` and ``optional``; at the start of a statement, no statement keyword."""
     if stmt.optional:
         reserved: frozenset[str] = frozenset()
@@ -137,21 +142,43 @@ def _layer_call_text(stmt: ast.LayerStmt) -> str:
         reserved = _RESERVED_STATEMENTS - {"budget"}
     else:
         reserved = _RESERVED_STATEMENTS
-    call = stmt.call
-    args = "".join(p if isinstance(p, str) else print_value(p) for p in _args_pieces(call.args))
-    return f"{_name(call.name.text, reserved)}({args})"
+    return _name(stmt.call.name.text, reserved)
 
 
-def _layer_text(stmt: ast.LayerStmt) -> str:
-    parts = []
+def _arg_text(arg: ast.Arg) -> str:
+    value = print_value(arg.value)
+    if arg.name is None:
+        return value
+    return f"{_name(arg.name.text, _RESERVED_VALUES)} = {value}"
+
+
+def _layer_text(stmt: ast.LayerStmt, indent: str) -> str:
+    """One line when it fits in :data:`MAX_WIDTH`, else one argument per line::
+
+    gen = generate(
+      models = [small, judge],
+      samples = int(1, 5),
+    ) <- query
+    """
+    head = ""
     if stmt.label is not None:
-        parts.append(f"{_name(stmt.label.text, _RESERVED_STATEMENTS)} = ")
+        head = f"{_name(stmt.label.text, _RESERVED_STATEMENTS)} = "
     if stmt.optional:
-        parts.append("optional ")
-    parts.append(_layer_call_text(stmt))
+        head += "optional "
+    head += _kind_name(stmt) + "("
+    tail = ")"
     if stmt.inputs:
-        parts.append(" <- " + ", ".join(_name(n.text) for n in stmt.inputs))
-    return "".join(parts)
+        tail += " <- " + ", ".join(_name(n.text) for n in stmt.inputs)
+    args = [_arg_text(a) for a in stmt.call.args]
+    one_line = head + ", ".join(args) + tail
+    if not args or _width(indent + one_line) <= MAX_WIDTH:
+        return one_line
+    inner = indent + INDENT
+    return "\n".join([head, *(f"{inner}{arg}," for arg in args), indent + tail])
+
+
+def _width(text: str) -> int:
+    return max(len(line) for line in text.split("\n"))
 
 
 def _entry_text(entry: ast.BudgetEntry) -> str:
@@ -280,8 +307,9 @@ class _Printer:
 
     def _stmt_emitter(self, stmt: ast.Stmt) -> Callable[[str, Pos | None], None]:
         if isinstance(stmt, ast.LayerStmt):
-            text = _layer_text(stmt)
-            return lambda indent, boundary: self._leaf(stmt.span, text, indent, boundary)
+            return lambda indent, boundary: self._leaf(
+                stmt.span, _layer_text(stmt, indent), indent, boundary
+            )
         if isinstance(stmt, ast.RepeatStmt):
             header_line = _last_line([stmt.count.span])
             body = self._stmt_children(stmt.body)

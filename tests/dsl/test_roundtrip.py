@@ -70,7 +70,7 @@ block ensemble(models, samples = 3) {
 }
 
 pipeline ensemble_rank_fuse {
-  budget { calls <= 40  tokens <= 60000  usd <= 0.05 }  # per query
+  budget { calls <= 40  tokens <= 60_000  usd <= 0.05 }  # per query
 
   gen = generate(models = [small, judge], samples = int(1, 5), temperature = float(0.2, 1.0))
   optional critique(model = judge)  # presence is a search dimension
@@ -162,7 +162,9 @@ def test_empty_file() -> None:
         (ast.Str("cr\r"), '"cr\\r"'),
         (ast.Num(3), "3"),
         (ast.Num(-3), "-3"),
-        (ast.Num(10**30), str(10**30)),
+        (ast.Num(10**30), f"{10**30:_}"),
+        (ast.Num(9999), "9999"),
+        (ast.Num(-60000), "-60_000"),
         (ast.Num(0.1), "0.1"),
         (ast.Num(1e-7), "1e-07"),
         (ast.Num(2.5e20), "2.5e+20"),
@@ -203,7 +205,7 @@ def test_deeply_nested_values_print_without_recursion() -> None:
     depth = 5000
     text = f"pipeline p {{ x(a = {'[' * depth}{']' * depth}) }}"
     out = format_source(text)
-    assert out == f"pipeline p {{\n  x(a = {'[' * depth}{']' * depth})\n}}\n"
+    assert out == f"pipeline p {{\n  x(\n    a = {'[' * depth}{']' * depth},\n  )\n}}\n"
 
 
 @pytest.mark.parametrize(
@@ -329,6 +331,36 @@ def test_comment_in_block_params_and_repeat_header() -> None:
     assert format_source(out) == out
     assert comment_texts(out) == comment_texts(source)
     assert parse(out) == parse(source)
+
+
+def test_long_statements_get_one_argument_per_line() -> None:
+    long_prompt = "Solve the problem step by step. End with: Answer: <number>"
+    source = (
+        "pipeline p {\n"
+        f'  gen = optional generate(models = [small], samples = 8, system_prompt = "{long_prompt}")'
+        "  <- a, b  # why\n"
+        "  short(x = 1)\n"
+        "}\n"
+    )
+    expected = (
+        "pipeline p {\n"
+        "  gen = optional generate(\n"
+        "    models = [small],\n"
+        "    samples = 8,\n"
+        f'    system_prompt = "{long_prompt}",\n'
+        "  ) <- a, b  # why\n"
+        "  short(x = 1)\n"
+        "}\n"
+    )
+    assert_formats(source, expected)
+
+
+def test_statements_at_the_width_limit_stay_on_one_line() -> None:
+    stmt = "x(a = " + '"' + "y" * 89 + '")'
+    assert len("  " + stmt) == 100
+    assert_formats(f"pipeline p {{ {stmt} }}", f"pipeline p {{\n  {stmt}\n}}\n")
+    wider = stmt.replace("y", "yy", 1)
+    assert format_source(f"pipeline p {{ {wider} }}").count("\n") == 5
 
 
 def test_blank_lines_between_statements_are_kept_once() -> None:
