@@ -184,8 +184,15 @@ class Pipeline(Frozen):
         return self.model_dump_json(indent=2)
 
     def fingerprint(self) -> str:
-        """sha256 of the pipeline without source positions: stable across formatting."""
-        payload = json.dumps(strip_spans(self), sort_keys=True, separators=(",", ":"))
+        """sha256 of the pipeline without source positions: stable across formatting.
+
+        Parameters are compared as a set (sorted by name): the order arguments are written
+        in does not change what a node does.
+        """
+        data = strip_spans(self)
+        for node in data["nodes"]:
+            node["params"] = sorted(node["params"], key=lambda param: param["name"])
+        payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -22,7 +22,12 @@ app = typer.Typer(
 
 # Command groups register themselves on the app; the optional ones are skipped when their
 # module is not part of this installation.
-_COMMAND_MODULES = ("archon.cli.runtime_cmds", "archon.cli.search_cmds", "archon.cli.eval_cmds")
+_COMMAND_MODULES = (
+    "archon.cli.runtime_cmds",
+    "archon.cli.eval_cmds",
+    "archon.cli.search_cmds",
+    "archon.cli.interop_cmds",
+)
 
 
 def _register_all() -> None:

@@ -1,0 +1,1 @@
+"""Interoperability with other formats (the original Archon JSON architecture configs)."""
