@@ -37,35 +37,48 @@ def check_params(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
 
 
 def _options(value: Any) -> list[Value]:
+    """The values of a hole worth validating: both ends, every choice, and the default."""
     if isinstance(value, Choice):
         return list(value.options)
-    if isinstance(value, IntRange):
+    if isinstance(value, IntRange | FloatRange):
         options: list[Value] = [value.low, value.high]
         return options + ([value.default] if value.default_value is not None else [])
-    if isinstance(value, FloatRange):
-        return [value.low, value.high]
     return [value]
 
 
 def _check_node(node: Node, layer: type[Layer]) -> list[Diagnostic]:
+    """Validate the node with every hole at its default, then each hole option in turn.
+
+    A problem with a hole's value is reported once, by the option that causes it (the
+    default is one of the options), not again by every other trial that uses the default.
+    """
+    holes = {p.name for p in node.params if is_hole(p.value)}
     defaults = {p.name: (p.value.default if is_hole(p.value) else p.value) for p in node.params}
-    diagnostics = _validate(node, layer, defaults, None)
+    diagnostics = [d for name, d in _validate(node, layer, defaults, None) if name not in holes]
     for param in node.params:
         if not is_hole(param.value):
             continue
         for option in _options(param.value):
             trial = dict(defaults, **{param.name: option})
-            diagnostics.extend(_validate(node, layer, trial, (param, option)))
+            diagnostics.extend(
+                d
+                for name, d in _validate(node, layer, trial, (param, option))
+                if name == param.name or name not in holes
+            )
     return diagnostics
 
 
 def _validate(
     node: Node, layer: type[Layer], arguments: dict[str, Any], hole: tuple[Param, Value] | None
-) -> list[Diagnostic]:
+) -> list[tuple[str, Diagnostic]]:
+    """(parameter name, diagnostic) for each validation error."""
     try:
         layer.Params.model_validate(arguments, strict=True)
     except ValidationError as error:
-        return [_diagnostic(node, layer, e, hole) for e in error.errors(include_url=False)]
+        return [
+            (str(e["loc"][0]) if e.get("loc") else "", _diagnostic(node, layer, e, hole))
+            for e in error.errors(include_url=False)
+        ]
     return []
 
 
