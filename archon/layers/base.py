@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -106,6 +107,8 @@ class Layer(ABC):
     Params: ClassVar[type[LayerParams]]
     consumes: ClassVar[tuple[type[Payload], ...]] = ()
     produces: ClassVar[type[Payload]]
+    prompts: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """Default prompt templates by name (what ``archon kinds KIND --prompts`` prints)."""
 
     @classmethod
     @abstractmethod
