@@ -167,11 +167,32 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, parser: Lark)
 
 
 def _match_example(error: UnexpectedInput, parser: Lark) -> str | None:
-    try:
-        label = error.match_examples(parser.parse, SYNTAX_EXAMPLES, use_accepts=True)
-    except Exception:
+    """The label of a syntax example that fails in the same parser state on the same token.
+
+    Only the current LALR state and the offending token type are compared (not the whole
+    stack, as lark's ``match_examples`` does), so a label fires wherever the mistake sits in
+    a file, not only in its first top-level item.
+    """
+    if not isinstance(error, UnexpectedToken) or error.state is None:
         return None
-    return str(label) if label is not None else None
+    return _example_labels().get((error.state.position, error.token.type))
+
+
+@cache
+def _example_labels() -> dict[tuple[int, str], str]:
+    """(LALR state, token type) -> label, computed once from SYNTAX_EXAMPLES."""
+    parser = lark_parser()
+    labels: dict[tuple[int, str], str] = {}
+    for label, snippets in SYNTAX_EXAMPLES.items():
+        for snippet in snippets:
+            try:
+                parser.parse(snippet)
+            except UnexpectedToken as error:
+                if error.state is not None:
+                    labels.setdefault((error.state.position, error.token.type), label)
+            except UnexpectedInput:
+                continue
+    return labels
 
 
 def _point(source: SourceFile, line: int, column: int) -> Span:

@@ -40,5 +40,7 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
     "only `import`, `models`, `prompts`, `block` and `pipeline` may appear at the top level": [
         "generate(models = [m])",
         "x = 1",
+        'import "lib.pipe"\ngenerate(models = [m])',
+        "models { }\nx = 1",
     ],
 }

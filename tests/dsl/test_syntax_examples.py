@@ -24,16 +24,9 @@ def test_snippet_produces_its_own_label(label: str, snippet: str) -> None:
     assert messages == [label]
 
 
-# Parser bug (reported): lark's match_examples compares whole ParserStates, stack depth
-# included, so a label only fires when the error sits as deep in the parse stack as in its
-# snippet, i.e. in the first top-level item. Matching on ``state.position`` would fix it; then
-# these cases XPASS and this mark should go.
-_DEPTH_BUG = pytest.mark.xfail(strict=True, reason="syntax labels depend on parse-stack depth")
-_UNAFFECTED = {"pipeline p { generate }"}
-SURROUNDED = [
-    pytest.param(label, snippet, id=snippet, marks=() if snippet in _UNAFFECTED else _DEPTH_BUG)
-    for label, snippet in CASES
-]
+# Labels are matched on the LALR state and token, not the whole stack, so they must fire
+# wherever the mistake sits in a file.
+SURROUNDED = [pytest.param(label, snippet, id=snippet) for label, snippet in CASES]
 
 
 @pytest.mark.parametrize(("label", "snippet"), SURROUNDED)
