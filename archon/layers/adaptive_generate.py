@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from archon.layers._calls import complete_all, request
 from archon.layers.base import (
     CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerNotImplemented,
     LayerParams,
     prompt_tokens,
 )
 from archon.layers.common import EnsembleParams
-from archon.values import Candidates, Payload
+from archon.layers.generate import DEFAULT_SYSTEM_PROMPT, PROMPT_TEMPLATE
+from archon.layers.parsing import Tally, extract_answer, tally
+from archon.layers.prompts import render, with_query
+from archon.values import Candidate, Candidates, CompletionRequest, Message, Payload
+
+logger = logging.getLogger(__name__)
 
 
 class AdaptiveGenerateParams(EnsembleParams):
@@ -38,6 +45,7 @@ class AdaptiveGenerate(Layer):
     Params: ClassVar[type[LayerParams]] = AdaptiveGenerateParams
     consumes = ()
     produces = Candidates
+    prompts = MappingProxyType({"system": DEFAULT_SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
@@ -62,4 +70,77 @@ class AdaptiveGenerate(Layer):
     async def run(
         self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
     ) -> Payload:
-        raise LayerNotImplemented.for_kind(self.kind)
+        assert isinstance(params, AdaptiveGenerateParams)
+        messages = _messages(ctx.query, params)
+        # Sample k of a model uses seed base + k: distinct across rounds, reproducible, and
+        # the same samples (and cache entries) whatever the stopping point.
+        base = params.seed if params.seed is not None else ctx.rng.randrange(1 << 30)
+        drawn: list[list[Candidate]] = [[] for _ in params.models]
+        result: Tally | None = None
+        while len(drawn[0]) < params.samples:
+            size = min(params.batch, params.samples - len(drawn[0]))
+            await _round(ctx, params, messages, base, drawn, size)
+            everything = [c for per_model in drawn for c in per_model]
+            if len(everything) < params.min_samples:
+                continue
+            result = tally([extract_answer(c.text, params.extract) for c in everything])
+            if result.winner is not None and result.share >= params.agreement:
+                break
+        items = [c for per_model in drawn for c in per_model]
+        if result is None:  # stopped before min_samples: tally what was drawn
+            result = tally([extract_answer(c.text, params.extract) for c in items])
+        logger.info(
+            "%s: %d samples used (cap %d per model)", ctx.node_id, len(items), params.samples
+        )
+        return Candidates(items=tuple(_scored(items, result)))
+
+
+def _messages(query: tuple[Message, ...], params: AdaptiveGenerateParams) -> tuple[Message, ...]:
+    last = next((m.content for m in reversed(query) if m.role == "user"), "")
+    user = render(params.prompt, query=last) if params.prompt is not None else last
+    return with_query(
+        query, user, system=params.system_prompt, default_system=DEFAULT_SYSTEM_PROMPT
+    )
+
+
+async def _round(
+    ctx: LayerContext,
+    params: AdaptiveGenerateParams,
+    messages: tuple[Message, ...],
+    base: int,
+    drawn: list[list[Candidate]],
+    size: int,
+) -> None:
+    """Draw ``size`` more samples from every model, concurrently, appending to ``drawn``."""
+    start = len(drawn[0])
+    jobs: list[tuple[int, int, CompletionRequest]] = [
+        (
+            m,
+            start + i,
+            request(model, messages, params).model_copy(update={"seed": base + start + i}),
+        )
+        for m, model in enumerate(params.models)
+        for i in range(size)
+    ]
+    responses = await complete_all(ctx, [job[2] for job in jobs])
+    for (m, index, req), response in zip(jobs, responses, strict=True):
+        completion = response.completions[0] if response.completions else None
+        drawn[m].append(
+            Candidate(
+                text=completion.text if completion is not None else "",
+                model=req.model,
+                sample_index=index,
+                source_node=ctx.node_id,
+                logprob=completion.logprob if completion is not None else None,
+            )
+        )
+
+
+def _scored(items: list[Candidate], result: Tally) -> list[Candidate]:
+    """Each candidate scored by the share of samples agreeing with its answer."""
+    share = [0.0] * len(items)
+    total = float(len(items))
+    for group, weight in zip(result.groups, result.weights, strict=True):
+        for index in group:
+            share[index] = weight / total
+    return [c.model_copy(update={"score": s}) for c, s in zip(items, share, strict=True)]

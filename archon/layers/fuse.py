@@ -3,22 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import ClassVar
 
+from archon.layers._calls import candidates_of, complete_all, request
 from archon.layers.base import (
     CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerNotImplemented,
     LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
 )
 from archon.layers.common import EnsembleParams
-from archon.values import Candidates, Payload
+from archon.layers.prompts import number_candidates, render, template, with_query
+from archon.values import Candidate, Candidates, Payload
+
+SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately."
+"""System prompt used when neither the query nor ``system_prompt`` gives one."""
+
+PROMPT_TEMPLATE = """You have been provided with a set of responses from various models to the
+latest user query. Synthesize these responses into a single, high-quality response. Critically
+evaluate the information they provide, recognising that some of it may be biased or incorrect.
+Do not simply replicate the given answers; offer a refined, accurate and comprehensive reply.
+Where critiques are given, use them to avoid the weaknesses they point out.
+
+Responses from models:
+{candidates}
+
+User query:
+{query}"""
+"""The Mixture-of-Agents aggregate-and-synthesize prompt (``{query}``, ``{candidates}``,
+``{n}``). It replaces the user's last turn; earlier turns of a conversation are kept."""
 
 
 class FuseParams(EnsembleParams):
@@ -34,6 +53,7 @@ class Fuse(Layer):
     Params: ClassVar[type[LayerParams]] = FuseParams
     consumes = (Candidates,)
     produces = Candidates
+    prompts = MappingProxyType({"system": SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
@@ -59,4 +79,34 @@ class Fuse(Layer):
     async def run(
         self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
     ) -> Payload:
-        raise LayerNotImplemented.for_kind(self.kind)
+        assert isinstance(params, FuseParams)
+        candidates = candidates_of(inputs)
+        last_user = next((m.content for m in reversed(ctx.query) if m.role == "user"), "")
+        if candidates:
+            user = render(
+                template(params.prompt, PROMPT_TEMPLATE),
+                query=last_user,
+                candidates=number_candidates(candidates, critiques=params.use_critiques),
+                n=len(candidates),
+            )
+        else:
+            ctx.warn("no candidates to fuse; the fusers answered the query directly")
+            user = last_user
+        messages = with_query(
+            ctx.query, user, system=params.system_prompt, default_system=SYSTEM_PROMPT
+        )
+        requests = [request(m, messages, params, n=params.samples) for m in params.models]
+        responses = await complete_all(ctx, requests)
+        return Candidates(
+            items=tuple(
+                Candidate(
+                    text=completion.text,
+                    model=req.model,
+                    sample_index=index,
+                    source_node=ctx.node_id,
+                    logprob=completion.logprob,
+                )
+                for req, response in zip(requests, responses, strict=True)
+                for index, completion in enumerate(response.completions)
+            )
+        )

@@ -26,6 +26,7 @@ from typing import Literal
 __all__ = [
     "ExtractMethod",
     "Ranking",
+    "Tally",
     "answers_equivalent",
     "extract_answer",
     "extract_boxed",
@@ -38,6 +39,7 @@ __all__ = [
     "parse_ranking",
     "parse_score",
     "parse_verdict",
+    "tally",
     "to_number",
 ]
 
@@ -182,8 +184,9 @@ def parse_preference(text: str) -> Literal["A", "B"] | None:
     if marks:
         token = marks[-1].group(1).upper()
     else:
-        bare = re.fullmatch(r"\W*(?:response|candidate)?\s*\(?\[?([AB12])\]?\)?\W*", text.strip(),
-                            re.IGNORECASE)
+        bare = re.fullmatch(
+            r"\W*(?:response|candidate)?\s*\(?\[?([AB12])\]?\)?\W*", text.strip(), re.IGNORECASE
+        )
         if bare is None:
             return None
         token = bare.group(1).upper()
@@ -295,8 +298,8 @@ def extract_answer(text: str, method: ExtractMethod = "auto") -> str | None:
         return extract_boxed(text)
     if method == "number":
         boxed = extract_boxed(text)
-        return boxed if boxed is not None and to_number(boxed) is not None else (
-            extract_number(text)
+        return (
+            boxed if boxed is not None and to_number(boxed) is not None else (extract_number(text))
         )
     if method == "choice":
         return extract_choice(text)
@@ -374,3 +377,33 @@ def group_answers(answers: list[str | None]) -> list[list[int]]:
         else:
             groups.append([index])
     return groups
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The outcome of a vote over extracted answers.
+
+    ``groups`` are indices grouped by equivalent answer (first appearance order) with their
+    total ``weights``; ``winner`` indexes ``groups`` (most weight, ties to the group whose
+    first member comes first) or is None when no answer could be extracted; ``share`` is
+    the winner's weight over the weight of all candidates (unextractable ones included).
+    """
+
+    groups: tuple[tuple[int, ...], ...]
+    weights: tuple[float, ...]
+    winner: int | None
+    share: float
+
+
+def tally(answers: list[str | None], weights: list[float] | None = None) -> Tally:
+    """Majority (or weighted) vote over ``answers``; deterministic tie-break (earliest)."""
+    weights = weights if weights is not None else [1.0] * len(answers)
+    groups = group_answers(answers)
+    totals = tuple(sum(weights[i] for i in group) for group in groups)
+    everything = sum(weights)
+    if not groups:
+        return Tally((), (), None, 0.0)
+    # groups are in order of first appearance, so max() keeps the earliest among equals
+    winner = max(range(len(groups)), key=lambda g: (totals[g], -g))
+    share = totals[winner] / everything if everything > 0 else 0.0
+    return Tally(tuple(tuple(g) for g in groups), totals, winner, share)

@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import ClassVar
 
 from pydantic import Field
 
+from archon.layers._calls import candidates_of, complete_all, first_text, request, tests_of
 from archon.layers.base import (
     CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerNotImplemented,
     LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
 )
 from archon.layers.common import SamplingParams
-from archon.values import Candidates, Payload, Tests
+from archon.layers.parsing import parse_verdict
+from archon.layers.prompts import judge_messages, query_text, render, template
+from archon.layers.sandbox import extract_code, run_tests
+from archon.values import Candidate, Candidates, Payload, TestCase, Tests
+
+SYSTEM_PROMPT = "You are a strict grader. You check one requirement at a time."
+"""Default system prompt of the judge of natural-language checks."""
+
+CHECK_PROMPT = """Does the answer below satisfy this check?
+
+Check: {test}
+
+Query:
+{query}
+
+Answer:
+{candidate}
+
+Reply with one line: "Verdict: Yes" or "Verdict: No"."""
+"""One call per (candidate, natural-language check) (``{test}``, ``{query}``, ``{candidate}``)."""
 
 
 class UnitTestEvaluateParams(SamplingParams):
@@ -39,6 +59,7 @@ class UnitTestEvaluate(Layer):
     Params: ClassVar[type[LayerParams]] = UnitTestEvaluateParams
     consumes = (Candidates, Tests)
     produces = Candidates
+    prompts = MappingProxyType({"system": SYSTEM_PROMPT, "check": CHECK_PROMPT})
 
     @classmethod
     def estimate(
@@ -60,4 +81,68 @@ class UnitTestEvaluate(Layer):
     async def run(
         self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
     ) -> Payload:
-        raise LayerNotImplemented.for_kind(self.kind)
+        assert isinstance(params, UnitTestEvaluateParams)
+        candidates = candidates_of(inputs)
+        tests = [t for payload in tests_of(inputs) for t in payload.items]
+        code = [t.text for t in tests if t.kind == "code"]
+        natural = [t for t in tests if t.kind == "natural"]
+        if natural and params.model is None:
+            ctx.warn(f"{len(natural)} natural-language checks ignored: no `model` to judge them")
+            natural = []
+        total = len(code) + len(natural)
+        passed = [0] * len(candidates)
+        if code:
+            # One sandbox at a time: the layer starts no tasks and bounds local CPU use.
+            for k, candidate in enumerate(candidates):
+                report = await run_tests(
+                    extract_code(candidate.text),
+                    code,
+                    timeout_s=params.timeout_s,
+                    memory_mb=params.memory_mb,
+                )
+                passed[k] += report.passed
+        if natural:
+            for k, count in enumerate(await _judge(ctx, params, candidates, natural)):
+                passed[k] += count
+        order = sorted(range(len(candidates)), key=lambda k: -passed[k])
+        keep = order if params.top_k is None else order[: params.top_k]
+        return Candidates(
+            items=tuple(
+                candidates[k].model_copy(update={"score": passed[k] / total if total else None})
+                for k in keep
+            )
+        )
+
+
+async def _judge(
+    ctx: LayerContext,
+    params: UnitTestEvaluateParams,
+    candidates: Sequence[Candidate],
+    checks: Sequence[TestCase],
+) -> list[int]:
+    """Checks passed per candidate, each check judged by ``params.model`` (unparsable: fail)."""
+    assert params.model is not None
+    query = query_text(ctx.query)
+    prompt = template(params.prompt, CHECK_PROMPT)
+    pairs = [(k, check) for k in range(len(candidates)) for check in checks]
+    requests = [
+        request(
+            params.model,
+            judge_messages(
+                render(prompt, test=check.text, query=query, candidate=candidates[k].text),
+                system=params.system_prompt,
+                default_system=SYSTEM_PROMPT,
+            ),
+            params,
+        )
+        for k, check in pairs
+    ]
+    passed = [0] * len(candidates)
+    unparsed = 0
+    for (k, _), response in zip(pairs, await complete_all(ctx, requests), strict=True):
+        verdict = parse_verdict(first_text(response))
+        unparsed += verdict is None
+        passed[k] += verdict is True
+    if unparsed:
+        ctx.warn(f"{unparsed} of {len(pairs)} check verdicts unparsable; counted as failed")
+    return passed

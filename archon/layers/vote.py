@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
+from archon.layers._calls import candidates_of
 from archon.layers.base import (
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerNotImplemented,
     LayerParams,
     max_tokens_of,
     total_items,
 )
-from archon.values import Candidates, Payload
+from archon.layers.parsing import extract_answer, tally
+from archon.values import Candidate, Candidates, Payload
 
 
 class VoteParams(LayerParams):
@@ -43,4 +45,30 @@ class Vote(Layer):
     async def run(
         self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
     ) -> Payload:
-        raise LayerNotImplemented.for_kind(self.kind)
+        assert isinstance(params, VoteParams)
+        candidates = candidates_of(inputs)
+        if not candidates:
+            return Candidates()
+        answers = [extract_answer(c.text, params.extract) for c in candidates]
+        weights = vote_weights(ctx, candidates) if params.weighted else None
+        result = tally(answers, weights)
+        if result.winner is None:
+            ctx.warn(
+                f"no answer could be extracted ({params.extract}) from any candidate;"
+                " kept the first candidate"
+            )
+            return Candidates(items=(candidates[0],))
+        missing = sum(a is None for a in answers)
+        if missing:
+            ctx.warn(f"no answer extracted from {missing} of {len(answers)} candidates")
+        first = result.groups[result.winner][0]
+        winner = candidates[first].model_copy(update={"score": result.share})
+        return Candidates(items=(winner,))
+
+
+def vote_weights(ctx: LayerContext, candidates: Sequence[Candidate]) -> list[float]:
+    """``exp(logprob)`` per candidate (the mean token probability); 1.0 where unknown."""
+    unknown = sum(c.logprob is None for c in candidates)
+    if unknown:
+        ctx.warn(f"{unknown} candidates have no logprob; they vote with weight 1")
+    return [1.0 if c.logprob is None else math.exp(c.logprob) for c in candidates]

@@ -1,0 +1,91 @@
+"""Helpers shared by the built-in layers: concurrent calls without tasks, request building.
+
+Private to the package (the leading underscore keeps it out of the kind scan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from archon.layers.base import LayerContext
+from archon.layers.common import JudgeParams, SamplingParams
+from archon.values import (
+    Candidate,
+    Candidates,
+    CompletionRequest,
+    CompletionResponse,
+    Message,
+    Payload,
+    Tests,
+)
+
+
+async def complete_all(
+    ctx: LayerContext, requests: Sequence[CompletionRequest]
+) -> list[CompletionResponse]:
+    """Send ``requests`` concurrently through ``ctx`` and return the responses in order.
+
+    One ``asyncio.gather`` over coroutines: the layer creates no task of its own, every
+    call is awaited before this returns (none is left running), and cancelling the caller
+    cancels them all. The first failure is re-raised after the others have finished.
+    """
+    if not requests:
+        return []
+    results = await asyncio.gather(
+        *(ctx.complete(request) for request in requests), return_exceptions=True
+    )
+    responses: list[CompletionResponse] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        responses.append(result)
+    return responses
+
+
+def first_text(response: CompletionResponse) -> str:
+    """The text of the first completion ('' when the model returned none)."""
+    return response.completions[0].text if response.completions else ""
+
+
+def first_logprob(response: CompletionResponse) -> float | None:
+    """The mean token log-probability of the first completion, when reported."""
+    return response.completions[0].logprob if response.completions else None
+
+
+def request(
+    model: str,
+    messages: tuple[Message, ...],
+    params: SamplingParams,
+    *,
+    n: int = 1,
+    logprobs: bool = False,
+) -> CompletionRequest:
+    """A request carrying the layer's sampling knobs."""
+    return CompletionRequest(
+        model=model,
+        messages=messages,
+        n=n,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_tokens=params.max_tokens,
+        seed=params.seed,
+        logprobs=logprobs,
+    )
+
+
+def judge_request(
+    params: JudgeParams, messages: tuple[Message, ...], *, logprobs: bool = False
+) -> CompletionRequest:
+    """One judge call with the layer's model and sampling knobs."""
+    return request(params.model, messages, params, logprobs=logprobs)
+
+
+def candidates_of(inputs: Sequence[Payload]) -> tuple[Candidate, ...]:
+    """Every candidate of every ``Candidates`` input, in input order."""
+    return tuple(c for payload in inputs if isinstance(payload, Candidates) for c in payload.items)
+
+
+def tests_of(inputs: Sequence[Payload]) -> tuple[Tests, ...]:
+    """Every ``Tests`` input, in input order."""
+    return tuple(payload for payload in inputs if isinstance(payload, Tests))
