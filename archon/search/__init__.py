@@ -1,0 +1,222 @@
+"""Architecture search: Optuna studies over the holes of a ``.pipe`` template.
+
+``search(template, dataset, ...)`` tunes a template's holes (``choice``, ``int``, ``float``,
+``optional`` layers, ``repeat`` counts) on the dev split of a dataset, within a budget, and
+re-evaluates the best configuration(s) on the held-out test split. The study is an ordinary
+Optuna study (SQLite, PostgreSQL or a journal file): resumable, shareable by several workers,
+viewable with ``optuna-dashboard``.
+
+Example::
+
+    from archon.search import SearchBudget, SearchOptions, search
+    result = search(
+        template, dataset, client=client,
+        storage="sqlite:///moa.study.db",
+        budget=SearchBudget(trials=30, calls=5000),
+        options=SearchOptions(objective="quality", sampler="tpe", seed=0),
+    )
+    print(result.best[0].dev_score, result.best[0].test_score)
+    concrete = result.best_pipeline()
+
+optuna is imported only inside this package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from archon.errors import ArchonError
+from archon.eval.items import Dataset, EvalItem
+from archon.eval.splits import select_split
+from archon.ir import Pipeline
+from archon.layers.registry import Registry
+from archon.runtime import CallCache, Limits, ModelClient
+from archon.search.config import (
+    PRUNERS,
+    SAMPLERS,
+    SearchBudget,
+    SearchConfigError,
+    SearchOptions,
+)
+from archon.search.driver import EventSink, SearchEvent, search_async
+from archon.search.objective import Evaluator, Progress, RuntimeEvaluator
+from archon.search.report import (
+    SearchResult,
+    StudyReport,
+    TrialSummary,
+    load_report,
+    ranked,
+    summarize,
+)
+from archon.search.space import (
+    SearchSpaceError,
+    decode_params,
+    encode_params,
+    materialize,
+    replay,
+    search_space,
+)
+from archon.search.storage import StudyMismatch, default_storage_url
+
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "Evaluator",
+    "Progress",
+    "RuntimeEvaluator",
+    "SearchBudget",
+    "SearchConfigError",
+    "SearchEvent",
+    "SearchOptions",
+    "SearchResult",
+    "SearchSpaceError",
+    "StudyMismatch",
+    "StudyReport",
+    "TrialSummary",
+    "decode_params",
+    "default_storage_url",
+    "encode_params",
+    "load_report",
+    "materialize",
+    "ranked",
+    "replay",
+    "search",
+    "search_space",
+    "split_dataset",
+    "summarize",
+]
+
+
+def split_dataset(
+    dataset: Dataset | tuple[Sequence[EvalItem], Sequence[EvalItem]],
+    *,
+    limit: int | None = None,
+    dev_fraction: float = 0.5,
+    split_seed: int = 0,
+) -> tuple[tuple[EvalItem, ...], tuple[EvalItem, ...]]:
+    """Dev and test items: the dataset's seeded hash split, each cut to ``limit`` items."""
+    if isinstance(dataset, Dataset):
+        dev = select_split(dataset, "dev", seed=split_seed, dev_fraction=dev_fraction).items
+        test = select_split(dataset, "test", seed=split_seed, dev_fraction=dev_fraction).items
+    else:
+        dev, test = tuple(dataset[0]), tuple(dataset[1])
+    if limit is not None:
+        dev, test = dev[:limit], test[:limit]
+    return tuple(dev), tuple(test)
+
+
+def metric_evaluator(
+    dataset: Dataset | None,
+    client: ModelClient,
+    *,
+    metric: str | None = None,
+    limits: Limits | None = None,
+    cache: CallCache | None = None,
+    registry: Registry | None = None,
+    seed: int = 0,
+) -> RuntimeEvaluator[EvalItem]:
+    """A :class:`RuntimeEvaluator` scoring with an :mod:`archon.eval` metric by name."""
+    from archon.eval.metrics import MetricContext, default_metrics, sandbox_runner
+
+    name = metric or (dataset.metric if dataset is not None else "exact_match")
+    scorer = default_metrics().build(name)
+    limits = limits or Limits()
+    ctx = MetricContext(client=client, limits=limits, runner=sandbox_runner, cache=cache, seed=seed)
+
+    async def score(item: EvalItem, answer: str) -> float:
+        return (await scorer.score(item, [answer], ctx)).value
+
+    return RuntimeEvaluator(
+        client,
+        score,
+        lambda item: item.query,
+        limits=limits,
+        cache=cache,
+        registry=registry,
+        seed=seed,
+    )
+
+
+def search(
+    template: Pipeline,
+    dataset: Dataset | tuple[Sequence[EvalItem], Sequence[EvalItem]],
+    *,
+    client: ModelClient | None = None,
+    evaluator: Evaluator[Any] | None = None,
+    metric: str | None = None,
+    registry: Registry | None = None,
+    limits: Limits | None = None,
+    cache: CallCache | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    options: SearchOptions | None = None,
+    budget: SearchBudget | None = None,
+    limit: int | None = None,
+    dev_fraction: float = 0.5,
+    split_seed: int = 0,
+    on_event: EventSink | None = None,
+) -> SearchResult:
+    """Search the holes of ``template`` on ``dataset``'s dev split; report on its test split.
+
+    Args:
+        template: a compiled pipeline with holes (the defaults are trial 0).
+        dataset: an :class:`~archon.eval.items.Dataset` (split by a seeded hash of item ids)
+            or an explicit ``(dev_items, test_items)`` pair.
+        client: the model client (needed unless ``evaluator`` is given).
+        evaluator: how a configuration is scored (default: run it with the runtime and
+            score with ``metric``); e.g. :class:`archon.search.simulator.SimulatedEvaluator`.
+        metric: metric name (default: the dataset's).
+        registry: layer kinds (default: the built-in ones).
+        limits / cache: shared by every trial (one ``Limits``, one ``CallCache``).
+        storage: ``sqlite:///file.db``, ``postgresql://...``, ``journal:file.log`` or None
+            (in memory).
+        study: study name (default: the template's pipeline name).
+        options: objective, sampler, pruner, seed, parallelism (:class:`SearchOptions`).
+        budget: trials, calls, USD, seconds (:class:`SearchBudget`); at least one is needed.
+        limit: at most this many dev and this many test items.
+        dev_fraction / split_seed: how a ``Dataset`` is split.
+        on_event: called with a :class:`SearchEvent` as trials start and finish.
+
+    Returns:
+        A :class:`SearchResult`: the study's trials, the best one(s) with dev and test scores,
+        the baseline, and what this search spent.
+
+    Raises:
+        StudyMismatch: the stored study has another template or objective.
+        SearchConfigError, SearchSpaceError: settings that cannot work.
+    """
+    if registry is None:
+        from archon.layers import default_registry
+
+        registry = default_registry()
+    dev, test = split_dataset(
+        dataset, limit=limit, dev_fraction=dev_fraction, split_seed=split_seed
+    )
+    if evaluator is None:
+        if client is None:
+            raise ArchonError("search needs a model client (or an evaluator)")
+        evaluator = metric_evaluator(
+            dataset if isinstance(dataset, Dataset) else None,
+            client,
+            metric=metric,
+            limits=limits,
+            cache=cache,
+            registry=registry,
+            seed=(options or SearchOptions()).seed,
+        )
+    return asyncio.run(
+        search_async(
+            template,
+            dev,
+            test,
+            evaluator=evaluator,
+            registry=registry,
+            storage=storage,
+            study_name=study,
+            options=options,
+            budget=budget,
+            on_event=on_event,
+        )
+    )

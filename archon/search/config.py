@@ -1,0 +1,186 @@
+"""Search settings (:class:`SearchOptions`, :class:`SearchBudget`) and the Optuna sampler and
+pruner they select."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import optuna
+from optuna.pruners import BasePruner, HyperbandPruner, NopPruner, SuccessiveHalvingPruner
+from optuna.samplers import (
+    BaseSampler,
+    BruteForceSampler,
+    CmaEsSampler,
+    NSGAIISampler,
+    RandomSampler,
+    TPESampler,
+)
+
+from archon.errors import ArchonError
+from archon.ir import Pipeline
+from archon.search.space import check_grid
+
+Objective = Literal["quality", "pareto"]
+CostUnit = Literal["calls", "usd"]
+SamplerName = Literal["tpe", "random", "grid", "gp", "cmaes", "nsga2"]
+PrunerName = Literal["sha", "hyperband", "none"]
+
+SAMPLERS: tuple[SamplerName, ...] = ("tpe", "random", "grid", "gp", "cmaes", "nsga2")
+PRUNERS: tuple[PrunerName, ...] = ("sha", "hyperband", "none")
+
+
+class SearchConfigError(ArchonError):
+    """The search settings do not fit together (or need a package that is missing)."""
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """Limits for one ``search`` call (one worker); it stops cleanly at the first one reached.
+
+    Attributes:
+        trials: finished (complete or pruned) plus running trials the *study* should hold;
+            a resumed search runs only the missing ones, and workers sharing a study share
+            this count.
+        calls: model calls (cache hits are free), test re-evaluation included.
+        usd: dollars, test re-evaluation included.
+        seconds: wall time, test re-evaluation included.
+    """
+
+    trials: int | None = None
+    calls: int | None = None
+    usd: float | None = None
+    seconds: float | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in (self.trials, self.calls, self.usd, self.seconds))
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search.
+
+    Attributes:
+        objective: ``quality`` (maximise the metric, with pruning) or ``pareto`` (maximise the
+            metric and minimise cost per query; no pruning: Optuna cannot prune multi-objective
+            studies).
+        cost: the cost of the pareto objective: model ``calls`` or ``usd`` per query (cache
+            hits count at what they would have cost).
+        sampler: ``tpe`` (default), ``random``, ``grid`` (every configuration of the
+            conditional space once), ``gp``, ``cmaes`` (single objective), ``nsga2`` (pareto).
+        pruner: ``sha`` (successive halving, default), ``hyperband`` or ``none``; quality only.
+        seed: sampler seed (a fresh single-worker search is reproducible).
+        parallel_trials: trials evaluated at once on the one event loop.
+        chunk_size: dev items per pruning step (default: a ninth of the dev split).
+        max_calls_per_query / max_tokens_per_query: reject configurations whose static
+            estimate exceeds these (the template's ``budget`` applies too).
+        allow_template_change: continue a study whose template changed (recorded).
+        test_top: how many of the best trials (pareto: of the front) to re-evaluate on test.
+        test_reserve: fraction of the calls / USD / seconds budgets kept for the test split.
+        heartbeat_s / stale_after_s: liveness stamps on running trials, and the age after
+            which another worker may fail and retry a trial whose worker went silent.
+    """
+
+    objective: Objective = "quality"
+    cost: CostUnit = "calls"
+    sampler: SamplerName = "tpe"
+    pruner: PrunerName = "sha"
+    seed: int = 0
+    parallel_trials: int = 1
+    chunk_size: int | None = None
+    max_calls_per_query: int | None = None
+    max_tokens_per_query: int | None = None
+    allow_template_change: bool = False
+    test_top: int = 3
+    test_reserve: float = 0.2
+    heartbeat_s: float = 15.0
+    stale_after_s: float = 120.0
+
+    def validate(self) -> None:
+        """Raise :class:`SearchConfigError` for contradictory settings."""
+        if self.objective not in ("quality", "pareto"):
+            raise SearchConfigError(f"unknown objective {self.objective!r}: quality or pareto")
+        if self.cost not in ("calls", "usd"):
+            raise SearchConfigError(f"unknown cost {self.cost!r}: calls or usd")
+        if self.sampler not in SAMPLERS:
+            raise SearchConfigError(
+                f"unknown sampler {self.sampler!r}: one of {', '.join(SAMPLERS)}"
+            )
+        if self.pruner not in PRUNERS:
+            raise SearchConfigError(f"unknown pruner {self.pruner!r}: one of {', '.join(PRUNERS)}")
+        if self.parallel_trials < 1:
+            raise SearchConfigError("parallel_trials must be at least 1")
+        if not 0.0 <= self.test_reserve < 1.0:
+            raise SearchConfigError("test_reserve must be in [0, 1)")
+        if self.objective == "pareto" and self.sampler == "cmaes":
+            raise SearchConfigError(
+                "the cmaes sampler optimises one objective; for --objective pareto use tpe or nsga2"
+            )
+        if self.objective == "quality" and self.sampler == "nsga2":
+            raise SearchConfigError("nsga2 is a multi-objective sampler: use --objective pareto")
+
+
+def chunk_size_for(options: SearchOptions, dev_items: int) -> int:
+    """Dev items per pruning step: given, else a ninth of the split (rungs at 1/9, 1/3, all)."""
+    if options.chunk_size is not None:
+        return max(1, options.chunk_size)
+    return max(1, math.ceil(dev_items / 9))
+
+
+def _need(module: str, sampler: str, packages: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise SearchConfigError(
+            f"the {sampler} sampler needs {packages}: pip install {packages}"
+            " (or choose --sampler tpe)"
+        )
+
+
+def make_sampler(
+    options: SearchOptions, template: Pipeline, seed: int, trials: int | None
+) -> BaseSampler:
+    """The Optuna sampler for ``options`` (seeded with ``seed``)."""
+    name = options.sampler
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "random":
+            return RandomSampler(seed=seed)
+        if name == "grid":
+            check_grid(template)
+            # BruteForceSampler enumerates the *conditional* space (a repeat copy's holes only
+            # when the copy is active); GridSampler would revisit configurations that differ
+            # only in inactive holes.
+            return BruteForceSampler(seed=seed)
+        if name == "nsga2":
+            population = 50 if trials is None else max(4, min(50, trials // 4))
+            return NSGAIISampler(seed=seed, population_size=population)
+        if name == "cmaes":
+            _need("cmaes", "cmaes", "cmaes")
+            return CmaEsSampler(
+                seed=seed,
+                independent_sampler=TPESampler(seed=seed),
+                warn_independent_sampling=False,
+            )
+        if name == "gp":
+            _need("torch", "gp", "torch scipy")
+            _need("scipy", "gp", "torch scipy")
+            from optuna.samplers import GPSampler
+
+            return GPSampler(seed=seed)
+        return TPESampler(
+            seed=seed,
+            multivariate=True,
+            group=True,  # conditional spaces: model each group of co-occurring parameters
+            constant_liar=options.parallel_trials > 1,
+        )
+
+
+def make_pruner(options: SearchOptions, chunk: int, dev_items: int) -> BasePruner:
+    """The pruner for the quality objective (pareto studies never prune)."""
+    if options.objective == "pareto" or options.pruner == "none" or dev_items <= chunk:
+        return NopPruner()
+    if options.pruner == "hyperband":
+        return HyperbandPruner(min_resource=chunk, max_resource=dev_items, reduction_factor=3)
+    return SuccessiveHalvingPruner(min_resource=chunk, reduction_factor=3)

@@ -1,0 +1,294 @@
+"""Reading a study back: typed summaries of its trials, the best ones and the baseline.
+
+Everything here is rebuilt from storage alone (the template is stored in the study's user
+attrs), so ``archon search --report`` works from any machine that can reach the storage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from archon.ir import Pipeline
+from archon.search.space import decode_params, params_json
+from archon.search.storage import (
+    ATTR_COST,
+    ATTR_FINGERPRINT,
+    ATTR_OBJECTIVE,
+    ATTR_TEMPLATE,
+    open_storage,
+    test_results,
+)
+from archon.values import Usage
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One trial as the reports show it.
+
+    Attributes:
+        number: Optuna trial number.
+        state: ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING`` or ``WAITING``.
+        values: objective values (quality; pareto: quality and cost per query).
+        params: hole values as JSON data (lists for list options): a ``best.json``.
+        dev_score: mean metric on the dev items evaluated (partial when pruned).
+        dev_items: dev items evaluated.
+        cost_per_query: calls (or USD) per query, cache hits counted at full cost.
+        estimated_calls: static per-query call estimate of the configuration.
+        calls / cache_hits / usd: what the evaluation spent (cache hits are free).
+        infeasible: why the configuration was rejected before any call (else None).
+        duplicate_of: an earlier trial with the same concrete pipeline whose result was reused.
+        baseline: the template's defaults (trial 0 of a new study).
+        test_score / test_items: held-out test result, when re-evaluated.
+        pipeline_json: the concrete pipeline as JSON.
+    """
+
+    number: int
+    state: str
+    values: tuple[float, ...] | None
+    params: Mapping[str, Any]
+    dev_score: float | None = None
+    dev_items: int = 0
+    cost_per_query: float | None = None
+    estimated_calls: int | None = None
+    calls: int = 0
+    cache_hits: int = 0
+    usd: float = 0.0
+    infeasible: str | None = None
+    duplicate_of: int | None = None
+    baseline: bool = False
+    test_score: float | None = None
+    test_items: int | None = None
+    pipeline_json: str | None = None
+
+    @property
+    def quality(self) -> float | None:
+        """The first objective value (the metric), if the trial completed."""
+        return None if not self.values else self.values[0]
+
+    def pipeline(self) -> Pipeline | None:
+        """The trial's concrete pipeline (None if it never got that far)."""
+        if self.pipeline_json is None:
+            return None
+        return Pipeline.model_validate_json(self.pipeline_json)
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """A study's trials, its best trials and its baseline, from storage."""
+
+    study_name: str
+    objective: str
+    cost_unit: str
+    template_fingerprint: str | None
+    trials: tuple[TrialSummary, ...]
+    best: tuple[TrialSummary, ...]
+    baseline: TrialSummary | None
+
+    def counts(self) -> dict[str, int]:
+        """Number of trials per state, with ``infeasible`` split out of ``PRUNED``."""
+        counts: dict[str, int] = {}
+        for trial in self.trials:
+            key = "INFEASIBLE" if trial.infeasible else trial.state
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`archon.search.search` returns.
+
+    Attributes:
+        report: the study as stored (all workers' trials).
+        storage: the storage URL (None: in memory).
+        stopped: why this search stopped (``trials``, ``calls budget``, ``grid exhausted`` ...).
+        spent: calls, tokens and USD this search spent (test re-evaluation included).
+        cache_hits: calls answered from the cache during this search.
+        usd_saved: what those cache hits would have cost.
+        seconds: wall time.
+        new_trials: trials this search finished.
+        recovered: trials of dead workers it failed and re-enqueued.
+    """
+
+    report: StudyReport
+    storage: str | None
+    stopped: str
+    spent: Usage = field(default_factory=Usage)
+    cache_hits: int = 0
+    usd_saved: float = 0.0
+    seconds: float = 0.0
+    new_trials: int = 0
+    recovered: tuple[int, ...] = ()
+
+    @property
+    def best(self) -> tuple[TrialSummary, ...]:
+        """The best trial (quality) or the Pareto front, best quality first."""
+        return self.report.best
+
+    @property
+    def baseline(self) -> TrialSummary | None:
+        return self.report.baseline
+
+    def best_pipeline(self) -> Pipeline | None:
+        """The concrete pipeline of the best trial (highest quality on the front)."""
+        return self.best[0].pipeline() if self.best else None
+
+    def best_params(self) -> dict[str, Any]:
+        """The best trial's hole values as JSON data (what ``best.json`` holds)."""
+        return dict(self.best[0].params) if self.best else {}
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def summarize_trial(
+    trial: FrozenTrial, template: Pipeline | None, tests: Mapping[int, Mapping[str, Any]]
+) -> TrialSummary:
+    """A :class:`TrialSummary` of ``trial`` (``template`` decodes list-valued options)."""
+    attrs = trial.user_attrs
+    try:
+        params = (
+            params_json(decode_params(template, trial.params))
+            if template is not None
+            else dict(trial.params)
+        )
+    except Exception:  # a trial of an older template: show what is stored
+        params = dict(trial.params)
+    test = tests.get(trial.number, {})
+    values = tuple(trial.values) if trial.values is not None else None
+    return TrialSummary(
+        number=trial.number,
+        state=trial.state.name,
+        values=values,
+        params=params,
+        dev_score=_float(attrs.get("score")),
+        dev_items=_int(attrs.get("items")) or 0,
+        cost_per_query=_float(attrs.get("cost_per_query")),
+        estimated_calls=_int(attrs.get("est_calls")),
+        calls=_int(attrs.get("calls")) or 0,
+        cache_hits=_int(attrs.get("cache_hits")) or 0,
+        usd=_float(attrs.get("usd")) or 0.0,
+        infeasible=attrs.get("infeasible") if isinstance(attrs.get("infeasible"), str) else None,
+        duplicate_of=_int(attrs.get("duplicate_of")),
+        baseline=bool(attrs.get("baseline", False)),
+        test_score=_float(test.get("score")),
+        test_items=_int(test.get("items")),
+        pipeline_json=attrs.get("pipeline") if isinstance(attrs.get("pipeline"), str) else None,
+    )
+
+
+def stored_template(study: optuna.Study) -> Pipeline | None:
+    """The template recorded in the study (None for a study archon did not create)."""
+    data = study.user_attrs.get(ATTR_TEMPLATE)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Pipeline.model_validate(data)
+    except ValueError:
+        return None
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best trial (one objective) or the Pareto front sorted by quality, best first."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return []
+    if len(study.directions) == 1:
+        return [study.best_trial]
+    front = study.best_trials
+    return sorted(front, key=lambda t: (-t.values[0], t.values[1], t.number))
+
+
+def summarize(study: optuna.Study) -> StudyReport:
+    """A :class:`StudyReport` of ``study``."""
+    template = stored_template(study)
+    tests = test_results(study)
+    trials = study.get_trials(deepcopy=False)
+    summaries = tuple(summarize_trial(t, template, tests) for t in trials)
+    by_number = {s.number: s for s in summaries}
+    best = tuple(by_number[t.number] for t in best_trials(study))
+    baseline = next(
+        (s for s in summaries if s.baseline and s.state == "COMPLETE"),
+        next((s for s in summaries if s.baseline), None),
+    )
+    attrs = study.user_attrs
+    return StudyReport(
+        study_name=study.study_name,
+        objective=str(attrs.get(ATTR_OBJECTIVE, "quality")),
+        cost_unit=str(attrs.get(ATTR_COST, "calls")),
+        template_fingerprint=attrs.get(ATTR_FINGERPRINT),
+        trials=summaries,
+        best=best,
+        baseline=baseline,
+    )
+
+
+def load_report(storage: str, study_name: str | None = None) -> StudyReport:
+    """The report of a stored study (the only study in the storage when no name is given)."""
+    backend = open_storage(storage)
+    if study_name is None:
+        names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
+        if len(names) != 1:
+            from archon.search.storage import StudyMismatch
+
+            raise StudyMismatch(
+                f"{storage} holds {len(names)} studies ({', '.join(names) or 'none'}):"
+                " name one with --study"
+            )
+        study_name = names[0]
+    study = optuna.load_study(study_name=study_name, storage=backend)
+    return summarize(study)
+
+
+def ranked(report: StudyReport, top: int | None = None) -> list[TrialSummary]:
+    """Completed trials, best first (pareto: front first, then by quality)."""
+    front = {t.number for t in report.best}
+    done = [t for t in report.trials if t.state == "COMPLETE" and t.values]
+    done.sort(key=lambda t: (t.number not in front, -(t.quality or -math.inf), t.number))
+    return done if top is None else done[:top]
+
+
+def to_json(report: StudyReport, top: int | None = None) -> str:
+    """The report as JSON (for ``--format json``)."""
+
+    def trial(t: TrialSummary) -> dict[str, Any]:
+        return {
+            "number": t.number,
+            "state": t.state,
+            "values": list(t.values) if t.values else None,
+            "params": dict(t.params),
+            "dev_score": t.dev_score,
+            "dev_items": t.dev_items,
+            "test_score": t.test_score,
+            "test_items": t.test_items,
+            "cost_per_query": t.cost_per_query,
+            "estimated_calls": t.estimated_calls,
+            "baseline": t.baseline,
+        }
+
+    data = {
+        "study": report.study_name,
+        "objective": report.objective,
+        "cost_unit": report.cost_unit,
+        "counts": report.counts(),
+        "best": [trial(t) for t in report.best],
+        "baseline": trial(report.baseline) if report.baseline else None,
+        "top": [trial(t) for t in ranked(report, top)],
+    }
+    return json.dumps(data, indent=2)
+
+
+def unique_states(trials: Sequence[TrialSummary]) -> set[str]:
+    """States present among ``trials``."""
+    return {t.state for t in trials}

@@ -1,0 +1,261 @@
+"""Where a study lives, what it records about its template, and recovery from dead workers.
+
+Storage URLs:
+
+* ``sqlite:///path/name.study.db`` -- a local file (the CLI default, next to the template);
+* ``postgresql://user:pass@host/db`` (or any SQLAlchemy URL) -- several machines share a study;
+* ``journal:path.log`` -- Optuna's append-only journal file (``JournalFileBackend``), for
+  several processes on one machine or a network file system without working ``fcntl`` locks;
+* ``None`` or ``memory`` -- in memory (tests, throwaway runs).
+
+Only JSON data goes into a study: the template fingerprint and text (study user attrs), each
+trial's concrete pipeline as JSON, its costs and item counts (trial user attrs).
+
+Dead workers: every worker stamps its trials with ``worker`` (host, pid, a random id) and a
+``heartbeat`` time it refreshes while the trial runs. A RUNNING trial is stale when its worker
+is a dead process on this host, or when its heartbeat is older than ``stale_after_s``. Stale
+trials are marked FAIL (exactly one worker wins that race) and their parameters re-enqueued, so
+a search killed with ``kill -9`` loses no finished trial and re-runs the one it was in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from archon.compiler.structure import holes
+from archon.errors import ArchonError
+from archon.ir import Pipeline, strip_spans
+
+logger = logging.getLogger(__name__)
+
+JOURNAL_PREFIX = "journal:"
+
+# Study user attribute keys (all JSON values).
+ATTR_FINGERPRINT = "template_fingerprint"
+ATTR_TEMPLATE = "template"
+ATTR_SPACE = "search_space"
+ATTR_HISTORY = "template_history"
+ATTR_OBJECTIVE = "objective"
+ATTR_COST = "cost_unit"
+ATTR_VERSION = "archon_version"
+TEST_PREFIX = "test."
+
+
+class StudyMismatch(ArchonError):
+    """The stored study does not fit this search (template, objective or storage)."""
+
+
+def default_storage_url(template_path: str | Path) -> str:
+    """``sqlite:///<dir>/<stem>.study.db``: the study file next to a template file."""
+    path = Path(template_path).resolve()
+    return f"sqlite:///{path.with_name(path.stem + '.study.db')}"
+
+
+def open_storage(url: str | None) -> BaseStorage:
+    """The Optuna storage for ``url`` (see the module docstring for the forms)."""
+    if url is None or url == "memory":
+        return InMemoryStorage()
+    if url.startswith(JOURNAL_PREFIX):
+        path = Path(url[len(JOURNAL_PREFIX) :]).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:"):
+        database = url.split(":///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # Several processes may share the file: wait for locks instead of failing at once.
+        return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    if "://" in url:
+        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    raise StudyMismatch(
+        f"unknown storage {url!r}: use sqlite:///file.db, postgresql://..., journal:file.log"
+    )
+
+
+@dataclass(frozen=True)
+class Worker:
+    """This process, as recorded on the trials it runs."""
+
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def attrs(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "id": self.id}
+
+    def owns(self, trial: FrozenTrial) -> bool:
+        worker = trial.user_attrs.get("worker")
+        return isinstance(worker, dict) and worker.get("id") == self.id
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(trial: FrozenTrial, me: Worker, stale_after_s: float, now: float) -> str | None:
+    """Why the RUNNING ``trial`` belongs to a dead worker, or None if it may be alive."""
+    worker = trial.user_attrs.get("worker")
+    if isinstance(worker, dict) and worker.get("host") == me.host:
+        pid = worker.get("pid")
+        if worker.get("id") == me.id:
+            return None
+        if pid == me.pid:
+            return "its worker (an earlier search in this process) has ended"
+        if isinstance(pid, int) and not _pid_alive(pid):
+            return f"its worker process {pid} on {me.host} is gone"
+    beat = trial.user_attrs.get("heartbeat")
+    if not isinstance(beat, int | float):
+        started = trial.datetime_start
+        beat = started.timestamp() if started is not None else None
+    if beat is not None and now - float(beat) > stale_after_s:
+        return f"no heartbeat for {now - float(beat):.0f}s"
+    return None
+
+
+def recover_stale(study: optuna.Study, me: Worker, stale_after_s: float) -> list[int]:
+    """Fail RUNNING trials of dead workers and re-enqueue their parameters.
+
+    Returns the numbers of the trials this worker failed (another worker may win a race for
+    some; those are skipped).
+    """
+    now = time.time()
+    failed: list[int] = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        reason = is_stale(trial, me, stale_after_s, now)
+        if reason is None:
+            continue
+        try:
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (UpdateFinishedTrialError, ValueError, RuntimeError):
+            continue  # another worker got there first
+        logger.warning("trial %d failed: %s; re-enqueued", trial.number, reason)
+        failed.append(trial.number)
+        if trial.params:
+            study.enqueue_trial(
+                dict(trial.params), user_attrs={"retry_of": trial.number, "retry_reason": reason}
+            )
+    return failed
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
+    """Enqueue ``trial``'s parameters again (it was interrupted, not judged)."""
+    if trial.params:
+        study.enqueue_trial(
+            dict(trial.params), user_attrs={"retry_of": trial.number, "retry_reason": reason}
+        )
+
+
+def template_attrs(template: Pipeline, objective: str, cost: str) -> dict[str, Any]:
+    """Study user attrs describing the template and the objective."""
+    from archon import __version__
+
+    return {
+        ATTR_FINGERPRINT: template.fingerprint(),
+        ATTR_TEMPLATE: strip_spans(template),
+        ATTR_SPACE: [ref.name for ref in holes(template)],
+        ATTR_OBJECTIVE: objective,
+        ATTR_COST: cost,
+        ATTR_VERSION: __version__,
+    }
+
+
+def check_template(
+    study: optuna.Study,
+    template: Pipeline,
+    *,
+    objective: str,
+    cost: str,
+    allow_change: bool,
+) -> bool:
+    """Record the template in a new study or check it against the stored one.
+
+    Returns True when the study is new (nothing was recorded yet). Raises
+    :class:`StudyMismatch` when the template or the objective changed, unless
+    ``allow_change`` (then the new fingerprint is recorded in ``template_history``).
+    """
+    attrs = study.user_attrs
+    wanted = template_attrs(template, objective, cost)
+    stored = attrs.get(ATTR_FINGERPRINT)
+    if stored is None:
+        for key, value in wanted.items():
+            study.set_user_attr(key, value)
+        history = [{"fingerprint": wanted[ATTR_FINGERPRINT], "at": time.time()}]
+        study.set_user_attr(ATTR_HISTORY, history)
+        return True
+    if attrs.get(ATTR_OBJECTIVE, objective) != objective or attrs.get(ATTR_COST, cost) != cost:
+        raise StudyMismatch(
+            f"study '{study.study_name}' searches objective {attrs.get(ATTR_OBJECTIVE)!r}"
+            f" (cost {attrs.get(ATTR_COST)!r}), not {objective!r} (cost {cost!r}); use"
+            " another --study name"
+        )
+    if stored == wanted[ATTR_FINGERPRINT]:
+        return False
+    old = set(attrs.get(ATTR_SPACE) or ())
+    new = set(wanted[ATTR_SPACE])
+    detail = _space_change(old, new)
+    if not allow_change:
+        raise StudyMismatch(
+            f"the template changed since study '{study.study_name}' was created (fingerprint"
+            f" {str(stored)[:12]} -> {wanted[ATTR_FINGERPRINT][:12]}){detail}. Old trials would"
+            " be mixed with new ones: pass --allow-template-change to continue this study"
+            " anyway (the change is recorded), or use another --study name"
+        )
+    logger.warning("template changed (%s); continuing study as asked%s", stored, detail)
+    history = list(attrs.get(ATTR_HISTORY) or [])
+    history.append({"fingerprint": wanted[ATTR_FINGERPRINT], "at": time.time()})
+    for key, value in wanted.items():
+        study.set_user_attr(key, value)
+    study.set_user_attr(ATTR_HISTORY, history)
+    return False
+
+
+def _space_change(old: set[str], new: set[str]) -> str:
+    parts = []
+    if new - old:
+        parts.append("new parameters: " + ", ".join(sorted(new - old)))
+    if old - new:
+        parts.append("removed parameters: " + ", ".join(sorted(old - new)))
+    return f"; {'; '.join(parts)}" if parts else "; same parameter names, other changes"
+
+
+def check_directions(study: optuna.Study, directions: Sequence[StudyDirection]) -> None:
+    """Refuse a stored study whose objectives differ from this search's."""
+    if list(study.directions) != list(directions):
+        names = [d.name.lower() for d in study.directions]
+        raise StudyMismatch(
+            f"study '{study.study_name}' optimises {names}, not"
+            f" {[d.name.lower() for d in directions]}: use another --study name"
+        )
+
+
+def test_results(study: optuna.Study) -> dict[int, Mapping[str, Any]]:
+    """Held-out test results recorded by any worker, by trial number."""
+    results: dict[int, Mapping[str, Any]] = {}
+    for key, value in study.user_attrs.items():
+        if key.startswith(TEST_PREFIX) and isinstance(value, dict):
+            try:
+                results[int(key[len(TEST_PREFIX) :])] = value
+            except ValueError:
+                continue
+    return results
