@@ -1,0 +1,82 @@
+"""Evaluation: datasets, metrics, and running a pipeline over a dataset.
+
+Example (offline, with a scripted model)::
+
+    from archon.eval import evaluate_sync, load_dataset
+    from archon.runtime.clients.fake import ScriptedClient
+
+    dataset = load_dataset("bigbench/arithmetic").head(10)
+    result = evaluate_sync(pipeline, dataset, client=ScriptedClient())
+    print(result.summary.accuracy, result.summary.cost.calls_per_item)
+
+See ``docs/eval.md`` for the datasets, the metrics and the CLI.
+"""
+
+from __future__ import annotations
+
+from archon.eval.datasets import FORMATS, NAMED, Format, NamedDataset, detect_format, load_dataset
+from archon.eval.evaluate import (
+    ChunkReport,
+    EvalResult,
+    Update,
+    evaluate,
+    evaluate_chunks,
+    evaluate_iter,
+    evaluate_sync,
+)
+from archon.eval.items import Dataset, DatasetError, EvalItem
+from archon.eval.metrics import (
+    CodeReport,
+    Metric,
+    MetricContext,
+    MetricError,
+    MetricOptions,
+    MetricRegistry,
+    Score,
+    UnknownMetric,
+    default_metrics,
+    pass_at_k,
+)
+from archon.eval.records import CandidateRecord, ItemRecord, RecordsError, read_records
+from archon.eval.splits import SPLITS, Split, select_split, split_of
+from archon.eval.summary import Cost, Summary, summarize
+
+__all__ = [
+    "FORMATS",
+    "NAMED",
+    "SPLITS",
+    "CandidateRecord",
+    "ChunkReport",
+    "CodeReport",
+    "Cost",
+    "Dataset",
+    "DatasetError",
+    "EvalItem",
+    "EvalResult",
+    "Format",
+    "ItemRecord",
+    "Metric",
+    "MetricContext",
+    "MetricError",
+    "MetricOptions",
+    "MetricRegistry",
+    "NamedDataset",
+    "RecordsError",
+    "Score",
+    "Split",
+    "Summary",
+    "UnknownMetric",
+    "Update",
+    "default_metrics",
+    "detect_format",
+    "evaluate",
+    "evaluate_chunks",
+    "evaluate_iter",
+    "evaluate_sync",
+    "load_dataset",
+    "pass_at_k",
+    "read_records",
+    "select_split",
+    "split_of",
+    "summarize",
+]

@@ -1,0 +1,175 @@
+"""Per-item records: what one evaluated item gave (answer, every candidate, score, cost, error),
+and the JSONL file they are appended to as items finish.
+
+The file is the evaluation's crash-safe state: each record is written and flushed the moment
+its item is scored, so after a crash (or Ctrl-C) ``resume`` reads the file, keeps every
+complete line, drops a truncated last line, and skips the items already there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from types import TracebackType
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from archon.errors import ArchonError
+from archon.values import Usage
+
+logger = logging.getLogger(__name__)
+
+
+class RecordsError(ArchonError):
+    """A records file cannot be resumed (corrupt, or written by another pipeline/metric)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CandidateRecord(_Frozen):
+    """One candidate some node produced for the item's last turn.
+
+    Attributes:
+        node: id of the node whose output held it; ``kind``: that node's layer kind.
+        index: position in the node's output (0 = the node's best).
+        source: the node reads no other node (its candidates are independent samples).
+        text: the candidate text.
+        correct: the metric's verdict on it (None when candidates were not scored).
+    """
+
+    node: str
+    kind: str
+    index: int
+    source: bool
+    text: str
+    correct: bool | None = None
+
+
+class ItemRecord(_Frozen):
+    """The outcome of one item.
+
+    Attributes:
+        id: the item id. ``answers``: the pipeline's answer per user turn (the last one is the
+            final answer; empty when the run failed).
+        candidates: every candidate of every node (last turn).
+        score, correct, valid, detail: the metric's :class:`~archon.eval.metrics.Score`
+            (``score`` 0 and ``correct`` False for a failed item).
+        usage, seconds, cache_hits: what the pipeline spent (all turns).
+        judge_usage: what the metric's own model calls spent.
+        error, error_type: why the item failed (a node error, a per-query budget...).
+        fingerprint, metric: the pipeline and metric that produced the record (resume checks).
+    """
+
+    id: str
+    answers: tuple[str, ...] = ()
+    candidates: tuple[CandidateRecord, ...] = ()
+    score: float = 0.0
+    correct: bool | None = None
+    valid: bool = True
+    detail: str = ""
+    usage: Usage = Usage()
+    seconds: float = 0.0
+    cache_hits: int = 0
+    judge_usage: Usage = Usage()
+    error: str | None = None
+    error_type: str | None = None
+    fingerprint: str = ""
+    metric: str = ""
+
+    @property
+    def answer(self) -> str:
+        """The final answer ('' when the item failed)."""
+        return self.answers[-1] if self.answers else ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def read_records(path: str | Path) -> tuple[list[ItemRecord], int]:
+    """The complete records of a file and the byte length they occupy.
+
+    Records are newline-terminated; an unterminated last line (a crash while writing) is
+    ignored. A bad terminated line raises :class:`RecordsError`.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    except OSError as e:
+        raise RecordsError(f"{path}: cannot read records ({e})") from e
+    *complete, tail = data.split(b"\n")
+    records: list[ItemRecord] = []
+    for number, line in enumerate(complete, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(ItemRecord.model_validate_json(line))
+        except ValidationError as e:
+            raise RecordsError(f"{path}:{number}: not a valid record ({e})") from e
+    if tail.strip():
+        logger.warning("%s: ignoring a truncated last record", path)
+    return records, len(data) - len(tail)
+
+
+class RecordWriter:
+    """Appends records to a JSONL file, one flushed line each.
+
+    With ``resume`` the existing complete records are kept (a truncated tail is cut off);
+    otherwise the file is started afresh.
+    """
+
+    def __init__(self, path: str | Path, *, resume: bool) -> None:
+        self.path = Path(path)
+        self.existing: list[ItemRecord] = []
+        if resume:
+            self.existing, keep = read_records(self.path)
+        else:
+            keep = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("ab" if resume else "wb")
+        if resume and self._handle.tell() != keep:
+            self._handle.truncate(keep)
+            self._handle.seek(keep)
+
+    def write(self, record: ItemRecord) -> None:
+        """Append ``record`` and flush it to the OS."""
+        self._handle.write(record.model_dump_json().encode() + b"\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        """Flush to disk and close."""
+        if not self._handle.closed:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def check_resumable(records: list[ItemRecord], fingerprint: str, metric: str, path: Path) -> None:
+    """Refuse to mix records of another pipeline or metric into this evaluation."""
+    for record in records:
+        if record.fingerprint and record.fingerprint != fingerprint:
+            raise RecordsError(
+                f"{path}: record {record.id!r} was made by a different pipeline"
+                " (fingerprint mismatch); use another --records file or drop --resume"
+            )
+        if record.metric and record.metric != metric:
+            raise RecordsError(
+                f"{path}: record {record.id!r} was scored with metric {record.metric!r},"
+                f" not {metric!r}; use another --records file or drop --resume"
+            )
