@@ -134,7 +134,7 @@ class Landscape:
 class SimulatedEvaluator:
     """An instant evaluator: item *i* is correct with probability ``quality(pipeline)``.
 
-    Draws are seeded by (seed, item index, pipeline fingerprint), so evaluations are
+    Draws are seeded by (seed, item id (or index), pipeline fingerprint), so evaluations are
     reproducible. With ``noise=False`` every chunk scores exactly ``quality``. Each item
     "spends" the pipeline's static call estimate from the search budget (reserved, then
     settled), so search budgets behave as with a real model.
@@ -185,7 +185,8 @@ class SimulatedEvaluator:
                 self.calls += per_item
                 done += 1
                 if self.noise:
-                    total += float(_unit(self.seed, index, fingerprint) < q)
+                    key = getattr(items[index], "id", index)
+                    total += float(_unit(self.seed, key, fingerprint) < q)
                 else:
                     total += q
             yield Progress(done, total / done, calls)

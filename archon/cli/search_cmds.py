@@ -1,0 +1,508 @@
+"""``archon search`` and ``archon search-report``: architecture search over a template's holes.
+
+Argument parsing and printing only; the work is done by :func:`archon.search.search`. This is
+the one place that writes the winner back as ``.pipe`` text (search itself never imports the
+DSL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from archon.cli.common import (
+    EXIT_DIAGNOSTICS,
+    EXIT_RUNTIME,
+    print_diagnostics,
+    require_file,
+    stdout,
+    usage_error,
+)
+from archon.compiler import check_file
+from archon.compiler.emit import pipeline_to_pipe
+from archon.errors import ArchonError
+from archon.eval.datasets import load_dataset
+from archon.ir import Pipeline
+from archon.layers import default_registry
+from archon.layers.registry import Registry
+from archon.runtime import CallCache, Limits, ModelClient
+from archon.runtime import models as local_models
+from archon.search import (
+    SearchBudget,
+    SearchEvent,
+    SearchOptions,
+    SearchResult,
+    StudyReport,
+    TrialSummary,
+    default_storage_url,
+    load_report,
+    ranked,
+    search_async,
+    split_dataset,
+)
+from archon.search.objective import Evaluator
+
+
+class Objective(StrEnum):
+    quality = "quality"
+    pareto = "pareto"
+
+
+class Cost(StrEnum):
+    calls = "calls"
+    usd = "usd"
+
+
+class Sampler(StrEnum):
+    tpe = "tpe"
+    random = "random"
+    grid = "grid"
+    gp = "gp"
+    cmaes = "cmaes"
+    nsga2 = "nsga2"
+
+
+class Pruner(StrEnum):
+    sha = "sha"
+    hyperband = "hyperband"
+    none = "none"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``search`` and ``search-report`` to ``app``."""
+    app.command("search")(search_command)
+    app.command("search-report")(search_report)
+
+
+# --- display --------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _params_text(params: dict[str, Any], width: int = 70) -> str:
+    text = ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def trials_table(report: StudyReport, top: int) -> Table:
+    """The top trials of a study as a rich table."""
+    pareto = report.objective == "pareto"
+    front = {t.number for t in report.best}
+    table = Table(title=f"study '{report.study_name}': top {top} of {len(report.trials)} trials")
+    for column in ("#", "dev", "test", f"{report.cost_unit}/query", "est. calls", "params"):
+        table.add_column(column, justify="left" if column == "params" else "right")
+    rows: list[TrialSummary] = ranked(report, top)
+    for trial in rows:
+        mark = ("*" if trial.number in front else " ") if pareto else ""
+        label = f"{trial.number}{mark}" + (" (baseline)" if trial.baseline else "")
+        table.add_row(
+            label,
+            _fmt(trial.quality),
+            _fmt(trial.test_score),
+            _fmt(trial.cost_per_query, 2),
+            "-" if trial.estimated_calls is None else str(trial.estimated_calls),
+            _params_text(dict(trial.params)),
+        )
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(report.counts().items()))
+    table.caption = counts + (" (* = on the Pareto front)" if pareto else "")
+    return table
+
+
+def _comparison(report: StudyReport) -> list[str]:
+    lines = []
+    base = report.baseline
+    if base is not None:
+        lines.append(
+            f"baseline (trial {base.number}): dev {_fmt(base.quality)}"
+            f"  test {_fmt(base.test_score)}"
+        )
+    for trial in report.best[:3]:
+        cost = "" if report.objective != "pareto" else f"  {_fmt(trial.cost_per_query, 2)}"
+        lines.append(
+            f"best     (trial {trial.number}): dev {_fmt(trial.quality)}"
+            f"  test {_fmt(trial.test_score)}{cost}"
+        )
+    return lines
+
+
+class _Display:
+    """A live line: trials done, best so far, spend."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live: Live | None = None
+        self.last = SearchEvent(kind="started")
+
+    def render(self) -> Text:
+        e = self.last
+        target = f"/{e.trials_target}" if e.trials_target is not None else ""
+        spent = e.spent
+        return Text(
+            f"trials {e.trials_done}{target}  best {_fmt(e.best)}  spent {spent.calls} calls,"
+            f" {spent.tokens:,} tokens, ${spent.usd:.4f}  {e.message}"
+        )
+
+    def __call__(self, event: SearchEvent) -> None:
+        self.last = event
+        if event.kind == "trial_finished" and event.state != "COMPLETE":
+            self.last = SearchEvent(
+                **{**event.__dict__, "message": f"#{event.trial} {event.state}"}
+            )
+        elif event.kind == "trial_finished":
+            self.last = SearchEvent(
+                **{
+                    **event.__dict__,
+                    "message": f"#{event.trial} {_fmt(event.value[0] if event.value else None)}",
+                }
+            )
+        if self.live is not None:
+            self.live.update(self.render())
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+def _load_template(file: Path, registry: Registry) -> Pipeline:
+    require_file(file)
+    result = check_file(file, registry)
+    if result.errors or result.pipeline is None:
+        print_diagnostics(result.diagnostics, result.sources)
+        if result.pipeline is None and not result.errors:
+            usage_error(f"{file} defines no pipeline")
+        raise typer.Exit(EXIT_DIAGNOSTICS)
+    return result.pipeline
+
+
+def _client(template: Pipeline, model_path: Path | None) -> ModelClient:
+    from archon.runtime.clients.router import RouterClient
+
+    home = local_models.archon_home()
+    return RouterClient.for_pipeline(
+        template,
+        local_resolve=lambda name: local_models.ensure(name, home),
+        local_paths={"*": model_path} if model_path else None,
+    )
+
+
+def _write_best(result: SearchResult, out: Path) -> list[Path]:
+    best = result.best[0] if result.best else None
+    pipeline = best.pipeline() if best is not None else None
+    if best is None or pipeline is None:
+        return []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# Best architecture of study '{result.report.study_name}' (trial {best.number}):"
+        f" dev {_fmt(best.quality)}, test {_fmt(best.test_score)}\n"
+    )
+    out.write_text(header + pipeline_to_pipe(pipeline), encoding="utf-8")
+    params = out.with_suffix(".json")
+    data = {
+        "params": dict(best.params),
+        "study": result.report.study_name,
+        "trial": best.number,
+        "values": list(best.values or ()),
+        "dev_score": best.quality,
+        "test_score": best.test_score,
+    }
+    params.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return [out, params]
+
+
+def _evaluator(
+    template: Pipeline,
+    dataset: Any,
+    *,
+    simulate: int | None,
+    metric: str | None,
+    registry: Registry,
+    cache: CallCache | None,
+    model_path: Path | None,
+    seed: int,
+) -> tuple[Evaluator[Any], ModelClient | None]:
+    if simulate is not None:
+        from archon.search.simulator import Landscape, SimulatedEvaluator
+
+        landscape = Landscape.random(template, seed=simulate)
+        return SimulatedEvaluator(landscape.quality, registry, seed=simulate), None
+    from archon.search import metric_evaluator
+
+    client = _client(template, model_path)
+    evaluator = metric_evaluator(
+        dataset, client, metric=metric, limits=Limits(), cache=cache, registry=registry, seed=seed
+    )
+    return evaluator, client
+
+
+def search_command(
+    template: Annotated[
+        Path | None, typer.Argument(help="The .pipe template whose holes are searched.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name (e.g. bigbench/arithmetic) or file.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N dev and N test items.")] = None,
+    trials: Annotated[
+        int | None, typer.Option(help="Trials the study should hold (a rerun resumes).")
+    ] = None,
+    objective: Annotated[
+        Objective, typer.Option(help="quality, or pareto (quality vs cost).")
+    ] = Objective.quality,
+    cost: Annotated[
+        Cost, typer.Option(help="Cost of the pareto objective, per query.")
+    ] = Cost.calls,
+    sampler: Annotated[Sampler, typer.Option(help="Optuna sampler.")] = Sampler.tpe,
+    pruner: Annotated[
+        Pruner, typer.Option(help="Pruner over dev chunks (quality only).")
+    ] = Pruner.sha,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="sqlite:///f.db, postgresql://..., journal:f.log (default: next to the template)."
+        ),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name (default: the pipeline name).")
+    ] = None,
+    parallel_trials: Annotated[int, typer.Option(help="Trials evaluated at once.")] = 1,
+    budget_calls: Annotated[
+        int | None, typer.Option(help="Total model calls (cache hits free).")
+    ] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="Total dollars.")] = None,
+    budget_seconds: Annotated[float | None, typer.Option(help="Total wall time.")] = None,
+    max_calls_per_query: Annotated[
+        int | None, typer.Option(help="Reject configurations estimated above this.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Best architecture .pipe (and .json params).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Sampler and run seed.")] = 0,
+    metric: Annotated[str | None, typer.Option(help="Metric (default: the dataset's).")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Dev items per pruning step.")] = None,
+    allow_template_change: Annotated[
+        bool, typer.Option(help="Continue a study whose template changed (recorded).")
+    ] = False,
+    plots: Annotated[
+        Path | None, typer.Option(help="Folder for plots (default: next to --out).")
+    ] = None,
+    plot_format: Annotated[str, typer.Option(help="png, html or png,html.")] = "png",
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not draw plots.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not use the call cache.")
+    ] = False,
+    model_path: Annotated[
+        Path | None, typer.Option(help="GGUF file for every local/... model.")
+    ] = None,
+    simulate: Annotated[
+        int | None,
+        typer.Option(help="Score with a seeded synthetic landscape instead of models (try-out)."),
+    ] = None,
+    report: Annotated[
+        str | None,
+        typer.Option(help="Print the table of stored study REPORT (with --storage) and exit."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Search a template's holes on a dataset's dev split; write the best as a concrete .pipe.
+
+    Rerunning the same command resumes the study. Exit codes: 0 ok, 1 diagnostics, 2 usage
+    error, 3 runtime failure (or no configuration completed).
+    """
+    if report is not None:
+        if storage is None and template is not None:
+            storage = default_storage_url(template)
+        if storage is None:
+            usage_error("--report needs --storage URL (or the template the study sits next to)")
+        _print_report(storage, report or study, top, as_json)
+        return
+    if template is None:
+        usage_error("give the .pipe template to search")
+    if dataset is None:
+        usage_error("give --dataset NAME or FILE")
+    registry = default_registry()
+    pipeline = _load_template(template, registry)
+    try:
+        data = load_dataset(dataset)
+    except ArchonError as error:
+        usage_error(str(error))
+    if trials is None and all(v is None for v in (budget_calls, budget_usd, budget_seconds)):
+        trials = 20
+    storage = storage or default_storage_url(template)
+    out = out or template.with_name(template.stem + ".best.pipe")
+    options = SearchOptions(
+        objective=objective.value,
+        cost=cost.value,
+        sampler=sampler.value,
+        pruner=pruner.value,
+        seed=seed,
+        parallel_trials=parallel_trials,
+        chunk_size=chunk_size,
+        max_calls_per_query=max_calls_per_query,
+        allow_template_change=allow_template_change,
+    )
+    budget = SearchBudget(trials=trials, calls=budget_calls, usd=budget_usd, seconds=budget_seconds)
+    cache = None if no_cache else CallCache(local_models.archon_home() / "cache.sqlite")
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    console = stdout()
+    try:
+        result = _run(
+            pipeline,
+            data,
+            registry,
+            options,
+            budget,
+            storage,
+            study,
+            limit,
+            cache,
+            simulate,
+            metric,
+            model_path,
+            seed,
+            console,
+            quiet=as_json,
+        )
+    except ArchonError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_RUNTIME) from error
+    finally:
+        if cache is not None:
+            cache.close()
+    written = _write_best(result, out)
+    if not no_plots:
+        written += _plots(storage, result.report.study_name, plots or out.parent, plot_format)
+    if as_json:
+        from archon.search.report import to_json
+
+        typer.echo(to_json(result.report, top))
+    else:
+        _print_result(console, result, top, written)
+    if not result.best:
+        raise typer.Exit(EXIT_RUNTIME)
+
+
+def _run(
+    pipeline: Pipeline,
+    data: Any,
+    registry: Registry,
+    options: SearchOptions,
+    budget: SearchBudget,
+    storage: str,
+    study: str | None,
+    limit: int | None,
+    cache: CallCache | None,
+    simulate: int | None,
+    metric: str | None,
+    model_path: Path | None,
+    seed: int,
+    console: Console,
+    *,
+    quiet: bool,
+) -> SearchResult:
+    dev, test = split_dataset(data, limit=limit)
+    evaluator, client = _evaluator(
+        pipeline,
+        data,
+        simulate=simulate,
+        metric=metric,
+        registry=registry,
+        cache=cache,
+        model_path=model_path,
+        seed=seed,
+    )
+    display = _Display(console)
+
+    async def go() -> SearchResult:
+        try:
+            return await search_async(
+                pipeline,
+                dev,
+                test,
+                evaluator=evaluator,
+                registry=registry,
+                storage=storage,
+                study_name=study,
+                options=options,
+                budget=budget,
+                on_event=display,
+            )
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    if quiet:
+        return asyncio.run(go())
+    with Live(display.render(), console=console, refresh_per_second=4, transient=True) as live:
+        display.live = live
+        return asyncio.run(go())
+
+
+def _plots(storage: str, study: str, folder: Path, formats: str) -> list[Path]:
+    from archon.search.plots import save_study_plots
+
+    wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
+    try:
+        return save_study_plots(storage, study, folder, formats=wanted)
+    except (ArchonError, ImportError, ValueError) as error:
+        typer.echo(f"warning: plots not drawn: {error}", err=True)
+        return []
+
+
+def _print_result(console: Console, result: SearchResult, top: int, written: list[Path]) -> None:
+    console.print(trials_table(result.report, top))
+    for line in _comparison(result.report):
+        console.print(line)
+    spent = result.spent
+    console.print(
+        f"stopped: {result.stopped}; {result.new_trials} new trial(s); spent {spent.calls} calls,"
+        f" {spent.tokens:,} tokens, ${spent.usd:.4f} in {result.seconds:.1f}s;"
+        f" cache saved {result.cache_hits} calls (${result.usd_saved:.4f})"
+    )
+    if result.recovered:
+        console.print(
+            "failed and re-enqueued trials of dead workers: "
+            + ", ".join(map(str, result.recovered))
+        )
+    for path in written:
+        console.print(f"wrote {path}")
+    console.print(f"study: {result.storage} (optuna-dashboard {result.storage})")
+
+
+def _print_report(storage: str, study: str | None, top: int, as_json: bool) -> None:
+    try:
+        report = load_report(storage, study)
+    except (ArchonError, KeyError, ValueError) as error:
+        usage_error(str(error))
+    if as_json:
+        from archon.search.report import to_json
+
+        typer.echo(to_json(report, top))
+        return
+    console = stdout()
+    console.print(trials_table(report, top))
+    for line in _comparison(report):
+        console.print(line)
+
+
+def search_report(
+    study: Annotated[str | None, typer.Argument(help="Study name (default: the only one).")] = None,
+    storage: Annotated[str, typer.Option(help="Storage URL of the study.")] = "",
+    top: Annotated[int, typer.Option(help="Rows to show.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a stored study's top trials, best configuration(s) and baseline."""
+    if not storage:
+        usage_error("give --storage URL (sqlite:///x.study.db, postgresql://..., journal:x.log)")
+    _print_report(storage, study, top, as_json)
