@@ -17,9 +17,10 @@ from archon.runtime import Limits
 from archon.values import Candidates, Payload
 
 
-def pipe(body: str) -> Pipeline:
+def pipe(body: str, registry: Registry | None = None) -> Pipeline:
     """A pipeline whose model ``m`` is the scripted model ``fake/m``."""
-    return compile_source(f'models {{ m = "fake/m" }}\npipeline p {{\n{body}\n}}\n')
+    text = f'models {{ m = "fake/m" }}\npipeline p {{\n{body}\n}}\n'
+    return compile_source(text, registry=registry)
 
 
 def single() -> Pipeline:

@@ -211,7 +211,10 @@ ADD = EvalItem(
     code_prefix='def add(a, b):\n    """Add two numbers."""\n',
     entry_point="add",
     tests=(
-        "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n\ncheck(add)\n",
+        "def check(candidate):\n"
+        "    assert candidate(1, 2) == 3\n"
+        "    assert candidate(-1, 1) == 0\n\n"
+        "check(add)\n",
     ),
 )
 
