@@ -1,0 +1,66 @@
+"""Helpers shared by commands that run pipelines: load a ``.pipe`` with ``--params``, build the
+model client, open the call cache. (``archon run`` has private equivalents; these are the
+public ones for ``archon eval`` and any later command.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from archon.cli.common import (
+    EXIT_DIAGNOSTICS,
+    print_diagnostics,
+    read_params,
+    require_file,
+    usage_error,
+)
+from archon.compiler import check_file
+from archon.compiler.structure import AssignmentError, assign
+from archon.ir import Pipeline, Value
+from archon.layers.registry import Registry
+from archon.runtime import CallCache
+from archon.runtime import models as local_models
+from archon.runtime.clients.router import RouterClient
+
+
+def load_pipeline(file: Path, params: Path | None, registry: Registry) -> Pipeline:
+    """Compile ``file`` (exit 1 with diagnostics on errors) and assign its holes from the
+    ``--params`` JSON (defaults for the rest, with a note on stderr)."""
+    require_file(file)
+    result = check_file(file, registry)
+    if result.errors or result.pipeline is None:
+        print_diagnostics(result.diagnostics, result.sources)
+        if result.pipeline is None and not result.errors:
+            usage_error(f"{file} defines no pipeline")
+        raise typer.Exit(EXIT_DIAGNOSTICS)
+    chosen: dict[str, Value] | None = read_params(params)  # type: ignore[assignment]
+    try:
+        concrete, defaulted = assign(result.pipeline, chosen, registry)
+    except AssignmentError as error:
+        usage_error(str(error))
+    if defaulted:
+        typer.echo(
+            f"note: {len(defaulted)} hole(s) took their defaults (pass --params to choose): "
+            + ", ".join(defaulted),
+            err=True,
+        )
+    return concrete
+
+
+def make_client(pipeline: Pipeline, model_path: Path | None = None) -> RouterClient:
+    """The client ``archon run`` uses: local models pulled into the archon home on first use,
+    every other model through litellm with the pipeline's model options."""
+    if model_path is not None:
+        require_file(model_path)
+    home = local_models.archon_home()
+    return RouterClient.for_pipeline(
+        pipeline,
+        local_resolve=lambda name: local_models.ensure(name, home),
+        local_paths={"*": model_path} if model_path else None,
+    )
+
+
+def open_cache(no_cache: bool) -> CallCache | None:
+    """The persistent call cache in the archon home, or None with ``--no-cache``."""
+    return None if no_cache else CallCache(local_models.archon_home() / "cache.sqlite")
