@@ -360,7 +360,8 @@ class _Search:
                 break
             if not self.pareto and progress.items_done:
                 trial.report(progress.score, step=progress.items_done)
-                if trial.should_prune():
+                # a trial evaluated on the whole split is a full result: never prune it then
+                if progress.items_done < len(self.dev) and trial.should_prune():
                     pruned = True
                     break
         self._record(trial, last)
