@@ -20,6 +20,7 @@ a search killed with ``kill -9`` loses no finished trial and re-runs the one it 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
@@ -81,9 +82,26 @@ def open_storage(url: str | None) -> BaseStorage:
         # Several processes may share the file: wait for locks instead of failing at once.
         return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     if "://" in url:
-        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return RDBStorage(postgres_driver(url), engine_kwargs={"pool_pre_ping": True})
     raise StudyMismatch(
         f"unknown storage {url!r}: use sqlite:///file.db, postgresql://..., journal:file.log"
+    )
+
+
+def postgres_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed (psycopg 3, else psycopg2).
+
+    SQLAlchemy picks one fixed default driver per version; a URL that names its driver
+    (``postgresql+psycopg2://``) is left alone.
+    """
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}{sep}{rest}"
+    raise StudyMismatch(
+        "a PostgreSQL storage needs a driver: pip install 'psycopg[binary]' (or psycopg2-binary)"
     )
 
 

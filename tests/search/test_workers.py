@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -117,5 +118,7 @@ def test_two_workers_share_a_postgresql_study() -> None:
     url = os.environ.get("ARCHON_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("ARCHON_TEST_POSTGRES_URL is not set (see .ci/postgres.sh)")
+    if not any(importlib.util.find_spec(m) for m in ("psycopg", "psycopg2")):
+        pytest.skip("no PostgreSQL driver installed (pip install 'psycopg[binary]')")
     study = f"shared-{os.getpid()}-{int(time.time())}"
     run_two_workers(url, study)
