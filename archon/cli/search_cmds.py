@@ -28,6 +28,7 @@ from archon.cli.common import (
     stdout,
     usage_error,
 )
+from archon.cli.session import make_client, open_cache
 from archon.compiler import check_file
 from archon.compiler.emit import pipeline_to_pipe
 from archon.errors import ArchonError
@@ -36,7 +37,6 @@ from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
 from archon.runtime import CallCache, Limits, ModelClient
-from archon.runtime import models as local_models
 from archon.search import (
     SearchBudget,
     SearchEvent,
@@ -50,7 +50,7 @@ from archon.search import (
     search_async,
     split_dataset,
 )
-from archon.search.objective import Evaluator
+from archon.search.objective import EvalEvaluator, Evaluator
 
 
 class Objective(StrEnum):
@@ -185,17 +185,6 @@ def _load_template(file: Path, registry: Registry) -> Pipeline:
     return result.pipeline
 
 
-def _client(template: Pipeline, model_path: Path | None) -> ModelClient:
-    from archon.runtime.clients.router import RouterClient
-
-    home = local_models.archon_home()
-    return RouterClient.for_pipeline(
-        template,
-        local_resolve=lambda name: local_models.ensure(name, home),
-        local_paths={"*": model_path} if model_path else None,
-    )
-
-
 def _write_best(result: SearchResult, out: Path) -> list[Path]:
     best = result.best[0] if result.best else None
     pipeline = best.pipeline() if best is not None else None
@@ -236,10 +225,8 @@ def _evaluator(
 
         landscape = Landscape.random(template, seed=simulate)
         return SimulatedEvaluator(landscape.quality, registry, seed=simulate), None
-    from archon.search import metric_evaluator
-
-    client = _client(template, model_path)
-    evaluator = metric_evaluator(
+    client = make_client(template, model_path)
+    evaluator = EvalEvaluator(
         dataset, client, metric=metric, limits=Limits(), cache=cache, registry=registry, seed=seed
     )
     return evaluator, client
@@ -353,7 +340,7 @@ def search_command(
         allow_template_change=allow_template_change,
     )
     budget = SearchBudget(trials=trials, calls=budget_calls, usd=budget_usd, seconds=budget_seconds)
-    cache = None if no_cache else CallCache(local_models.archon_home() / "cache.sqlite")
+    cache = open_cache(no_cache)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     console = stdout()
     try:

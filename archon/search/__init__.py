@@ -41,7 +41,7 @@ from archon.search.config import (
     SearchOptions,
 )
 from archon.search.driver import EventSink, SearchEvent, search_async
-from archon.search.objective import Evaluator, Progress, RuntimeEvaluator
+from archon.search.objective import EvalEvaluator, Evaluator, Progress, RuntimeEvaluator
 from archon.search.report import (
     SearchResult,
     StudyReport,
@@ -63,6 +63,7 @@ from archon.search.storage import StudyMismatch, default_storage_url
 __all__ = [
     "PRUNERS",
     "SAMPLERS",
+    "EvalEvaluator",
     "Evaluator",
     "Progress",
     "RuntimeEvaluator",
@@ -75,12 +76,12 @@ __all__ = [
     "StudyMismatch",
     "StudyReport",
     "TrialSummary",
+    "as_dataset",
     "decode_params",
     "default_storage_url",
     "encode_params",
     "load_report",
     "materialize",
-    "metric_evaluator",
     "ranked",
     "replay",
     "search",
@@ -109,36 +110,14 @@ def split_dataset(
     return tuple(dev), tuple(test)
 
 
-def metric_evaluator(
-    dataset: Dataset | None,
-    client: ModelClient,
-    *,
-    metric: str | None = None,
-    limits: Limits | None = None,
-    cache: CallCache | None = None,
-    registry: Registry | None = None,
-    seed: int = 0,
-) -> RuntimeEvaluator[EvalItem]:
-    """A :class:`RuntimeEvaluator` scoring with an :mod:`archon.eval` metric by name."""
-    from archon.eval.metrics import MetricContext, default_metrics, sandbox_runner
-
-    name = metric or (dataset.metric if dataset is not None else "exact_match")
-    scorer = default_metrics().build(name)
-    limits = limits or Limits()
-    ctx = MetricContext(client=client, limits=limits, runner=sandbox_runner, cache=cache, seed=seed)
-
-    async def score(item: EvalItem, answer: str) -> float:
-        return (await scorer.score(item, [answer], ctx)).value
-
-    return RuntimeEvaluator(
-        client,
-        score,
-        lambda item: item.query,
-        limits=limits,
-        cache=cache,
-        registry=registry,
-        seed=seed,
-    )
+def as_dataset(
+    dataset: Dataset | tuple[Sequence[EvalItem], Sequence[EvalItem]], metric: str | None
+) -> Dataset:
+    """``dataset`` itself, or an explicit (dev, test) pair as one :class:`Dataset`."""
+    if isinstance(dataset, Dataset):
+        return dataset
+    items = (*dataset[0], *dataset[1])
+    return Dataset(name="search", items=items, metric=metric or "exact_match")
 
 
 def search(
@@ -168,7 +147,8 @@ def search(
             or an explicit ``(dev_items, test_items)`` pair.
         client: the model client (needed unless ``evaluator`` is given).
         evaluator: how a configuration is scored (default: run it with the runtime and
-            score with ``metric``); e.g. :class:`archon.search.simulator.SimulatedEvaluator`.
+            score with ``metric`` through :func:`archon.eval.evaluate.evaluate_chunks`);
+            e.g. :class:`archon.search.simulator.SimulatedEvaluator`.
         metric: metric name (default: the dataset's).
         registry: layer kinds (default: the built-in ones).
         limits / cache: shared by every trial (one ``Limits``, one ``CallCache``).
@@ -199,8 +179,8 @@ def search(
     if evaluator is None:
         if client is None:
             raise ArchonError("search needs a model client (or an evaluator)")
-        evaluator = metric_evaluator(
-            dataset if isinstance(dataset, Dataset) else None,
+        evaluator = EvalEvaluator(
+            as_dataset(dataset, metric),
             client,
             metric=metric,
             limits=limits,

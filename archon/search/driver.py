@@ -352,21 +352,23 @@ class _Search:
     async def _evaluate(self, trial: optuna.Trial, concrete: Pipeline) -> _Outcome:
         last = Progress(0, 0.0)
         pruned = False
-        async for progress in self.evaluator.evaluate_chunks(
+        chunks = self.evaluator.evaluate_chunks(
             concrete, self.dev, chunk_size=self.chunk, budget=self.meter
-        ):
-            last = progress
-            if progress.stopped is not None:
-                break
-            if not self.pareto and progress.items_done:
-                trial.report(progress.score, step=progress.items_done)
-                # a trial evaluated on the whole split is a full result: never prune it then
-                if progress.items_done < len(self.dev) and trial.should_prune():
-                    pruned = True
+        )
+        async with contextlib.aclosing(chunks):  # pruning stops the items in flight at once
+            async for progress in chunks:
+                last = progress
+                if progress.stopped is not None:
                     break
+                if not self.pareto and progress.items_done:
+                    trial.report(progress.score, step=progress.items_done)
+                    # a trial evaluated on the whole split is a full result: never prune it
+                    if progress.items_done < len(self.dev) and trial.should_prune():
+                        pruned = True
+                        break
         self._record(trial, last)
         if last.stopped is not None:
-            raise _Interrupted(last.stopped.limit)
+            raise _Interrupted(last.stopped)
         if pruned:
             return _Outcome(TrialState.PRUNED)
         if not last.items_done:
@@ -543,17 +545,19 @@ class _Search:
             pipeline = Pipeline.model_validate_json(text)
             self._emit("testing", study, trial=trial.number, message="held-out test split")
             last = Progress(0, 0.0)
-            async for progress in self.evaluator.evaluate_chunks(
+            chunks = self.evaluator.evaluate_chunks(
                 pipeline, self.test, chunk_size=max(1, len(self.test)), budget=self.total
-            ):
-                last = progress
+            )
+            async with contextlib.aclosing(chunks):
+                async for progress in chunks:
+                    last = progress
             self.cache_hits += last.cache_hits
             self.usd_saved += max(0.0, last.usd_equivalent - last.usd)
             if last.stopped is not None:
                 logger.warning(
                     "test re-evaluation of trial %d stopped: %s", trial.number, last.stopped
                 )
-                self.stopped = self.stopped or f"{last.stopped.limit} budget"
+                self.stopped = self.stopped or f"{last.stopped} budget"
                 break
             result = {"score": last.score, "items": last.items_done, "calls": last.calls}
             study.set_user_attr(f"{TEST_PREFIX}{trial.number}", result)

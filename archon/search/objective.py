@@ -5,20 +5,25 @@ pruned after a few chunks of the dev split. :class:`Evaluator` is that contract:
 concrete pipeline and items, yield one :class:`Progress` per chunk with the running score and
 what was spent so far. Implementations:
 
-* :class:`RuntimeEvaluator` runs the pipeline with :func:`archon.runtime.run_many` (one shared
-  :class:`~archon.runtime.Limits`, :class:`~archon.runtime.CallCache` and run-level
-  :class:`~archon.runtime.Meter` for all trials) and scores answers with a metric;
+* :class:`EvalEvaluator` (the default) runs :func:`archon.eval.evaluate.evaluate_chunks` with the
+  dataset's metric; one shared :class:`~archon.runtime.Limits`, :class:`~archon.runtime.CallCache`
+  and run-level :class:`~archon.runtime.Meter` serve every trial;
+* :class:`RuntimeEvaluator` runs the pipeline with :func:`archon.runtime.run_many` and scores
+  answers with any ``score(item, answer)`` function;
 * :class:`archon.search.simulator.SimulatedEvaluator` scores instantly from a known function
   of the architecture (tests and benchmarks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import re
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
+from archon.eval.items import Dataset, EvalItem
 from archon.ir import Pipeline
 from archon.layers.registry import Registry
 from archon.runtime import (
@@ -52,7 +57,8 @@ class Progress:
         usd: dollars spent.
         usd_equivalent: dollars the calls would have cost without the cache.
         failed: items that raised (node failure or per-query budget).
-        stopped: set when the run-level (search) budget ran out: the evaluation is incomplete.
+        stopped: the limit (``calls``, ``usd``, ``seconds``, ``tokens``) of the run-level
+            (search) budget that ran out, making the evaluation incomplete; else None.
     """
 
     items_done: int
@@ -63,7 +69,7 @@ class Progress:
     usd: float = 0.0
     usd_equivalent: float = 0.0
     failed: int = 0
-    stopped: BudgetExceeded | None = None
+    stopped: str | None = None
 
     @property
     def calls_equivalent(self) -> int:
@@ -87,7 +93,7 @@ class Evaluator(Protocol[Item]):
         *,
         chunk_size: int,
         budget: Meter | None,
-    ) -> AsyncIterator[Progress]:
+    ) -> AsyncGenerator[Progress, None]:
         """Evaluate ``pipeline`` on ``items``, yielding progress after every chunk."""
         ...
 
@@ -153,7 +159,7 @@ class RuntimeEvaluator(Generic[T]):
         *,
         chunk_size: int,
         budget: Meter | None,
-    ) -> AsyncIterator[Progress]:
+    ) -> AsyncGenerator[Progress, None]:
         """See :class:`Evaluator`."""
         chunk_size = max(1, chunk_size)
         tally = _Tally()
@@ -188,7 +194,7 @@ class _Totals:
     tokens: int = 0
     usd: float = 0.0
     failed: int = 0
-    stopped: BudgetExceeded | None = None
+    stopped: str | None = None
 
     async def add(
         self, result: ItemResult, item: T, score: Callable[[T, str], float | Awaitable[float]]
@@ -196,7 +202,7 @@ class _Totals:
         error = result.error
         if isinstance(error, BudgetExceeded) and error.scope == "run":
             # The search budget ran out: this item was not evaluated, the trial is incomplete.
-            self.stopped = self.stopped or error
+            self.stopped = self.stopped or error.limit
             return
         self.done += 1
         if result.result is None:
@@ -225,3 +231,100 @@ class _Totals:
             failed=self.failed,
             stopped=self.stopped,
         )
+
+
+_LIMIT = re.compile(r"budget exceeded: (\w+) <=")
+
+
+def _limit_of(stopped: str | None) -> str | None:
+    """The budget limit named in an evaluation's stop message (``calls``, ``usd`` ...)."""
+    if stopped is None:
+        return None
+    match = _LIMIT.search(stopped)
+    return match.group(1) if match else "search"
+
+
+class EvalEvaluator:
+    """Scores with :func:`archon.eval.evaluate.evaluate_chunks` and the dataset's metric.
+
+    Args:
+        dataset: the dataset the items come from (its name and default metric).
+        client: where model calls go (shared by every trial).
+        metric: a metric name (default: the dataset's).
+        limits / cache / registry / seed: shared by every trial.
+        concurrency: items of one trial in flight at once.
+        judge_client: client for judge metrics (default: ``client``).
+
+    Judge calls made by a metric are not charged to the search budget (evaluation keeps
+    them apart from the pipeline's own cost).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        client: ModelClient,
+        *,
+        metric: str | None = None,
+        limits: Limits | None = None,
+        cache: CallCache | None = None,
+        registry: Registry | None = None,
+        seed: int = 0,
+        concurrency: int = 8,
+        judge_client: ModelClient | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.client = client
+        self.metric = metric
+        self.limits = limits or Limits()
+        self.cache = cache
+        self.registry = registry
+        self.seed = seed
+        self.concurrency = concurrency
+        self.judge_client = judge_client
+
+    async def evaluate_chunks(
+        self,
+        pipeline: Pipeline,
+        items: Sequence[EvalItem],
+        *,
+        chunk_size: int,
+        budget: Meter | None,
+    ) -> AsyncGenerator[Progress, None]:
+        """See :class:`Evaluator`."""
+        from archon.eval.evaluate import ChunkReport, evaluate_chunks
+
+        tally = _Tally()
+        # an async generator (typed as an iterator there): closed at once when a trial is pruned
+        chunks = cast(
+            AsyncGenerator[ChunkReport, None],
+            evaluate_chunks(
+                pipeline,
+                self.dataset.with_items(items),
+                chunk_size=max(1, chunk_size),
+                client=self.client,
+                limits=self.limits,
+                cache=self.cache,
+                metric=self.metric,
+                concurrency=self.concurrency,
+                budget=budget,
+                registry=self.registry,
+                judge_client=self.judge_client,
+                trace=tally,
+                seed=self.seed,
+            ),
+        )
+        async with contextlib.aclosing(chunks):
+            async for report in chunks:
+                summary = report.summary
+                cost = summary.cost
+                yield Progress(
+                    items_done=report.step,
+                    score=summary.score or 0.0,
+                    calls=cost.calls,
+                    cache_hits=cost.cache_hits,
+                    tokens=cost.prompt_tokens + cost.completion_tokens,
+                    usd=cost.usd,
+                    usd_equivalent=tally.usd_equivalent,
+                    failed=summary.errors,
+                    stopped=_limit_of(report.stopped),
+                )

@@ -18,7 +18,7 @@ import hashlib
 import math
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from archon.compiler.cost import estimate
@@ -165,7 +165,7 @@ class SimulatedEvaluator:
         *,
         chunk_size: int,
         budget: Meter | None,
-    ) -> AsyncIterator[Progress]:
+    ) -> AsyncGenerator[Progress, None]:
         """See :class:`~archon.search.objective.Evaluator`."""
         fingerprint = pipeline.fingerprint()
         self.evaluations.append(fingerprint)
@@ -178,7 +178,9 @@ class SimulatedEvaluator:
                     try:
                         held = await budget.reserve(Reservation(per_item, 0, 0.0))
                     except BudgetExceeded as error:
-                        yield Progress(done, total / done if done else 0.0, calls, stopped=error)
+                        yield Progress(
+                            done, total / done if done else 0.0, calls, stopped=error.limit
+                        )
                         return
                     budget.settle(held, Usage(calls=per_item))
                 calls += per_item

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -184,17 +185,22 @@ def requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
         )
 
 
+def _version() -> str:
+    try:
+        return metadata.version("archon-pipe")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def template_attrs(template: Pipeline, objective: str, cost: str) -> dict[str, Any]:
     """Study user attrs describing the template and the objective."""
-    from archon import __version__
-
     return {
         ATTR_FINGERPRINT: template.fingerprint(),
         ATTR_TEMPLATE: strip_spans(template),
         ATTR_SPACE: [ref.name for ref in holes(template)],
         ATTR_OBJECTIVE: objective,
         ATTR_COST: cost,
-        ATTR_VERSION: __version__,
+        ATTR_VERSION: _version(),
     }
 
 

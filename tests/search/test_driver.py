@@ -10,6 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from archon.compiler.structure import default_assignment
+from archon.eval.items import Dataset
 from archon.ir import Pipeline
 from archon.layers.registry import Registry
 from archon.runtime import CallCache
@@ -19,10 +20,16 @@ from archon.search import (
     SearchEvent,
     SearchOptions,
     StudyMismatch,
+    search,
     search_async,
 )
 from archon.search.driver import active_params
-from archon.search.simulator import Landscape, SimulatedEvaluator, arithmetic_items
+from archon.search.simulator import (
+    Landscape,
+    SimulatedEvaluator,
+    arithmetic_items,
+    simulated_client,
+)
 from archon.search.space import encode_params
 
 from .helpers import DISCRETE, compile_text, run_search, sim_runtime
@@ -423,3 +430,27 @@ def test_gp_sampler_needs_torch(full: Pipeline, registry: Registry) -> None:
 def test_a_search_needs_a_limit(full: Pipeline, registry: Registry) -> None:
     with pytest.raises(Exception, match="needs a limit"):
         run_search(full, simulated(full, registry), registry, budget=SearchBudget())
+
+
+def test_public_search_scores_with_the_dataset_metric(
+    generate_template: Pipeline, registry: Registry, tmp_path: Path
+) -> None:
+    # the simulated model is right more often at higher temperature: something to find
+    client = simulated_client(lambda request: 0.2 + 0.7 * (request.temperature or 0.0))
+    dataset = Dataset(name="arith", items=arithmetic_items(40, seed=2), metric="exact_match")
+    result = search(
+        generate_template,
+        dataset,
+        client=client,
+        registry=registry,
+        storage=sqlite(tmp_path),
+        options=SearchOptions(seed=0, parallel_trials=2),
+        budget=SearchBudget(trials=12, calls=600),
+    )
+    assert client.calls <= 600 and result.spent.calls == client.calls
+    best, baseline = result.best[0], result.baseline
+    assert baseline is not None and baseline.params["generate_1.temperature"] == 0.0
+    assert best.quality is not None and baseline.quality is not None
+    assert best.quality > baseline.quality
+    assert best.test_score is not None and best.test_items
+    assert best.params["generate_1.temperature"] > 0.3
