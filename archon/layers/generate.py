@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import ClassVar
 
+from archon.layers._calls import complete_all
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -37,6 +38,7 @@ class Generate(Layer):
     Params: ClassVar[type[LayerParams]] = GenerateParams
     consumes = ()
     produces = Candidates
+    prompts = MappingProxyType({"system": DEFAULT_SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
@@ -74,9 +76,8 @@ class Generate(Layer):
             )
             for model in params.models
         ]
-        # One task per ensemble member, structured: a failure cancels the siblings.
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(ctx.complete(request)) for request in requests]
+        # The ensemble members are asked concurrently (one gather; no task of our own).
+        responses = await complete_all(ctx, requests)
         items = tuple(
             Candidate(
                 text=completion.text,
@@ -85,8 +86,8 @@ class Generate(Layer):
                 source_node=ctx.node_id,
                 logprob=completion.logprob,
             )
-            for request, task in zip(requests, tasks, strict=True)
-            for index, completion in enumerate(task.result().completions)
+            for request, response in zip(requests, responses, strict=True)
+            for index, completion in enumerate(response.completions)
         )
         return Candidates(items=items)
 

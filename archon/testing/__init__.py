@@ -1,0 +1,7 @@
+"""Conformance suites for extension points (imported by tests only, never by the library)."""
+
+from __future__ import annotations
+
+from archon.testing.layer_contract import GARBAGE, LayerContract
+
+__all__ = ["GARBAGE", "LayerContract"]
