@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from archon.layers.critique import Critique, split_sections
+from archon.layers.critique import Critique, CritiqueParams, split_sections
 from archon.runtime.clients.fake import ScriptedClient
 from archon.testing import LayerContract
 from archon.values import CompletionRequest
@@ -12,15 +12,15 @@ from archon.values import CompletionRequest
 
 class TestCritiqueEach(LayerContract):
     layer = Critique
-    params = {"model": "judge"}
-    script = [(None, "Strengths: clear. Weaknesses: none.")]
+    params = CritiqueParams(model="judge")
+    script = ((None, "Strengths: clear. Weaknesses: none."),)
     parses_output = False
 
 
 class TestCritiqueAll(LayerContract):
     layer = Critique
-    params = {"model": "judge", "mode": "all"}
-    script = [(None, "[1]\nStrengths: a\n[2]\nWeaknesses: b\n[3]\nok\n[4]\nfine")]
+    params = CritiqueParams(model="judge", mode="all")
+    script = ((None, "[1]\nStrengths: a\n[2]\nWeaknesses: b\n[3]\nok\n[4]\nfine"),)
 
 
 def _echo_candidate(request: CompletionRequest) -> str:

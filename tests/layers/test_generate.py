@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archon.layers.generate import Generate
+from archon.layers.generate import Generate, GenerateParams
 from archon.runtime.clients.fake import ScriptedClient
 from archon.testing import LayerContract
 from archon.values import Candidates
@@ -10,8 +10,8 @@ from archon.values import Candidates
 
 class TestGenerateContract(LayerContract):
     layer = Generate
-    params = {"models": ["a", "b"], "samples": 2, "temperature": 0.7}
-    script = [(None, "{model} says 42")]
+    params = GenerateParams(models=("a", "b"), samples=2, temperature=0.7)
+    script = ((None, "{model} says 42"),)
     parses_output = False
 
 

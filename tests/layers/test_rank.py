@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from archon.layers.rank import Rank
+from archon.layers.rank import Rank, RankParams
 from archon.runtime.clients.fake import ScriptedClient
 from archon.testing import LayerContract
 from archon.values import Candidates, CompletionRequest
@@ -13,20 +13,20 @@ from archon.values import Candidates, CompletionRequest
 
 class TestRankListwise(LayerContract):
     layer = Rank
-    params = {"model": "judge", "top_k": 2}
-    script = [(None, "Ranking: [2] > [1] > [4] > [3]")]
+    params = RankParams(model="judge", top_k=2)
+    script = ((None, "Ranking: [2] > [1] > [4] > [3]"),)
 
 
 class TestRankPairwise(LayerContract):
     layer = Rank
-    params = {"model": "judge", "top_k": 2, "mode": "pairwise"}
-    script = [(None, "Better: A")]
+    params = RankParams(model="judge", top_k=2, mode="pairwise")
+    script = ((None, "Better: A"),)
 
 
 class TestRankScore(LayerContract):
     layer = Rank
-    params = {"model": "judge", "top_k": 2, "mode": "score"}
-    script = [(None, "Score: 6")]
+    params = RankParams(model="judge", top_k=2, mode="score")
+    script = ((None, "Score: 6"),)
 
 
 def _texts(result_output: object) -> list[str]:
@@ -92,7 +92,7 @@ def test_score_mode_orders_by_parsed_score() -> None:
 
 def test_score_mode_uses_logprobs_when_returned() -> None:
     contract = TestRankScore()
-    contract.params = {"model": "judge", "top_k": 3, "mode": "score", "logprobs": True}  # type: ignore[misc]
+    contract.params = RankParams(model="judge", top_k=3, mode="score", logprobs=True)  # type: ignore[misc]
 
     def yes_for_two(request: CompletionRequest) -> str:
         assert request.logprobs
