@@ -27,9 +27,8 @@ class TestUnitTestEvaluateContract(LayerContract):
         candidates = tuple(
             Candidate(text=SOLUTIONS[i % len(SOLUTIONS)], sample_index=i) for i in range(n)
         )
-        tests = tuple(TestCase(text=t) for t in CODE_TESTS) + (
-            TestCase(text="The answer defines add.", kind="natural"),
-        )
+        natural = TestCase(text="The answer defines add.", kind="natural")
+        tests = (*(TestCase(text=t) for t in CODE_TESTS), natural)
         return (Candidates(items=candidates), Tests(items=tests))
 
 
