@@ -92,8 +92,8 @@ class Landscape:
 
     Every hole has a hidden target value; a configuration's quality is
     ``floor + (1 - floor) * closeness ** sharpness``, where ``closeness`` is the mean over
-    active holes of 1 for the target, falling linearly with the distance (categorical:
-    1 or 0.25). Inactive holes count as a fixed 0.5. The optimum is 1.0.
+    the *active* holes of 1 for the target, falling linearly with the distance (categorical:
+    1 or 0.25). The optimum, 1.0, is reached by the targets (inactive holes do not count).
     """
 
     template: Pipeline
@@ -110,16 +110,11 @@ class Landscape:
 
     def quality_of_params(self, params: Mapping[str, Value]) -> float:
         """Quality of a configuration given by its active hole values."""
-        refs = holes(self.template)
-        if not refs:
+        active = [ref for ref in holes(self.template) if ref.name in params]
+        if not active:
             return 1.0
-        total = 0.0
-        for ref in refs:
-            if ref.name in params:
-                total += _closeness(ref, params[ref.name], self.targets[ref.name])
-            else:
-                total += 0.5
-        closeness = total / len(refs)
+        total = sum(_closeness(ref, params[ref.name], self.targets[ref.name]) for ref in active)
+        closeness = total / len(active)
         return float(self.floor + (1.0 - self.floor) * closeness**self.sharpness)
 
     def quality(self, concrete: Pipeline) -> float:
