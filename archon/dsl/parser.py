@@ -127,12 +127,31 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, parser: Lark)
         position = error.pos_in_stream or 0
         char = source.text[position] if position < len(source.text) else ""
         span = _point(source, error.line, error.column)
-        hint = "strings are written in double quotes" if char == "'" else None
+        if char == '"':
+            # An unclosed """ lexes as an empty "" string followed by a lone quote.
+            long_string = source.text.startswith('"""', position) or (
+                position >= 2 and source.text[position - 2 : position] == '""'
+            )
+            if long_string and not source.text.startswith('"""', position):
+                span = _point(source, error.line, max(1, error.column - 2))
+            return Diagnostic(
+                code="E105",
+                message="this string is never closed"
+                if long_string
+                else "this string is not closed on its line",
+                span=span,
+                hint='close it with """'
+                if long_string
+                else 'close it with ", or use """...""" for text over several lines',
+            )
+        # lark's set of allowed characters at this point mixes in other parser states, so it
+        # would mislead as a hint; only characters with a known cause get one.
+        hints = {"'": "strings are written in double quotes", ";": "statements need no `;`"}
         return Diagnostic(
             code="E101",
             message=f"unexpected character {char!r}",
             span=span,
-            hint=hint or _expected_hint(error.allowed or set(), parser),
+            hint=hints.get(char),
         )
     label = _match_example(error, parser)
     if isinstance(error, UnexpectedToken) and error.token.type != "$END":

@@ -10,6 +10,8 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
     "missing comma between arguments": [
         "pipeline p { generate(models = [a] samples = 2) }",
         "pipeline p { rank(model = m top_k = 2) }",
+        'models { s = model("x" api_base = "y") }',
+        'models { s = model("x", a = 1 api_base = "y") }',
     ],
     "missing comma between list items": [
         'pipeline p { generate(models = ["a" "b"]) }',
@@ -40,7 +42,19 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
     "only `import`, `models`, `prompts`, `block` and `pipeline` may appear at the top level": [
         "generate(models = [m])",
         "x = 1",
-        'import "lib.pipe"\ngenerate(models = [m])',
-        "models { }\nx = 1",
+        *(
+            f"{item}\ngenerate(models = [m])"
+            for item in (
+                'import "lib.pipe"',
+                "models { }",
+                'models { m = "x" }',
+                "prompts { }",
+                'prompts { p = "x" }',
+                "block b() { }",
+                "block b() { rank(model = m) }",
+                "pipeline q { }",
+                "pipeline q { rank(model = m) }",
+            )
+        ),
     ],
 }
