@@ -273,6 +273,9 @@ def kinds(
     format: Annotated[
         OutputFormat, typer.Option("--format", help="text or json.")
     ] = OutputFormat.text,
+    prompts: Annotated[
+        bool, typer.Option("--prompts", help="Also print each kind's default prompt templates.")
+    ] = False,
 ) -> None:
     """List the layer kinds: parameters with defaults, input and output types, description."""
     registry = default_registry()
@@ -299,6 +302,10 @@ def kinds(
         for param in info["params"]:
             table.add_row(param["name"], param["type"], param["default"])
         console.print(table)
+        if prompts:
+            for name, template in info["prompts"].items():
+                console.print(f"  [bold]prompt '{name}':[/bold]")
+                console.print(template, markup=False)
         console.print()
 
 
@@ -314,6 +321,7 @@ def describe_kind(layer: type[Layer]) -> dict[str, Any]:
         "consumes": ", ".join(t.__name__ for t in layer.consumes),
         "produces": layer.produces.__name__,
         "params": params,
+        "prompts": dict(layer.prompts),
     }
 
 

@@ -163,3 +163,12 @@ def test_kinds_unknown_kind_suggests(tmp_path: Path) -> None:
     result = runner.invoke(app, ["kinds", "rnak"])
     assert result.exit_code == 2
     assert "rank" in result.stderr
+
+
+def test_kinds_prompts_prints_the_default_templates() -> None:
+    result = runner.invoke(app, ["kinds", "verify", "--prompts"])
+    assert result.exit_code == 0
+    for template in default_registry().get("verify").prompts.values():
+        assert template.splitlines()[0] in result.stdout
+    listed = json.loads(runner.invoke(app, ["kinds", "rank", "--format", "json"]).stdout)
+    assert set(listed[0]["prompts"]) == set(default_registry().get("rank").prompts)
