@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -50,6 +51,14 @@ class ValueLowerer:
             case ast.Str(value=text):
                 return text
             case ast.Num(value=number):
+                if isinstance(number, float) and not math.isfinite(number):
+                    self.error(
+                        "E315",
+                        "number is too large to represent",
+                        node.span,
+                        "use a value below 1e308",
+                    )
+                    raise LoweringFailed
                 return number
             case ast.Bool(value=flag):
                 return flag

@@ -104,6 +104,7 @@ ERRORS: dict[str, list[Position]] = {
     "syntax_unexpected_char.pipe": [("E101", 2, 45)],
     "syntax_unterminated_long_string.pipe": [("E105", 2, 11)],
     "syntax_unterminated_string.pipe": [("E105", 2, 22)],
+    "value_number_too_large.pipe": [("E315", 2, 42)],
     "unknown_kind.pipe": [("E203", 4, 3)],
     "value_bool_for_int.pipe": [("E302", 2, 55)],
     "value_choice_option_invalid.pipe": [("E302", 5, 26)],
