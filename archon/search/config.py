@@ -169,12 +169,10 @@ def make_sampler(
             from optuna.samplers import GPSampler
 
             return GPSampler(seed=seed)
-        return TPESampler(
-            seed=seed,
-            multivariate=True,
-            group=True,  # conditional spaces: model each group of co-occurring parameters
-            constant_liar=options.parallel_trials > 1,
-        )
+        # Independent (univariate) TPE: on the benchmark landscape it reached 95 % of the
+        # optimum in 28 trials on average, multivariate+group TPE in 85 (it got stuck on 2 of
+        # 12 seeds); bench/results/search.md. The constant liar spreads parallel trials.
+        return TPESampler(seed=seed, constant_liar=options.parallel_trials > 1)
 
 
 def make_pruner(options: SearchOptions, chunk: int, dev_items: int) -> BasePruner:
