@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     live.add_argument("--seed", type=int, default=0)
     live.add_argument("--storage", default=None, help="study storage URL (default: in memory)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")
     logging.getLogger("optuna").setLevel(logging.WARNING)
     warnings.simplefilter("ignore")
     if args.mode == "real":
