@@ -364,6 +364,13 @@ def search_command(
     except ArchonError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_RUNTIME) from error
+    except KeyboardInterrupt:
+        typer.echo(
+            "interrupted: finished trials are saved and running ones re-enqueued;"
+            " rerun the same command to resume",
+            err=True,
+        )
+        raise typer.Exit(EXIT_RUNTIME) from None
     finally:
         if cache is not None:
             cache.close()
