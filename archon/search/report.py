@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from archon.search.storage import (
     ATTR_FINGERPRINT,
     ATTR_OBJECTIVE,
     ATTR_TEMPLATE,
+    StudyMismatch,
     open_storage,
     test_results,
 )
@@ -240,8 +241,6 @@ def load_report(storage: str, study_name: str | None = None) -> StudyReport:
     if study_name is None:
         names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
         if len(names) != 1:
-            from archon.search.storage import StudyMismatch
-
             raise StudyMismatch(
                 f"{storage} holds {len(names)} studies ({', '.join(names) or 'none'}):"
                 " name one with --study"
@@ -287,8 +286,3 @@ def to_json(report: StudyReport, top: int | None = None) -> str:
         "top": [trial(t) for t in ranked(report, top)],
     }
     return json.dumps(data, indent=2)
-
-
-def unique_states(trials: Sequence[TrialSummary]) -> set[str]:
-    """States present among ``trials``."""
-    return {t.state for t in trials}
