@@ -92,6 +92,7 @@ class Meter:
         self._start = clock()
         self._spent = Usage()
         self._held = Reservation(0, 0, 0.0)
+        self._in_flight = 0  # reservations not yet settled
         self._settled: asyncio.Event | None = None
 
     @property
@@ -148,9 +149,13 @@ class Meter:
                 meter: Meter | None = self
                 while meter is not None:
                     meter._held = _add(meter._held, want, 1)
+                    meter._in_flight += 1
                     meter = meter.parent
                 return want
-            if blocked._held == Reservation(0, 0, 0.0):
+            # Count calls in flight rather than compare the held amounts with zero: float
+            # USD reservations do not always cancel exactly, and a residue would make this
+            # wait for a settlement that never comes.
+            if blocked._in_flight == 0:
                 overflow = blocked._overflow(want)
                 assert overflow is not None
                 blocked._exceeded(*overflow)
@@ -166,7 +171,10 @@ class Meter:
         """Release ``held`` and charge ``actual`` in this meter and its parents."""
         meter: Meter | None = self
         while meter is not None:
-            meter._held = _add(meter._held, held, -1)
+            meter._in_flight -= 1
+            meter._held = (
+                _add(meter._held, held, -1) if meter._in_flight else Reservation(0, 0, 0.0)
+            )
             meter._spent = meter._spent + actual
             if meter._settled is not None:
                 meter._settled.set()

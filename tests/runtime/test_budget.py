@@ -119,3 +119,18 @@ def test_usd_budget_uses_known_prices(registry: Registry) -> None:
     assert info.value.limit == "usd"
     assert info.value.spent.usd <= 0.05
     assert "spent" in str(info.value)
+
+
+def test_budget_exhaustion_is_reported_even_when_usd_reservations_leave_a_float_residue() -> None:
+    async def main() -> None:
+        meter = Meter(Budget(usd=0.0012))
+        # 0.0003 + 0.0007 + 0.0001, released in the same order, leaves ~1e-19 behind in
+        # floating point; the meter must still know that nothing is in flight.
+        held = [await meter.reserve(Reservation(1, 0, usd)) for usd in (0.0003, 0.0007, 0.0001)]
+        for reservation in held:
+            meter.settle(reservation, Usage(calls=1, usd=reservation.usd))
+        assert meter.held == Reservation(0, 0, 0.0)
+        with pytest.raises(BudgetExceeded):
+            await asyncio.wait_for(meter.reserve(Reservation(1, 0, 0.0005)), timeout=5)
+
+    asyncio.run(main())
