@@ -31,6 +31,13 @@ _EXPORTS = {
     "assign": "archon.compiler.structure",
     "holes": "archon.compiler.structure",
     "estimate": "archon.compiler.cost",
+    "run": "archon.runtime",
+    "run_sync": "archon.runtime",
+    "run_many": "archon.runtime",
+    "evaluate": "archon.eval",
+    "evaluate_sync": "archon.eval",
+    "load_dataset": "archon.eval",
+    "search": "archon.search",
     "Pipeline": "archon.ir",
     "ArchonError": "archon.errors",
     "DiagnosticError": "archon.errors",
@@ -47,9 +54,16 @@ __all__ = [
     "compile_file",
     "compile_source",
     "estimate",
+    "evaluate",
+    "evaluate_sync",
     "format_source",
     "holes",
+    "load_dataset",
     "parse",
+    "run",
+    "run_many",
+    "run_sync",
+    "search",
 ]
 
 if TYPE_CHECKING:
@@ -59,7 +73,10 @@ if TYPE_CHECKING:
     from archon.dsl.parser import parse
     from archon.dsl.printer import format_source
     from archon.errors import ArchonError, DiagnosticError
+    from archon.eval import evaluate, evaluate_sync, load_dataset
     from archon.ir import Pipeline
+    from archon.runtime import run, run_many, run_sync
+    from archon.search import search
 
 
 def __getattr__(name: str) -> Any:
