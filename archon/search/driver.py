@@ -102,6 +102,11 @@ EventSink = Callable[[SearchEvent], None]
 class _Outcome:
     state: TrialState
     values: list[float] | None = None
+    number: int | None = None  # the trial that was evaluated (for duplicates)
+    results: dict[str, Any] = field(default_factory=dict)  # its score, items, cost per query
+
+
+_COPIED = ("items", "score", "cost_per_query")
 
 
 class _Interrupted(Exception):
@@ -226,7 +231,10 @@ class _Search:
             fingerprint = trial.user_attrs.get("fingerprint")
             if isinstance(fingerprint, str) and fingerprint not in self.by_fingerprint:
                 done: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
-                done.set_result(_Outcome(TrialState.COMPLETE, list(trial.values)))
+                results = {k: trial.user_attrs[k] for k in _COPIED if k in trial.user_attrs}
+                done.set_result(
+                    _Outcome(TrialState.COMPLETE, list(trial.values), trial.number, results)
+                )
                 self.by_fingerprint[fingerprint] = done
         self._update_best(study)
         return study
@@ -332,7 +340,9 @@ class _Search:
         if earlier is not None:
             outcome = await asyncio.shield(earlier)
             if outcome.state == TrialState.COMPLETE:
-                trial.set_user_attr("duplicate", True)
+                trial.set_user_attr("duplicate_of", outcome.number)
+                for key, value in outcome.results.items():
+                    trial.set_user_attr(key, value)
                 self.free_streak += 1
                 return _Outcome(TrialState.COMPLETE, outcome.values)
         mine: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
@@ -343,6 +353,7 @@ class _Search:
             mine.set_result(_Outcome(TrialState.FAIL))
             self.by_fingerprint.pop(fingerprint, None)
             raise
+        outcome.number = trial.number
         mine.set_result(outcome)
         if outcome.state != TrialState.COMPLETE:
             self.by_fingerprint.pop(fingerprint, None)
@@ -374,9 +385,13 @@ class _Search:
         if not last.items_done:
             trial.set_user_attr("error", "no dev item was evaluated")
             return _Outcome(TrialState.FAIL)
-        if not self.pareto:
-            return _Outcome(TrialState.COMPLETE, [last.score])
-        return _Outcome(TrialState.COMPLETE, [last.score, self._cost(last)])
+        results = {
+            "items": last.items_done,
+            "score": last.score,
+            "cost_per_query": self._cost(last),
+        }
+        values = [last.score] if not self.pareto else [last.score, self._cost(last)]
+        return _Outcome(TrialState.COMPLETE, values, trial.number, results)
 
     def _cost(self, progress: Progress) -> float:
         if not progress.items_done:

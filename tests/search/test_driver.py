@@ -256,8 +256,20 @@ def test_identical_configurations_are_evaluated_once(
         budget=SearchBudget(trials=40),
     )
     assert len(evaluator.evaluations) == len(set(evaluator.evaluations))
-    duplicates = [t for t in result.report.trials if t.state == "COMPLETE"]
-    assert len(duplicates) == 40 > len(evaluator.evaluations)
+    complete = [t for t in result.report.trials if t.state == "COMPLETE"]
+    assert len(complete) == 40 > len(evaluator.evaluations)
+    by_number = {t.number: t for t in complete}
+    duplicates = [t for t in complete if t.duplicate_of is not None]
+    assert len(duplicates) == 40 - len(evaluator.evaluations)
+    for copy in duplicates:
+        original = by_number[copy.duplicate_of]  # type: ignore[index]
+        assert original.duplicate_of is None
+        assert (copy.values, copy.dev_score, copy.dev_items) == (
+            original.values,
+            original.dev_score,
+            original.dev_items,
+        )
+        assert copy.calls == 0
 
 
 def test_changed_template_is_refused_unless_allowed(registry: Registry, tmp_path: Path) -> None:
