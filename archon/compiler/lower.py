@@ -19,105 +19,21 @@ possible in one run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 
-from archon.compiler.load import LoadedFile, Program, resolve_relative
-from archon.compiler.values import IRValue, LoweringFailed, ValueLowerer, ValueScope
+from archon.compiler.definitions import Definer, ReadRelative
+from archon.compiler.load import Program
+from archon.compiler.scopes import BodyContext, Definitions, Namespace, Output, Scope, labels_in
+from archon.compiler.values import IRValue, LoweringFailed, ValueScope
 from archon.dsl import ast
 from archon.errors import Diagnostic, suggest
-from archon.ir import (
-    Budget,
-    Choice,
-    IntRange,
-    ModelSpec,
-    Node,
-    Param,
-    Pipeline,
-    Requirement,
-    Switch,
-    is_hole,
-)
+from archon.ir import Budget, Choice, IntRange, Node, Param, Pipeline, Requirement, Switch, is_hole
 from archon.layers.registry import Registry
 from archon.source import Span
 from archon.values import Payload
 
 BUDGET_FIELDS = ("calls", "tokens", "usd", "seconds")
-ReadRelative = Callable[[str, str], str]
-"""(base .pipe path, relative path) -> file text; raises OSError."""
-
-
-@dataclass(frozen=True)
-class Output:
-    """A node's output as seen by later statements: its id and payload type."""
-
-    id: str
-    produces: type[Payload] | None
-
-
-@dataclass
-class Scope:
-    """Node labels visible to ``<-`` references; repeat copies chain to the outer scope."""
-
-    labels: dict[str, Output] = field(default_factory=dict)
-    parent: Scope | None = None
-
-    def lookup(self, name: str) -> Output | None:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.labels:
-                return scope.labels[name]
-            scope = scope.parent
-        return None
-
-    def names(self) -> list[str]:
-        names: list[str] = []
-        scope: Scope | None = self
-        while scope is not None:
-            names.extend(scope.labels)
-            scope = scope.parent
-        return names
-
-
-@dataclass
-class Namespace:
-    """Auto-id counters and taken names for one id namespace (a pipeline or block body)."""
-
-    counters: dict[str, int] = field(default_factory=dict)
-    taken: set[str] = field(default_factory=set)
-
-    def auto_id(self, kind: str) -> str:
-        while True:
-            self.counters[kind] = self.counters.get(kind, 0) + 1
-            candidate = f"{kind}_{self.counters[kind]}"
-            if candidate not in self.taken:
-                return candidate
-
-
-@dataclass
-class BodyContext:
-    """Everything that varies while lowering one statement list."""
-
-    scope: Scope
-    values: ValueScope
-    namespace: Namespace
-    path: str
-    prefix: str = ""
-    suffix: str = ""
-    requires: tuple[Requirement, ...] = ()
-    blocks_open: tuple[str, ...] = ()
-    top_level: bool = True
-
-    def full_id(self, base: str) -> str:
-        return f"{self.prefix}{base}{self.suffix}"
-
-
-@dataclass
-class Definitions:
-    models: dict[str, ModelSpec] = field(default_factory=dict)
-    prompts: dict[str, str] = field(default_factory=dict)
-    blocks: dict[str, tuple[ast.BlockDef, str]] = field(default_factory=dict)
-    spans: dict[str, Span] = field(default_factory=dict)
 
 
 def lower_program(
@@ -189,149 +105,14 @@ def _lower(lowerer: _Lowerer, program: Program, pipeline: str | None) -> Pipelin
     return lowerer.pipeline(chosen[0], program.main.path, definitions)
 
 
-class _Lowerer:
+class _Lowerer(Definer):
+    """Lowers pipeline and block bodies to IR nodes, switches and a budget."""
+
     def __init__(self, registry: Registry, read_relative: ReadRelative) -> None:
-        self.registry = registry
-        self.read_relative = read_relative
-        self.diagnostics: list[Diagnostic] = []
+        super().__init__(registry, read_relative)
         self.nodes: list[Node] = []
         self.switches: list[Switch] = []
         self.budget: Budget | None = None
-        self._current_path = ""
-        self.values = ValueLowerer(self.diagnostics, self._read_file)
-
-    def error(
-        self, code: str, message: str, span: Span | None, hint: str | None = None, **extra: object
-    ) -> None:
-        self.diagnostics.append(
-            Diagnostic(code=code, message=message, span=span, hint=hint, **extra)
-        )
-
-    def warning(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.diagnostics.append(
-            Diagnostic(code=code, message=message, span=span, hint=hint, severity="warning")
-        )
-
-    def _read_file(self, path: ast.Str) -> str | None:
-        try:
-            return self.read_relative(self._current_path, path.value)
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8"
-            target = resolve_relative(self._current_path, path.value)
-            self.error(
-                "E503",
-                f"cannot read prompt file '{path.value}': {reason or error}",
-                path.span,
-                f"the path is relative to the .pipe file ({target})",
-            )
-            return None
-
-    # --- definitions ---------------------------------------------------------------------
-
-    def definitions(self, files: Sequence[LoadedFile]) -> Definitions:
-        defs = Definitions()
-        for loaded in files:
-            path = loaded.path
-            self._current_path = path
-            for item in loaded.file.items:
-                if isinstance(item, ast.ModelsBlock):
-                    for binding in item.entries:
-                        self._model(binding, defs)
-                elif isinstance(item, ast.PromptsBlock):
-                    for binding in item.entries:
-                        self._prompt(binding, defs)
-                elif isinstance(item, ast.BlockDef) and self._define(item.name, defs):
-                    defs.blocks[item.name.text] = (item, path)
-        return defs
-
-    def _define(self, name: ast.Name, defs: Definitions) -> bool:
-        if name.text in defs.spans:
-            first = defs.spans[name.text]
-            self.error(
-                "E207",
-                f"'{name.text}' is defined twice",
-                name.span,
-                "rename one of them",
-                notes=(f"first defined at {first}",),
-            )
-            return False
-        if name.text in self.registry:
-            self.error(
-                "E207",
-                f"'{name.text}' is already the name of a layer kind",
-                name.span,
-                "choose another name",
-            )
-            return False
-        defs.spans[name.text] = name.span
-        return True
-
-    def _model(self, binding: ast.Binding, defs: Definitions) -> None:
-        if not self._define(binding.name, defs):
-            return
-        value = binding.value
-        alias = binding.name.text
-        if isinstance(value, ast.Str):
-            defs.models[alias] = ModelSpec(alias=alias, model=value.value, span=binding.span)
-        elif isinstance(value, ast.Ref) and value.name in defs.models:
-            original = defs.models[value.name]
-            defs.models[alias] = original.model_copy(update={"alias": alias, "span": binding.span})
-        elif isinstance(value, ast.Call) and value.name.text == "model":
-            self._model_call(alias, value, binding.span, defs)
-        else:
-            self.error(
-                "E213",
-                f"model alias '{alias}' must be a string or model(\"provider/name\", ...)",
-                value.span,
-                f'e.g. {alias} = "openai/gpt-4o-mini"',
-            )
-        if alias not in defs.models:
-            # Keep the name defined so that its uses are not reported as unknown too.
-            defs.models[alias] = ModelSpec(alias=alias, model=f"<invalid model {alias}>")
-
-    def _model_call(self, alias: str, call: ast.Call, span: Span, defs: Definitions) -> None:
-        positional = [a for a in call.args if a.name is None]
-        if len(positional) != 1 or not isinstance(positional[0].value, ast.Str):
-            self.error(
-                "E213",
-                "model() takes the model string first",
-                call.span,
-                'e.g. model("openai/qwen", api_base = "http://127.0.0.1:8000/v1")',
-            )
-            return
-        options: list[Param] = []
-        for arg in call.args:
-            if arg.name is None:
-                continue
-            try:
-                value = self.values.concrete(arg.value, ValueScope())
-            except LoweringFailed:
-                continue
-            options.append(Param(name=arg.name.text, value=value, span=arg.span))
-        defs.models[alias] = ModelSpec(
-            alias=alias, model=positional[0].value.value, options=tuple(options), span=span
-        )
-
-    def _prompt(self, binding: ast.Binding, defs: Definitions) -> None:
-        if not self._define(binding.name, defs):
-            return
-        scope = ValueScope(prompts=defs.prompts)
-        name = binding.name.text
-        # A placeholder keeps the name defined if the value is broken (reported once, here).
-        defs.prompts[name] = f"<invalid prompt {name}>"
-        try:
-            value = self.values.concrete(binding.value, scope)
-        except LoweringFailed:
-            return
-        if not isinstance(value, str):
-            self.error(
-                "E213",
-                f"prompt '{name}' must be a string or file(...)",
-                binding.value.span,
-                f'e.g. {name} = "You are a careful judge." or {name} = file("{name}.txt")',
-            )
-            return
-        defs.prompts[name] = value
 
     # --- pipeline ------------------------------------------------------------------------
 
@@ -341,7 +122,7 @@ class _Lowerer:
         context = BodyContext(
             scope=Scope(),
             values=self._value_scope({}, defs, Scope()),
-            namespace=Namespace(taken=_labels(pdef.body)),
+            namespace=Namespace(taken=labels_in(pdef.body)),
             path=path,
         )
         context.values.node_labels = context.scope.names
@@ -380,7 +161,7 @@ class _Lowerer:
         context = BodyContext(
             scope=Scope(),
             values=self._value_scope(params, defs, Scope()),
-            namespace=Namespace(taken=_labels(block.body)),
+            namespace=Namespace(taken=labels_in(block.body)),
             path=path,
             blocks_open=(name,),
             top_level=False,
@@ -671,7 +452,7 @@ class _Lowerer:
         inner = BodyContext(
             scope=inner_scope,
             values=self._value_scope(arguments, self.defs, inner_scope, origins),
-            namespace=Namespace(taken=_labels(block.body)),
+            namespace=Namespace(taken=labels_in(block.body)),
             path=path,
             prefix=f"{context.prefix}{base}.",
             suffix=context.suffix,
@@ -818,16 +599,6 @@ def _max_count(count: IntRange | Choice) -> int:
     if isinstance(count, IntRange):
         return count.high
     return max(int(o) for o in count.options)  # type: ignore[arg-type]
-
-
-def _labels(statements: Sequence[ast.Stmt]) -> set[str]:
-    labels: set[str] = set()
-    for statement in statements:
-        if isinstance(statement, ast.LayerStmt | ast.RepeatStmt) and statement.label is not None:
-            labels.add(statement.label.text)
-        if isinstance(statement, ast.RepeatStmt):
-            labels |= _labels(statement.body)
-    return labels
 
 
 def _missing_input_hint(payload: type[Payload]) -> str:
