@@ -20,8 +20,10 @@ import pytest
 
 from archon.ir import ModelSpec, Param
 from archon.layers.registry import Registry
-from archon.runtime import Limits, run_sync
-from archon.runtime.clients.router import RouterClient
+from archon.runtime import Limits, RunResult, run
+from archon.runtime.clients.base import ModelClient
+from archon.runtime.clients.litellm import LiteLLMClient
+from archon.runtime.clients.router import RouterClient, pipeline_options
 from archon.runtime.models import pull
 from archon.values import Candidates
 
@@ -44,8 +46,6 @@ def test_local_model_answers_through_generate(gguf: Path, registry: Registry) ->
     p = pipeline(node("gen", models=[f"local/{MODEL}"], max_tokens=16, temperature=0.7, samples=2))
 
     async def main() -> tuple[str, str, int]:
-        from archon.runtime import run
-
         try:
             first = await run(
                 p, "What is the capital of France?", client=client, registry=registry, seed=3
@@ -116,9 +116,11 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         log.close()
 
 
-def test_litellm_reaches_an_openai_compatible_server(
-    llama_server: str, registry: Registry, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("path", ["litellm", "router"])
+def test_api_clients_reach_an_openai_compatible_server(
+    llama_server: str, registry: Registry, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
+    """litellm directly, and the router's lean openai_compat path, against llama.cpp."""
     monkeypatch.setenv("SMOL_SERVER_KEY", "not-a-real-key-123")
     spec = ModelSpec(
         alias="judge",
@@ -130,10 +132,19 @@ def test_litellm_reaches_an_openai_compatible_server(
     )
     p = pipeline(node("gen", models=["judge"], max_tokens=12, temperature=0.0, samples=2))
     p = p.model_copy(update={"models": (spec,)})
-    client = RouterClient.for_pipeline(p)
-    result = run_sync(
-        p, "Say hello.", client=client, registry=registry, limits=Limits(timeout_s=120)
-    )
+    client: ModelClient = RouterClient.for_pipeline(p)
+    if path == "litellm":
+        client = LiteLLMClient(pipeline_options(p))
+
+    async def main() -> RunResult:
+        try:
+            return await run(
+                p, "Say hello.", client=client, registry=registry, limits=Limits(timeout_s=120)
+            )
+        finally:
+            await client.aclose()
+
+    result = asyncio.run(main())
     assert isinstance(result.output, Candidates) and len(result.output.items) == 2
     assert result.answer.strip()
     assert result.usage.calls == 2 and result.usage.completion_tokens > 0

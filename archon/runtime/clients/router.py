@@ -13,6 +13,13 @@ options (``api_base``, ``api_key_env``, prices) come from the pipeline's ``model
     }
 
 A literal ``api_key`` in a ``.pipe`` file is refused: keys come from the environment.
+
+Which path a model string takes:
+
+* ``local/<name>`` -> :class:`~archon.runtime.clients.local.LocalClient` (llama-cpp-python);
+* ``openai/<name>`` with an ``api_base`` -> :class:`OpenAICompatClient` (lean pooled httpx:
+  self-hosted vLLM / SGLang / llama.cpp servers, where per-call CPU cost matters);
+* everything else -> :class:`~archon.runtime.clients.litellm.LiteLLMClient`.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ class RouterClient:
         self._remote_factory = remote or self._default_remote
         self._local: ModelClient | None = None
         self._remote: ModelClient | None = None
+        self._compat: ModelClient | None = None
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline, **kwargs: object) -> RouterClient:
@@ -101,6 +109,13 @@ class RouterClient:
             if self._local is None:
                 self._local = self._local_factory()
             return self._local
+        options = self._options.get(model)
+        if model.startswith("openai/") and options is not None and options.api_base:
+            if self._compat is None:
+                from archon.runtime.clients.openai_compat import OpenAICompatClient
+
+                self._compat = OpenAICompatClient(self._options)
+            return self._compat
         if self._remote is None:
             self._remote = self._remote_factory()
         return self._remote
@@ -121,7 +136,7 @@ class RouterClient:
 
     async def aclose(self) -> None:
         """Close the backends that were created."""
-        for backend in (self._local, self._remote):
+        for backend in (self._local, self._remote, self._compat):
             if backend is not None:
                 await backend.aclose()
-        self._local = self._remote = None
+        self._local = self._remote = self._compat = None
