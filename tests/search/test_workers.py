@@ -52,7 +52,13 @@ def wait_for(storage: str, study: str, complete: int, timeout: float = 60) -> No
     while time.monotonic() < deadline:
         trials = trials_of(storage, study)
         done = sum(t.state == TrialState.COMPLETE for t in trials)
-        running = [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+        # A trial killed before it has sampled its parameters has nothing to retry, so wait
+        # for one that is under way.
+        running = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING and "worker" in t.user_attrs and t.params
+        ]
         if done >= complete and running:
             return
         time.sleep(0.05)
@@ -61,7 +67,7 @@ def wait_for(storage: str, study: str, complete: int, timeout: float = 60) -> No
 
 def test_resume_after_kill_9(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'kill.db'}"
-    worker = start(storage, "kill", 8, latency=0.05)
+    worker = start(storage, "kill", 8, latency=0.3)
     wait_for(storage, "kill", complete=2)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
