@@ -14,17 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from archon.cli.common import (
-    EXIT_DIAGNOSTICS,
     EXIT_RUNTIME,
-    print_diagnostics,
-    read_params,
     require_file,
     usage_error,
 )
-from archon.compiler import check_file
-from archon.compiler.structure import AssignmentError, assign
+from archon.cli.session import load_pipeline, make_client, open_cache
 from archon.errors import ArchonError
-from archon.ir import Pipeline, Value
+from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
 from archon.runtime import (
@@ -40,7 +36,6 @@ from archon.runtime import (
     run_many,
 )
 from archon.runtime import models as local_models
-from archon.runtime.clients.router import RouterClient
 from archon.values import Message
 
 models_app = typer.Typer(help="Local models: list, pull (download and verify), path.")
@@ -74,28 +69,6 @@ class _Tee:
                 if sink.include_prompts
                 else record.model_copy(update={"prompt": None, "output": None})
             )
-
-
-def _load(file: Path, params: Path | None, registry: Registry) -> Pipeline:
-    require_file(file)
-    result = check_file(file, registry)
-    if result.errors or result.pipeline is None:
-        print_diagnostics(result.diagnostics, result.sources)
-        if result.pipeline is None and not result.errors:
-            usage_error(f"{file} defines no pipeline")
-        raise typer.Exit(EXIT_DIAGNOSTICS)
-    chosen: dict[str, Value] | None = read_params(params)  # type: ignore[assignment]
-    try:
-        concrete, defaulted = assign(result.pipeline, chosen, registry)
-    except AssignmentError as error:
-        usage_error(str(error))
-    if defaulted:
-        typer.echo(
-            f"note: {len(defaulted)} hole(s) took their defaults (pass --params to choose): "
-            + ", ".join(defaulted),
-            err=True,
-        )
-    return concrete
 
 
 def _queries(query: str | None, input_file: Path | None) -> list[str | tuple[Message, ...]]:
@@ -191,12 +164,7 @@ async def _execute(
     as_json: bool,
     seed: int,
 ) -> bool:
-    home = local_models.archon_home()
-    client = RouterClient.for_pipeline(
-        pipeline,
-        local_resolve=lambda name: local_models.ensure(name, home),
-        local_paths={"*": model_path} if model_path else None,
-    )
+    client = make_client(pipeline, model_path)
     limits = Limits()
     ok = True
     try:
@@ -277,7 +245,7 @@ def run_command(
     Exit codes: 0 ok, 1 diagnostics, 2 usage error, 3 runtime failure or budget exhausted.
     """
     registry = default_registry()
-    pipeline = _load(file, params, registry)
+    pipeline = load_pipeline(file, params, registry)
     if dry_run:
         try:
             typer.echo(plan_text(pipeline, registry))
@@ -288,7 +256,7 @@ def run_command(
     queries = _queries(query, input_file)
     if model_path is not None:
         require_file(model_path)
-    cache = None if no_cache else CallCache(local_models.archon_home() / "cache.sqlite")
+    cache = open_cache(no_cache)
     prompts = MemoryTrace(include_prompts=True) if show_prompts else None
     jsonl = JsonlTrace(trace) if trace is not None else None
     sinks = [s for s in (jsonl, prompts) if s is not None]

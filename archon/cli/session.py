@@ -1,6 +1,5 @@
-"""Helpers shared by commands that run pipelines: load a ``.pipe`` with ``--params``, build the
-model client, open the call cache. (``archon run`` has private equivalents; these are the
-public ones for ``archon eval`` and any later command.)"""
+"""Helpers shared by the commands that run pipelines (run, eval, search): load a ``.pipe``
+with ``--params``, build the model client, open the call cache."""
 
 from __future__ import annotations
 
