@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from types import MappingProxyType
 from typing import ClassVar
 
+from pydantic import model_validator
+
 from archon.layers._calls import complete_all
 from archon.layers.base import (
     CallEstimate,
@@ -28,7 +30,20 @@ PROMPT_TEMPLATE = "{query}"
 
 
 class GenerateParams(EnsembleParams):
-    """``models`` × ``samples`` candidates from the query."""
+    """``models`` × ``samples`` candidates from the query.
+
+    ``variants`` are alternative user-prompt templates (each with ``{query}``) used in turn
+    across the samples of every model, for diversity: sample *i* uses variant
+    ``i % len(variants)``. They replace ``prompt``, so give one or the other.
+    """
+
+    variants: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_prompt_source(self) -> GenerateParams:
+        if self.variants and self.prompt is not None:
+            raise ValueError("give either prompt or variants, not both")
+        return self
 
 
 class Generate(Layer):
@@ -63,39 +78,55 @@ class Generate(Layer):
         self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
     ) -> Payload:
         assert isinstance(params, GenerateParams)
-        messages = _messages(ctx.query, params)
+        templates = params.variants or (params.prompt,)
+        # One request per (model, template): sample i of a model uses template i % len, so a
+        # template serves samples v, v + len, v + 2 len, ... (n of them, cached per index).
+        plan = [
+            (model, variant, range(variant, params.samples, len(templates)))
+            for model in params.models
+            for variant in range(len(templates))
+            if variant < params.samples
+        ]
         requests = [
             CompletionRequest(
                 model=model,
-                messages=messages,
-                n=params.samples,
+                messages=_messages(ctx.query, params, templates[variant]),
+                n=len(indices),
                 temperature=params.temperature,
                 top_p=params.top_p,
                 max_tokens=params.max_tokens,
                 seed=params.seed,
             )
-            for model in params.models
+            for model, variant, indices in plan
         ]
         # The ensemble members are asked concurrently (one gather; no task of our own).
         responses = await complete_all(ctx, requests)
+        by_model: dict[str, list[Candidate]] = {model: [] for model in params.models}
+        for (model, _, indices), response in zip(plan, responses, strict=True):
+            for index, completion in zip(indices, response.completions, strict=False):
+                by_model[model].append(
+                    Candidate(
+                        text=completion.text,
+                        model=model,
+                        sample_index=index,
+                        source_node=ctx.node_id,
+                        logprob=completion.logprob,
+                    )
+                )
         items = tuple(
-            Candidate(
-                text=completion.text,
-                model=request.model,
-                sample_index=index,
-                source_node=ctx.node_id,
-                logprob=completion.logprob,
-            )
-            for request, response in zip(requests, responses, strict=True)
-            for index, completion in enumerate(response.completions)
+            candidate
+            for model in params.models
+            for candidate in sorted(by_model[model], key=lambda c: c.sample_index)
         )
         return Candidates(items=items)
 
 
-def _messages(query: tuple[Message, ...], params: GenerateParams) -> tuple[Message, ...]:
+def _messages(
+    query: tuple[Message, ...], params: GenerateParams, prompt: str | None
+) -> tuple[Message, ...]:
     """The query, with the system prompt and the user-prompt template applied."""
     turns = list(query)
-    template = params.prompt if params.prompt is not None else PROMPT_TEMPLATE
+    template = prompt if prompt is not None else PROMPT_TEMPLATE
     if template != PROMPT_TEMPLATE and turns and turns[-1].role == "user":
         text = template.replace("{query}", turns[-1].content)
         turns[-1] = Message(role="user", content=text)
