@@ -22,6 +22,7 @@ from archon.cli.common import (
     stdout,
     usage_error,
 )
+from archon.cli.session import load_template
 from archon.compiler import CompileResult, check_file
 from archon.compiler.cost import CostRange, estimate, estimate_range
 from archon.compiler.graph import to_dot, to_json, to_mermaid
@@ -221,14 +222,7 @@ def graph(
     ] = None,
 ) -> None:
     """Draw the dataflow graph: the template (optional/repeated layers dashed) or one assignment."""
-    require_file(file)
-    result = check_file(file, default_registry(), pipeline)
-    if result.errors or result.pipeline is None:
-        print_diagnostics(result.diagnostics, result.sources)
-        if result.pipeline is None and not result.errors:
-            usage_error(f"{file} defines no pipeline")
-        raise typer.Exit(EXIT_DIAGNOSTICS)
-    shown = result.pipeline
+    shown = load_template(file, default_registry(), pipeline)
     chosen = read_params(params)
     if chosen is not None or defaults:
         try:

@@ -9,13 +9,11 @@ from typing import Annotated
 import typer
 
 from archon.cli.common import (
-    EXIT_DIAGNOSTICS,
-    print_diagnostics,
     read_params,
     require_file,
     usage_error,
 )
-from archon.compiler import check_file
+from archon.cli.session import load_template
 from archon.compiler.structure import AssignmentError, assign
 from archon.errors import render
 from archon.interop.archon_config import ArchonConfigError, export_config, import_file
@@ -58,12 +56,7 @@ def export_archon(
     params: Annotated[Path | None, typer.Option(help="Hole values (JSON) for a template.")] = None,
 ) -> None:
     """Write a pipeline as an original Archon JSON config (one Archon layer per depth)."""
-    require_file(file)
-    result = check_file(file, default_registry())
-    if result.errors or result.pipeline is None:
-        print_diagnostics(result.diagnostics, result.sources)
-        raise typer.Exit(EXIT_DIAGNOSTICS)
-    pipeline = result.pipeline
+    pipeline = load_template(file, default_registry())
     try:
         pipeline, _ = assign(pipeline, read_params(params), default_registry())  # type: ignore[arg-type]
         config = export_config(pipeline)

@@ -21,15 +21,11 @@ from rich.table import Table
 from rich.text import Text
 
 from archon.cli.common import (
-    EXIT_DIAGNOSTICS,
     EXIT_RUNTIME,
-    print_diagnostics,
-    require_file,
     stdout,
     usage_error,
 )
-from archon.cli.session import make_client, open_cache
-from archon.compiler import check_file
+from archon.cli.session import load_template, make_client, open_cache
 from archon.compiler.emit import pipeline_to_pipe
 from archon.errors import ArchonError
 from archon.eval.datasets import load_dataset
@@ -174,17 +170,6 @@ class _Display:
 # --- search ---------------------------------------------------------------------------------
 
 
-def _load_template(file: Path, registry: Registry) -> Pipeline:
-    require_file(file)
-    result = check_file(file, registry)
-    if result.errors or result.pipeline is None:
-        print_diagnostics(result.diagnostics, result.sources)
-        if result.pipeline is None and not result.errors:
-            usage_error(f"{file} defines no pipeline")
-        raise typer.Exit(EXIT_DIAGNOSTICS)
-    return result.pipeline
-
-
 def _write_best(result: SearchResult, out: Path) -> list[Path]:
     best = result.best[0] if result.best else None
     pipeline = best.pipeline() if best is not None else None
@@ -319,7 +304,7 @@ def search_command(
     if dataset is None:
         usage_error("give --dataset NAME or FILE")
     registry = default_registry()
-    pipeline = _load_template(template, registry)
+    pipeline = load_template(template, registry)
     try:
         data = load_dataset(dataset)
     except ArchonError as error:

@@ -23,19 +23,26 @@ from archon.runtime import models as local_models
 from archon.runtime.clients.router import RouterClient
 
 
-def load_pipeline(file: Path, params: Path | None, registry: Registry) -> Pipeline:
-    """Compile ``file`` (exit 1 with diagnostics on errors) and assign its holes from the
-    ``--params`` JSON (defaults for the rest, with a note on stderr)."""
+def load_template(file: Path, registry: Registry, pipeline: str | None = None) -> Pipeline:
+    """Compile ``file`` as it is, holes included; on errors print the diagnostics and exit 1
+    (exit 2 when the file is missing or defines no pipeline)."""
     require_file(file)
-    result = check_file(file, registry)
+    result = check_file(file, registry, pipeline)
     if result.errors or result.pipeline is None:
         print_diagnostics(result.diagnostics, result.sources)
         if result.pipeline is None and not result.errors:
             usage_error(f"{file} defines no pipeline")
         raise typer.Exit(EXIT_DIAGNOSTICS)
+    return result.pipeline
+
+
+def load_pipeline(file: Path, params: Path | None, registry: Registry) -> Pipeline:
+    """Compile ``file`` (see :func:`load_template`) and assign its holes from the
+    ``--params`` JSON (defaults for the rest, with a note on stderr)."""
+    template = load_template(file, registry)
     chosen: dict[str, Value] | None = read_params(params)  # type: ignore[assignment]
     try:
-        concrete, defaulted = assign(result.pipeline, chosen, registry)
+        concrete, defaulted = assign(template, chosen, registry)
     except AssignmentError as error:
         usage_error(str(error))
     if defaulted:
