@@ -31,7 +31,7 @@ from archon.dsl.printer import format_source
 from archon.errors import DiagnosticError
 from archon.errors import to_json as diagnostics_json
 from archon.ir import Pipeline
-from archon.layers import default_registry
+from archon.layers import UnknownLayerKind, default_registry
 from archon.layers.base import Layer
 
 
@@ -277,7 +277,7 @@ def kinds(
     if kind is not None:
         try:
             layers = [registry.get(kind)]
-        except Exception as error:  # UnknownLayerKind carries the did-you-mean hint
+        except UnknownLayerKind as error:  # carries the did-you-mean hint
             usage_error(str(error))
     described = [describe_kind(layer) for layer in layers]
     if format is OutputFormat.json:
