@@ -117,6 +117,14 @@ class Node(Frozen):
     inputs: tuple[str, ...] = ()
     requires: tuple[Requirement, ...] = ()
     span: Span | None = None
+    input_spans: tuple[Span | None, ...] = ()
+    """Where each of ``inputs`` was named (``<- a, b``); empty when the inputs are implicit."""
+
+    def input_span(self, index: int) -> Span | None:
+        """The span of input ``index`` when it was written out, else the node's span."""
+        if index < len(self.input_spans) and self.input_spans[index] is not None:
+            return self.input_spans[index]
+        return self.span
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -203,7 +211,9 @@ def strip_spans(model: BaseModel) -> Any:
 
 def _strip(data: Any) -> Any:
     if isinstance(data, dict):
-        return {k: _strip(v) for k, v in data.items() if k not in ("span", "value_span")}
+        return {
+            k: _strip(v) for k, v in data.items() if k not in ("span", "value_span", "input_spans")
+        }
     if isinstance(data, list):
         return [_strip(v) for v in data]
     return data

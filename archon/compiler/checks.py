@@ -77,7 +77,7 @@ def check_ports(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
             continue
         layer = registry.get(node.kind)
         supplied = set()
-        for source in node.inputs:
+        for index, source in enumerate(node.inputs):
             if source not in nodes or nodes[source].kind not in registry:
                 continue
             produced = registry.get(nodes[source].kind).produces
@@ -89,7 +89,7 @@ def check_ports(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
                         code="E404",
                         message=f"{node.kind}() cannot read {produced.__name__} from '{source}'"
                         f" (it takes {takes})",
-                        span=node.span,
+                        span=node.input_span(index),
                         hint=f"remove '{source}' from its inputs",
                     )
                 )

@@ -325,7 +325,7 @@ class _Lowerer(Definer):
                     )
                 self.error("E401", message, name.span, hint)
             else:
-                outputs.append(found)
+                outputs.append(replace(found, span=name.span))
         return outputs
 
     def _node(
@@ -338,8 +338,11 @@ class _Lowerer(Definer):
         requires: tuple[Requirement, ...],
     ) -> list[Output]:
         layer = self.registry.get(statement.call.name.text)
+        spans: dict[str, Span | None] = {}
         if explicit is not None:
             inputs = [o.id for o in explicit]
+            for output in explicit:
+                spans.setdefault(output.id, output.span)
         else:
             inputs = self._implicit_inputs(statement, layer.consumes, recent)
         params = self._params(statement.call, context)
@@ -349,6 +352,7 @@ class _Lowerer(Definer):
                 kind=layer.kind,
                 params=tuple(params),
                 inputs=tuple(dict.fromkeys(inputs)),
+                input_spans=tuple(spans[i] for i in dict.fromkeys(inputs)) if spans else (),
                 requires=requires,
                 span=statement.span,
             )

@@ -18,6 +18,8 @@ class Output:
 
     id: str
     produces: type[Payload] | None
+    span: Span | None = None
+    """Where a ``<-`` reference named this output (None when it was found implicitly)."""
 
 
 @dataclass

@@ -186,22 +186,22 @@ def _rewire(pipeline: Pipeline, kept: list[Node], registry: Registry) -> Pipelin
             if produces is None or _produces(pipeline, i, registry) is produces
         ]
         replacement[node.id] = tuple(r for i in same_type for r in replacement.get(i, (i,)))
-    rewired = [
-        n.model_copy(
-            update={
-                "inputs": tuple(
-                    dict.fromkeys(r for i in n.inputs for r in replacement.get(i, (i,)))
-                )
-            }
-        )
-        for n in kept
-    ]
+    rewired = [_rewired(n, replacement) for n in kept]
     output = pipeline.output
     if output in replacement:
         if not replacement[output]:
             raise AssignmentError(f"the output node '{output}' was switched off and has no input")
         output = replacement[output][-1]
     return pipeline.model_copy(update={"nodes": tuple(rewired), "output": output, "switches": ()})
+
+
+def _rewired(node: Node, replacement: dict[str, tuple[str, ...]]) -> Node:
+    """``node`` reading the replacements of its switched-off inputs (spans kept where valid)."""
+    if not any(i in replacement for i in node.inputs):
+        return node
+    inputs = tuple(dict.fromkeys(r for i in node.inputs for r in replacement.get(i, (i,))))
+    # A rewired input was not written by the user at that place: drop the input spans.
+    return node.model_copy(update={"inputs": inputs, "input_spans": ()})
 
 
 def _produces(pipeline: Pipeline, node_id: str, registry: Registry) -> type | None:

@@ -65,7 +65,7 @@ ERRORS: dict[str, list[Position]] = {
     "graph_missing_tests_input.pipe": [("E402", 5, 3)],
     "graph_no_candidates_yet.pipe": [("E402", 4, 3)],
     "graph_optional_generate.pipe": [("E408", 4, 3)],
-    "graph_ports_mismatch.pipe": [("E404", 6, 3)],
+    "graph_ports_mismatch.pipe": [("E404", 6, 30)],
     "graph_repeat_may_remove_generate.pipe": [("E408", 4, 22), ("W401", 4, 22)],
     "import_error_in_library.pipe": [("E102", 3, 27)],
     "name_argument_twice.pipe": [("E208", 2, 58)],
