@@ -12,7 +12,7 @@ from archon.compiler.load import LoadedFile, resolve_relative
 from archon.compiler.scopes import Definitions
 from archon.compiler.values import LoweringFailed, ValueLowerer, ValueScope
 from archon.dsl import ast
-from archon.errors import Diagnostic
+from archon.errors import Diagnostic, Severity
 from archon.ir import ModelSpec, Param
 from archon.layers.registry import Registry
 from archon.source import Span
@@ -71,7 +71,30 @@ class Definer:
                         self._prompt(binding, defs)
                 elif isinstance(item, ast.BlockDef) and self._define(item.name, defs):
                     defs.blocks[item.name.text] = (item, path)
+        self._check_model_options(defs)
         return defs
+
+    def _check_model_options(self, defs: Definitions) -> None:
+        """Warn when two aliases name one model string with different options.
+
+        Parameters hold model strings, not aliases, and the runtime looks options up by
+        model string, so only one of the option sets can apply.
+        """
+        first: dict[str, ModelSpec] = {}
+        for spec in defs.models.values():
+            seen = first.setdefault(spec.model, spec)
+            if seen is not spec and _options(seen) != _options(spec):
+                self.diagnostics.append(
+                    Diagnostic(
+                        code="W215",
+                        severity=Severity.WARNING,
+                        message=f"aliases '{seen.alias}' and '{spec.alias}' name the same model"
+                        f' "{spec.model}" with different options; only one set can apply',
+                        span=spec.span,
+                        hint="give the models distinct names (e.g. an OpenAI-compatible server"
+                        " can serve the same weights under two names)",
+                    )
+                )
 
     def _define(self, name: ast.Name, defs: Definitions) -> bool:
         if name.text in defs.spans:
@@ -161,3 +184,7 @@ class Definer:
             )
             return
         defs.prompts[name] = value
+
+
+def _options(spec: ModelSpec) -> dict[str, object]:
+    return {param.name: param.value for param in spec.options}
