@@ -81,9 +81,7 @@ def query_text(query: Sequence[Message]) -> str:
     return "\n\n".join(f"{labels[m.role]}: {m.content}" for m in turns)
 
 
-def judge_messages(
-    user: str, *, system: str | None, default_system: str
-) -> tuple[Message, ...]:
+def judge_messages(user: str, *, system: str | None, default_system: str) -> tuple[Message, ...]:
     """A two-message conversation for a judge: a system prompt and the rendered user prompt."""
     chosen = default_system if system is None else system
     messages = [Message(role="system", content=chosen)] if chosen else []
