@@ -86,7 +86,7 @@ def test_check_binary_junk_gives_a_diagnostic_not_a_traceback(tmp_path: Path) ->
 
 
 def test_fmt_check_rewrite_and_idempotence(tmp_path: Path) -> None:
-    path = write(tmp_path, "ugly.pipe", "pipeline p{generate(models=[\"m\"])   # keep me\n}\n")
+    path = write(tmp_path, "ugly.pipe", 'pipeline p{generate(models=["m"])   # keep me\n}\n')
     check = runner.invoke(app, ["fmt", "--check", str(path)])
     assert check.exit_code == 1
     assert "would reformat" in check.stderr
@@ -99,7 +99,7 @@ def test_fmt_check_rewrite_and_idempotence(tmp_path: Path) -> None:
 
 
 def test_fmt_leaves_a_file_with_errors_untouched(tmp_path: Path) -> None:
-    text = "pipeline p { generate(models = [\"m\"] }\n"
+    text = 'pipeline p { generate(models = ["m"] }\n'
     path = write(tmp_path, "broken.pipe", text)
     result = runner.invoke(app, ["fmt", str(path)])
     assert result.exit_code == 1
