@@ -121,8 +121,14 @@ def violation(importer: str, imported: str) -> str | None:
             if _within(imported, forbidden):
                 return f"the runtime never imports {forbidden}"
         return None
-    if _within(importer, "archon.search") and _within(imported, "archon.dsl"):
-        return "search never imports archon.dsl (it sees only the IR)"
+    if _within(importer, "archon.eval") or _within(importer, "archon.search"):
+        layer = "eval" if _within(importer, "archon.eval") else "search"
+        if _within(imported, "archon.dsl"):
+            return f"{layer} never imports archon.dsl (it sees only the IR)"
+        if _within(imported, "archon.compiler") and imported not in RUNTIME_MAY_USE_FROM_COMPILER:
+            return f"{layer} may use only compiler.graph, compiler.structure, compiler.cost"
+        if layer == "eval" and _within(imported, "archon.search"):
+            return "eval never imports archon.search (search builds on eval)"
     return None
 
 
@@ -158,6 +164,9 @@ def test_import_direction() -> None:
         ("archon.runtime.executor", "archon.dsl.parser"),
         ("archon.runtime.executor", "archon.compiler.lower"),
         ("archon.runtime.executor", "archon.search"),
+        ("archon.eval.evaluate", "archon.search.driver"),
+        ("archon.eval.evaluate", "archon.dsl.printer"),
+        ("archon.search.driver", "archon.compiler.emit"),
         ("archon.search.driver", "archon.dsl.ast"),
         ("archon.search.driver", "archon.cli.common"),
         ("archon.compiler.checks", "networkx"),
