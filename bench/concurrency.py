@@ -139,8 +139,11 @@ async def _bench(
     )
     limits = Limits(max_concurrency=concurrency)
     pipeline = _pipeline(model, samples)
-    # warm up: import litellm, open the pooled connection
-    async for _ in run_many(pipeline, ["warm"], client=client, registry=registry, limits=limits):
+    # Warm up: import litellm and fill the connection pool (enough queries for `concurrency`
+    # calls in flight), so the timed run measures the steady state of a long evaluation
+    # rather than opening connections.
+    warm = [f"warm {i}" for i in range(max(1, concurrency // samples))]
+    async for _ in run_many(pipeline, warm, client=client, registry=registry, limits=limits):
         pass
     cpu, start = time.process_time(), time.perf_counter()
     failures = 0
