@@ -60,6 +60,25 @@ class EvalItem(_Frozen):
             raise ValueError(f"item {self.id}: correct choice {bad[0]} is not an option index")
         return self
 
+    @classmethod
+    def multiple_choice(
+        cls,
+        item_id: str,
+        query: str,
+        choices: tuple[str, ...],
+        correct: tuple[int, ...],
+        meta: tuple[tuple[str, str], ...] = (),
+    ) -> EvalItem:
+        """A multiple-choice item; its free-form targets are the texts of the correct options."""
+        return cls(
+            id=item_id,
+            turns=(query,),
+            choices=choices,
+            correct_choices=correct,
+            targets=tuple(choices[i] for i in correct if 0 <= i < len(choices)),
+            meta=meta,
+        )
+
     @property
     def query(self) -> str | tuple[Message, ...]:
         """The first turn as :func:`archon.runtime.run` takes it (with the system message)."""

@@ -48,14 +48,7 @@ def bigbench_item(
         choices = tuple(names[i] for i in order)
         correct = tuple(i for i, j in enumerate(order) if float(scores[names[j]]) == best > 0)
         query = f"{prefix}{text}\n\nOptions:\n{format_choices(choices)}{CHOICE_INSTRUCTION}"
-        return EvalItem(
-            id=item_id,
-            turns=(query,),
-            choices=choices,
-            correct_choices=correct,
-            targets=tuple(choices[i] for i in correct),
-            meta=meta,
-        )
+        return EvalItem.multiple_choice(item_id, query, choices, correct, meta)
     targets = as_targets(example.get("target"), where)
     if not targets:
         raise DatasetError(f"{where}: example has neither 'target' nor 'target_scores'")

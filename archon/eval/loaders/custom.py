@@ -75,15 +75,7 @@ def load_jsonl(
             index = _choice_index(row[target_field], choices, where)
             suffix = instruction or CHOICE_INSTRUCTION
             query = f"{question}\n\nOptions:\n{format_choices(choices)}{suffix}"
-            items.append(
-                EvalItem(
-                    id=item_id,
-                    turns=(query,),
-                    choices=choices,
-                    correct_choices=(index,),
-                    targets=(choices[index],),
-                )
-            )
+            items.append(EvalItem.multiple_choice(item_id, query, choices, (index,)))
             any_choices = True
             continue
         targets = as_targets(row[target_field], where)

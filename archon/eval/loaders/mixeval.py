@@ -38,14 +38,7 @@ def _item(item_id: str, row: dict[str, Any], where: str) -> EvalItem:
         if not correct or any(not 0 <= c < len(choices) for c in correct):
             raise DatasetError(f"{where}: 'target' must list option indices")
         query = f"{_question(row)}\n{format_choices(choices)}{CHOICE_INSTRUCTION}"
-        return EvalItem(
-            id=item_id,
-            turns=(query,),
-            choices=choices,
-            correct_choices=correct,
-            targets=tuple(choices[c] for c in correct),
-            meta=meta,
-        )
+        return EvalItem.multiple_choice(item_id, query, choices, correct, meta)
     targets = as_targets(row.get("target"), where)
     if not targets:
         raise DatasetError(f"{where}: no 'target' answers")
