@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -95,6 +95,20 @@ class CompletionRequest(_Frozen):
     seed: int | None = None
     stop: tuple[str, ...] = ()
     logprobs: bool = False
+    assistant_prefix: str | None = None
+    """The answer so far: the model continues this text as the start of its reply (the chat
+    template is applied, then the prefix is appended without an end-of-turn). Step-level
+    search uses it to extend a partial solution by one step. ``None``: a fresh reply."""
+    score_only: bool = False
+    """Generate nothing; score ``assistant_prefix`` instead: the completion's ``logprob`` is
+    the mean token log-probability of the prefix given the conversation (``text`` is empty).
+    Backends without prompt log-probabilities raise a non-retryable ``ModelCallError``."""
+
+    @model_validator(mode="after")
+    def _score_needs_prefix(self) -> CompletionRequest:
+        if self.score_only and not self.assistant_prefix:
+            raise ValueError("score_only needs an assistant_prefix to score")
+        return self
 
 
 class Completion(_Frozen):

@@ -44,6 +44,8 @@ def cache_key(request: CompletionRequest, sample_index: int, seed: int | None) -
         "max_tokens": request.max_tokens,
         "stop": list(request.stop),
         "logprobs": request.logprobs,
+        "assistant_prefix": request.assistant_prefix,
+        "score_only": request.score_only,
         "seed": seed,
         "sample": sample_index,
     }
