@@ -57,6 +57,20 @@ class Candidate(_Frozen):
     critique: str | None = None
     score: float | None = None
     logprob: float | None = None
+    signals: tuple[tuple[str, float], ...] = ()
+    """Named evidence that layers recorded about this candidate, in the order recorded, e.g.
+    ``("tests_passed", 0.8)``, ``("exec_agreement", 0.6)``, ``("vote_share", 0.4)``,
+    ``("logprob", -0.3)``, ``("judge", 1.0)``. A layer that records a signal already present
+    replaces its value. A combining layer turns them into one ``score``."""
+
+    def signal(self, name: str) -> float | None:
+        """The value of signal ``name``, or None when no layer recorded it."""
+        return next((value for key, value in self.signals if key == name), None)
+
+    def with_signal(self, name: str, value: float) -> Candidate:
+        """A copy with signal ``name`` set to ``value`` (replacing an earlier value)."""
+        kept = tuple((key, v) for key, v in self.signals if key != name)
+        return self.model_copy(update={"signals": (*kept, (name, float(value)))})
 
 
 class Candidates(Payload):
@@ -70,7 +84,13 @@ class TestCase(_Frozen):
 
     __test__ = False  # not a pytest class
     text: str
-    kind: Literal["code", "natural"] = "code"
+    kind: Literal["code", "natural", "io"] = "code"
+    stdin: str = ""
+    """``io`` tests: the standard input given to the program."""
+    stdout: str | None = None
+    """``io`` tests: the expected standard output (compared after normalising whitespace)."""
+    origin: Literal["model", "query"] = "model"
+    """Where the test came from: written by a model, or stated by the query itself."""
 
 
 class Tests(Payload):
