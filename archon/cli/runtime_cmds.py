@@ -355,6 +355,18 @@ def models_path(
         raise typer.Exit(EXIT_RUNTIME)
 
 
+@models_app.command("doctor")
+def models_doctor(
+    name: Annotated[str, typer.Argument(help="Model to time.")] = local_models.DEFAULT_MODEL,
+    tokens: Annotated[int, typer.Option(min=1, max=1024, help="Tokens to decode.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """CPU features, the engine's build flags, whether the engine runs here, and its speed."""
+    from archon.cli.doctor import doctor_command
+
+    doctor_command(name, tokens, "json" if as_json else "text")
+
+
 # --- cache ----------------------------------------------------------------------------------
 
 
