@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 
 from archon.runtime.budget import Meter, Reservation, estimate_prompt_tokens
 from archon.runtime.cache import CallCache, cache_key
-from archon.runtime.clients.base import ModelCallError, ModelClient, Price, PricedClient
+from archon.runtime.clients.base import (
+    ModelCallError,
+    ModelClient,
+    MultiSampleClient,
+    Price,
+    PricedClient,
+)
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
 from archon.runtime.trace import CallRecord, TraceSink
@@ -47,6 +53,25 @@ def prompt_sha256(messages: tuple[Message, ...]) -> str:
     """Hash identifying a prompt in traces without storing its text."""
     data = json.dumps([[m.role, m.content] for m in messages], ensure_ascii=False)
     return hashlib.sha256(data.encode()).hexdigest()
+
+
+def split_usage(total: Usage, k: int) -> list[Usage]:
+    """``total`` (of one request with ``k`` choices) as ``k`` per-sample shares that add up.
+
+    The prompt was evaluated once, so its tokens go to the first share; completion tokens and
+    cost are split evenly (servers do not report them per choice), the remainder to the first.
+    Each share counts one call.
+    """
+    tokens, extra = divmod(total.completion_tokens, k)
+    return [
+        Usage(
+            calls=1,
+            prompt_tokens=total.prompt_tokens if i == 0 else 0,
+            completion_tokens=tokens + (extra if i == 0 else 0),
+            usd=total.usd / k,
+        )
+        for i in range(k)
+    ]
 
 
 @dataclass
@@ -130,6 +155,9 @@ class NodeContext:
         single = request.model_copy(update={"n": 1, "model": model, "seed": base_seed})
         if request.n == 1:
             return await self._sample(single, 0)
+        client = state.client
+        if isinstance(client, MultiSampleClient) and client.batches_samples(model):
+            return await self._samples_in_one_request(client, single, request.n)
         responses: list[asyncio.Task[CompletionResponse]] = []
         try:
             async with asyncio.TaskGroup() as group:
@@ -142,6 +170,93 @@ class NodeContext:
             usage=sum((r.usage for r in results if not r.cached), Usage()),
             cached=all(r.cached for r in results),
         )
+
+    async def _samples_in_one_request(
+        self, client: MultiSampleClient, single: CompletionRequest, n: int
+    ) -> CompletionResponse:
+        """Samples ``0..n-1``: cache hits as usual, every miss in one ``n``-choice request."""
+        state = self._state
+        base_seed = single.seed if single.seed is not None else state.seed
+        seeds = tuple(derive_seed(base_seed, i) for i in range(n))
+        keys = [
+            cache_key(single, i, base_seed) if state.cache is not None else "" for i in range(n)
+        ]
+        results: dict[int, CompletionResponse] = {}
+        for i in range(n):
+            hit = state.cache.get(keys[i]) if state.cache is not None else None
+            if hit is not None and hit.completions:
+                state.cache_hits += 1
+                self._trace(
+                    single.model_copy(update={"seed": seeds[i]}), i, hit, 0.0, cache_hit=True
+                )
+                results[i] = hit
+        misses = [i for i in range(n) if i not in results]
+        if len(misses) == 1:
+            results[misses[0]] = await self._sample(single, misses[0])
+        elif misses:
+            fresh = await self._request_samples(client, single, misses, seeds, keys)
+            results.update(zip(misses, fresh, strict=True))
+        ordered = [results[i] for i in range(n)]
+        return CompletionResponse(
+            completions=tuple(r.completions[0] for r in ordered),
+            usage=sum((r.usage for r in ordered if not r.cached), Usage()),
+            cached=all(r.cached for r in ordered),
+        )
+
+    async def _request_samples(
+        self,
+        client: MultiSampleClient,
+        single: CompletionRequest,
+        indices: list[int],
+        seeds: tuple[int, ...],
+        keys: list[str],
+    ) -> list[CompletionResponse]:
+        """One request for the samples ``indices``; usage metered once, results split."""
+        state = self._state
+        k = len(indices)
+        first = single.model_copy(update={"seed": seeds[indices[0]]})
+        price = state.price(first.model) if state.usd_limited() else None
+        max_tokens = first.max_tokens or DEFAULT_MAX_TOKENS
+        tokens_in = estimate_prompt_tokens(first.messages)
+        usd = (
+            price.cost(Usage(prompt_tokens=tokens_in, completion_tokens=k * max_tokens))
+            if price
+            else 0.0
+        )
+        held = await state.meter.reserve(Reservation(k, tokens_in + k * max_tokens, usd))
+        sample_seeds = tuple(seeds[i] for i in indices)
+        started = time.perf_counter()
+        try:
+            response = await state.limits.call(
+                first.model, lambda: client.complete_samples(first, sample_seeds)
+            )
+            if len(response.completions) != k:
+                raise ModelCallError(
+                    f"{first.model}: asked for {k} samples, got {len(response.completions)}",
+                    model=first.model,
+                )
+        except BaseException as error:
+            state.meter.settle(held, Usage(calls=1))
+            if isinstance(error, Exception):
+                message = state.redactor.redact(str(error))
+                self._trace(first, indices[0], None, time.perf_counter() - started, error=message)
+            raise
+        latency = time.perf_counter() - started
+        total = response.usage
+        if price is not None and total.usd == 0.0:
+            total = total.model_copy(update={"usd": price.cost(total)})
+        state.meter.settle(held, total.model_copy(update={"calls": k}))
+        shares = split_usage(total, k)
+        out: list[CompletionResponse] = []
+        for position, index in enumerate(indices):
+            one = CompletionResponse(
+                completions=(response.completions[position],), usage=shares[position]
+            )
+            if state.cache is not None:
+                state.cache.put(keys[index], first.model, self._for_storage(one))
+            self._trace(single.model_copy(update={"seed": seeds[index]}), index, one, latency)
+            out.append(one)
+        return out
 
     async def _sample(self, single: CompletionRequest, index: int) -> CompletionResponse:
         state = self._state

@@ -83,6 +83,31 @@ class ModelClient(Protocol):
 
 
 @runtime_checkable
+class MultiSampleClient(Protocol):
+    """Optional: a client that can answer several samples of one prompt in ONE request.
+
+    OpenAI-compatible servers with continuous batching (vLLM, SGLang) share the prompt's
+    prefill across the ``n`` choices of one request, so the runtime sends the samples of one
+    node as one request where :meth:`batches_samples` says so, and splits the choices back
+    into per-sample results for the cache, the budget and the trace.
+    """
+
+    def batches_samples(self, model: str) -> bool:
+        """Whether samples of ``model`` should go as one request with ``n``."""
+        ...
+
+    async def complete_samples(
+        self, request: CompletionRequest, seeds: tuple[int, ...]
+    ) -> CompletionResponse:
+        """``len(seeds)`` samples of ``request`` (whose ``n`` is ignored), in seed order.
+
+        Returns exactly ``len(seeds)`` completions and the usage of everything sent, counted
+        once. A server that ignores ``n`` is completed with single-sample requests.
+        """
+        ...
+
+
+@runtime_checkable
 class PricedClient(Protocol):
     """Optional: a client that knows model prices ahead of a call (for USD budgets)."""
 
