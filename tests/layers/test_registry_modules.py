@@ -7,6 +7,7 @@ from archon.layers import builtin_layer_modules, layers_in_module, load_builtin_
 EXPECTED = {
     "adaptive_generate",
     "critique",
+    "exec_vote",
     "fuse",
     "generate",
     "query_tests",
