@@ -10,6 +10,7 @@ EXPECTED = {
     "exec_vote",
     "fuse",
     "generate",
+    "likelihood",
     "query_tests",
     "rank",
     "unit_test_evaluate",
