@@ -6,6 +6,8 @@ from archon.layers import builtin_layer_modules, layers_in_module, load_builtin_
 
 EXPECTED = {
     "adaptive_generate",
+    "combine",
+    "consensus",
     "critique",
     "exec_vote",
     "fuse",
@@ -19,7 +21,7 @@ EXPECTED = {
     "vote",
 }
 
-NO_MODEL = {"vote", "query_tests"}
+NO_MODEL = {"vote", "query_tests", "combine", "consensus"}
 """Kinds that never call a model, so they have no prompts to show."""
 
 
