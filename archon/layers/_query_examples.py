@@ -32,7 +32,7 @@ from archon.values import TestCase
 
 __all__ = [
     "QueryExamples",
-    "assert_calls",
+    "calls_in",
     "entry_point",
     "extract",
     "io_examples",
@@ -98,7 +98,7 @@ def extract(query: str) -> QueryExamples:
                 tests.append(_code_test(_assertion(call, expected)))
         for line in asserts:
             tests.append(_code_test(line))
-            calls.extend(assert_calls(line, entry))
+            calls.extend(calls_in(line, entry))
     else:
         tests.extend(_io_test(stdin, stdout) for stdin, stdout in io_examples(query))
     return QueryExamples(entry, _distinct(calls), _distinct_tests(tests))
@@ -113,20 +113,24 @@ def entry_point(query: str) -> str | None:
     return max(dict.fromkeys(called), key=called.count) if called else None
 
 
-def assert_calls(test: str, entry: str | None = None) -> list[str]:
-    """Self-contained calls of ``entry`` (any non-builtin function when None) in a test.
+def calls_in(source: str, entry: str | None = None) -> list[str]:
+    """Self-contained calls of ``entry`` (any non-builtin function when None) in ``source``.
 
-    ``assert add(1, 2) == 3`` gives ``["add(1, 2)"]``; calls whose arguments refer to other
-    names (a variable set up earlier, say) are left out, since they cannot run on their own.
+    ``source`` is Python statements: asserts, expressions or assignments, e.g. a test
+    ``assert add(1, 2) == 3`` gives ``["add(1, 2)"]``. Only the outermost calls count, and
+    calls whose arguments refer to other names (a variable set up earlier, say) are left
+    out, since they cannot run on their own. Source that does not parse gives none.
     """
     try:
-        tree = ast.parse(test)
-    except (SyntaxError, ValueError):
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return []
     found: list[str] = []
     for statement in tree.body:
         if isinstance(statement, ast.Assert):
             found.extend(_outer_calls(statement.test, entry))
+        elif isinstance(statement, ast.Expr | ast.Assign):
+            found.extend(_outer_calls(statement.value, entry))
     return found
 
 
@@ -380,7 +384,7 @@ def _assert_lines(query: str) -> list[str]:
 
 
 def _called_names(line: str) -> list[str]:
-    names = [_name_of(ast.parse(call, mode="eval").body) for call in assert_calls(line)]
+    names = [_name_of(ast.parse(call, mode="eval").body) for call in calls_in(line)]
     return [name for name in names if name is not None]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from archon.layers._query_examples import assert_calls, entry_point, extract, literal_source
+from archon.layers._query_examples import calls_in, entry_point, extract, literal_source
 from archon.layers.query_tests import QueryTests, QueryTestsParams
 from archon.layers.sandbox import run_tests
 from archon.runtime.clients.fake import ScriptedClient
@@ -289,14 +289,15 @@ def test_the_extracted_code_tests_run_against_a_correct_solution() -> None:
     assert report.passed == len(tests) == 2
 
 
-def test_entry_point_and_assert_calls() -> None:
+def test_entry_point_and_calls_in() -> None:
     assert entry_point("def helper(x):\n    pass\n\ndef main(y):\n    pass\n") == "main"
     assert entry_point(MBPP_STYLE) == "similar_elements"
     assert entry_point("Print the sum.") is None
-    assert assert_calls("assert abs(f(1) - 2) < 1e-6") == ["f(1)"]
-    assert assert_calls("assert f(x) == 1") == []  # refers to a name set up elsewhere
-    assert assert_calls("assert f(g(1)) == 2", "f") == []  # g is unknown
-    assert assert_calls("not python(") == []
+    assert calls_in("assert abs(f(1) - 2) < 1e-6") == ["f(1)"]
+    assert calls_in("assert f(x) == 1") == []  # refers to a name set up elsewhere
+    assert calls_in("assert f(g(1)) == 2", "f") == []  # g is unknown
+    assert calls_in("not python(") == []
+    assert calls_in("f(1)  # a comment\nx = f(2)\nprint(f(3))", "f") == ["f(1)", "f(2)", "f(3)"]
 
 
 def test_literal_source_is_never_evaluated() -> None:
