@@ -1,19 +1,15 @@
 """exec_vote: the contract, agreement on known output tables, inputs, modes and fallbacks.
 
-Most tests replace the sandbox's ``run_calls``/``run_stdio`` by an in-process stand-in (the
-programs here are the tests' own), so grouping and ranking are checked without
-subprocesses; ``run_tests`` stays real. The tests at the end use the real sandbox when it
-has ``run_calls``.
+Most tests replace the sandbox's ``run_calls``/``run_stdio`` by the in-process stand-in of
+``archon.testing`` (the programs here are the tests' own), so grouping and ranking are
+checked without subprocesses; ``run_tests`` stays real. The tests at the end use the real
+sandbox when it has ``run_calls``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
-import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import pytest
 
@@ -30,6 +26,8 @@ from archon.layers.exec_vote import (
 )
 from archon.runtime.clients.fake import ScriptedClient
 from archon.testing import LayerContract
+from archon.testing import sandbox_stand_in as stand_in
+from archon.testing.sandbox_stand_in import StandInReport, use_stand_in
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 
 QUERY = '''def add(a, b):
@@ -48,59 +46,9 @@ MODEL_TESTS = ("assert add(2, 2) == 4", "assert add(0, 0) == 0")
 INPUTS_REPLY = "```python\nadd(5, 7)\nadd(-1, 1)\n```"
 
 
-@dataclass(frozen=True)
-class FakeOutcome:
-    status: str
-    value: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class FakeReport:
-    outcomes: tuple[FakeOutcome, ...]
-
-
-def _attempt(run: object) -> FakeOutcome:
-    try:
-        return FakeOutcome("ok", value=repr(run()))  # type: ignore[operator]
-    except Exception as error:  # the stand-in reports what the real sandbox reports
-        return FakeOutcome("error", error=type(error).__name__)
-
-
-async def fake_run_calls(
-    code: str, calls: Sequence[str], *, timeout_s: float = 5.0, memory_mb: int = 512
-) -> FakeReport:
-    """In-process stand-in for ``sandbox.run_calls`` (trusted test programs only)."""
-    namespace: dict[str, object] = {}
-    loaded = _attempt(lambda: exec(code, namespace))
-    if loaded.status != "ok":
-        return FakeReport(tuple(loaded for _ in calls))
-    return FakeReport(tuple(_attempt(lambda c=c: eval(c, namespace)) for c in calls))
-
-
-async def fake_run_stdio(
-    code: str, inputs: Sequence[str], *, timeout_s: float = 5.0, memory_mb: int = 512
-) -> FakeReport:
-    """In-process stand-in for ``sandbox.run_stdio``: stdout of one run per input."""
-    outcomes = []
-    for text in inputs:
-        out = io.StringIO()
-        stdin, sys.stdin = sys.stdin, io.StringIO(text)
-        try:
-            with contextlib.redirect_stdout(out):
-                result = _attempt(lambda: exec(code, {"__name__": "__main__"}))
-        finally:
-            sys.stdin = stdin
-        ok = result.status == "ok"
-        outcomes.append(FakeOutcome("ok", value=out.getvalue()) if ok else result)
-    return FakeReport(tuple(outcomes))
-
-
 @pytest.fixture(autouse=True)
-def fake_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(sandbox, "run_calls", fake_run_calls, raising=False)
-    monkeypatch.setattr(sandbox, "run_stdio", fake_run_stdio, raising=False)
-    yield
+def stand_in_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_stand_in(monkeypatch)
 
 
 class TestExecVoteContract(LayerContract):
@@ -201,9 +149,9 @@ def test_ranks_the_agreeing_correct_programs_first_with_signals() -> None:
 def test_inputs_come_from_query_tests_and_model() -> None:
     seen: list[tuple[str, ...]] = []
 
-    async def spy(code: str, calls: Sequence[str], **limits: object) -> FakeReport:
+    async def spy(code: str, calls: Sequence[str], **limits: object) -> StandInReport:
         seen.append(tuple(calls))
-        return await fake_run_calls(code, calls)
+        return await stand_in.run_calls(code, calls)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sandbox, "run_calls", spy, raising=False)
@@ -368,7 +316,7 @@ def test_real_sandbox_runs_stdin_programs() -> None:
 
 
 def test_the_stand_in_matches_the_real_report_shape() -> None:
-    report = asyncio.run(fake_run_calls("def f():\n    return 1\n", ["f()", "g()"]))
+    report = asyncio.run(stand_in.run_calls("def f():\n    return 1\n", ["f()", "g()"]))
     assert [(o.status, o.value, o.error) for o in report.outcomes] == [
         ("ok", "1", None),
         ("error", None, "NameError"),
