@@ -142,8 +142,17 @@ def literal_source(text: str) -> str | None:
     for attempt in (text, text.rstrip(".,;").strip()):
         value = _literal(attempt)
         if value is not _MISSING:
-            return repr(value)
+            return _round_trip(value)
     return None
+
+
+def _round_trip(value: object) -> str | None:
+    """``repr(value)`` when it reads back as the same literal (not ``inf``, ``nan``...)."""
+    try:
+        source = repr(value)
+        return source if ast.literal_eval(source) == value else None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
 
 
 _MISSING = object()

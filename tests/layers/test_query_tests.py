@@ -10,6 +10,8 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archon.layers._query_examples import calls_in, entry_point, extract, literal_source
 from archon.layers.query_tests import QueryTests, QueryTestsParams
@@ -176,6 +178,7 @@ MALFORMED = [
     "Input\n\nOutput\n\n",
     "Sample Input\n3\n",  # an input without its output
     "def f(x):\n    f(1) == 2 == 3 (((\n    f([1, 2) => 3\n",
+    "def f(x):\n    f(1) => Infinity\n    >>> f(2)\n    NaN\n",
     "def f(x):\n    " + "(" * 500 + "\n    >>> f(" + "[" * 300 + ")\n    1\n",
 ]
 
@@ -307,6 +310,7 @@ def test_literal_source_is_never_evaluated() -> None:
     assert literal_source("16;") == "16"
     assert literal_source("__import__('os').system('true')") is None
     assert literal_source("x") is None
+    assert literal_source("Infinity") is None and literal_source("NaN") is None
 
 
 class TestQueryTestsContract(LayerContract):
@@ -379,3 +383,35 @@ def test_canonical_solutions_pass_their_extracted_tests() -> None:
         return failed
 
     assert asyncio.run(failures()) == []
+
+
+FRAGMENTS = [
+    "def f(x):\n",
+    "    >>> f(",
+    ">>> ",
+    "...     ",
+    "Input\n",
+    "Output:",
+    "Sample Input 1\n",
+    "Example 1:\n",
+    "assert f(",
+    " == ",
+    " => ",
+    ")\n",
+    "[1, 2",
+    "'a'",
+    '"""\n',
+    "\n\n",
+    "-----Input-----\n",
+    "For x = 3 the output should be ",
+    "#",
+    "\x00",
+    "1e999",
+]
+
+
+@given(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_extraction_never_raises(parts: list[str]) -> None:
+    found = extract("".join(parts))
+    assert all(t.origin == "query" for t in found.tests)
