@@ -108,7 +108,15 @@ class Verify(Layer):
             for c in candidates
         ]
         scores = [verdict_score(r) for r in await complete_all(ctx, requests)]
-        return Candidates(items=tuple(_select(ctx, params, candidates, scores)))
+        judged = [_judged(c, params.model, s) for c, s in zip(candidates, scores, strict=True)]
+        return Candidates(items=tuple(_select(ctx, params, judged, scores)))
+
+
+def _judged(candidate: Candidate, model: str, score: float | None) -> Candidate:
+    """The verdict as signals for ``combine``: ``judge`` and ``judge:<model>``."""
+    if score is None:
+        return candidate
+    return candidate.with_signal("judge", score).with_signal(f"judge:{model}", score)
 
 
 def verdict_score(response: CompletionResponse) -> float | None:

@@ -59,3 +59,11 @@ def test_unparsable_verdict_keeps_the_candidate_with_a_warning() -> None:
     result = TestVerifyContract().run_sync(2, ScriptedClient([(None, "hmm")]))
     assert len(_items(result.output).items) == 2
     assert any("unparsable" in w for w in result.warnings)
+
+
+def test_verdicts_are_recorded_as_judge_signals() -> None:
+    contract = TestVerifyContract()
+    contract.params = VerifyParams(model="judge", threshold=0.0)  # type: ignore[misc]
+    items = _items(contract.run_sync(2, contract.make_client()).output).items
+    assert [c.signal("judge") for c in items] == [1.0, 0.0]
+    assert [c.signal("judge:judge") for c in items] == [1.0, 0.0]
