@@ -492,3 +492,18 @@ def test_health_reports_models_and_load() -> None:
             assert body["status"] == "ok" and body["models"] == ["direct", "voted"]
 
     run(main())
+
+
+def test_once_shutting_down_new_requests_get_503() -> None:
+    async def main() -> None:
+        async with serving(scripted()) as s, aiohttp.ClientSession() as http:
+            await s.app.shutdown()  # what SIGTERM triggers before waiting for requests
+            with pytest.raises(openai.APIStatusError) as caught:
+                await s.client.chat.completions.create(model="direct", messages=user("a"))
+            assert caught.value.status_code == 503
+            assert caught.value.response.headers["Retry-After"] == "1"
+            async with http.get(s.root + "/health") as reply:
+                assert reply.status == 503
+                assert (await reply.json())["status"] == "draining"
+
+    run(main())
