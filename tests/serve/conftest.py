@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -110,3 +114,31 @@ def chunks_of(raw: str) -> list[dict[str, Any]]:
     events = sse_events(raw)
     assert events[-1] == "[DONE]"
     return [json.loads(e) for e in events[:-1]]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start_cli(args: Sequence[str], *, home: Path) -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``python -m archon serve ARGS --port 0 --api-key-env SERVE_KEY`` (key: KEY) and
+    wait for its "listening on URL" line; returns the process and the URL."""
+    env = {**os.environ, "ARCHON_HOME": str(home), "PYTHONPATH": str(ROOT), "SERVE_KEY": KEY}
+    command = [sys.executable, "-m", "archon", "serve", *args, "--port", "0"]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        "--api-key-env",
+        "SERVE_KEY",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    seen = []
+    while True:
+        line = (await asyncio.wait_for(process.stderr.readline(), 120)).decode()
+        seen.append(line)
+        assert line, "the server exited before listening:\n" + "".join(seen)
+        found = re.search(r"listening on (\S+)", line)
+        if found:
+            return process, found.group(1)

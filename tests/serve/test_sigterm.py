@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import sys
 from pathlib import Path
 
 import openai
@@ -14,43 +11,9 @@ import openai
 from archon.runtime import read_trace
 from archon.testing.openai_server import FakeOpenAIServer
 
-from .conftest import KEY, user
+from .conftest import KEY, start_cli, user
 
-ROOT = Path(__file__).resolve().parents[2]
 IN_FLIGHT = 6
-
-
-async def _start(pipe: Path, home: Path, trace: Path) -> tuple[asyncio.subprocess.Process, str]:
-    env = {**os.environ, "ARCHON_HOME": str(home), "PYTHONPATH": str(ROOT), "SERVE_KEY": KEY}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "archon",
-        "serve",
-        str(pipe),
-        "--port",
-        "0",
-        "--no-cache",
-        "--trace",
-        str(trace),
-        "--api-key-env",
-        "SERVE_KEY",
-        "--keepalive",
-        "0.2",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    seen = []
-    while True:
-        line = (await asyncio.wait_for(process.stderr.readline(), 60)).decode()
-        seen.append(line)
-        assert line, "the server exited before listening:\n" + "".join(seen)
-        found = re.search(r"listening on (\S+)", line)
-        if found:
-            return process, found.group(1)
 
 
 async def _until(condition: object, seconds: float) -> None:
@@ -71,7 +34,10 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(tmp_path: Path) -> Non
                 f'models {{ m = model("openai/fake", api_base = "{fake.url}") }}\n'
                 "pipeline slow { generate(models = [m], max_tokens = 16) }\n"
             )
-            process, url = await _start(pipe, tmp_path / "home", trace)
+            process, url = await start_cli(
+                [str(pipe), "--no-cache", "--trace", str(trace), "--keepalive", "0.2"],
+                home=tmp_path / "home",
+            )
             client = openai.AsyncOpenAI(base_url=url, api_key=KEY, max_retries=0, timeout=30)
 
             async def streamed() -> str:
