@@ -235,7 +235,7 @@ def _model_json(state: ServeState, served: ServedPipeline) -> dict[str, Any]:
         "owned_by": "archon",
         "archon": {
             "pipeline": served.pipeline.name,
-            "fingerprint": served.pipeline.fingerprint(),
+            "fingerprint": served.fingerprint,
             "streams_tokens": served.direct,
             "nodes": len(served.pipeline.nodes),
         },

@@ -178,7 +178,7 @@ class Engine:
         return Answer(
             request_id=request_id,
             model=served.name,
-            fingerprint=served.pipeline.fingerprint(),
+            fingerprint=served.fingerprint,
             results=results,
             usage=meter.spent,
             seconds=time.perf_counter() - started,

@@ -36,11 +36,13 @@ class ServedPipeline:
         name: the model name clients ask for.
         pipeline: the concrete pipeline (holes assigned).
         answer_node: the output node when the pipeline is direct (see the module), else None.
+        fingerprint: the pipeline's IR fingerprint (computed once: it hashes the whole IR).
     """
 
     name: str
     pipeline: Pipeline
     answer_node: str | None = None
+    fingerprint: str = ""
 
     @classmethod
     def build(cls, name: str, pipeline: Pipeline, registry: Registry) -> ServedPipeline:
@@ -55,7 +57,7 @@ class ServedPipeline:
             and len(params.models) == 1
             and params.samples == 1
         )
-        return cls(name, pipeline, pipeline.output if direct else None)
+        return cls(name, pipeline, pipeline.output if direct else None, pipeline.fingerprint())
 
     @property
     def direct(self) -> bool:
