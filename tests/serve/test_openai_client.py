@@ -507,3 +507,27 @@ def test_once_shutting_down_new_requests_get_503() -> None:
                 assert (await reply.json())["status"] == "draining"
 
     run(main())
+
+
+def test_a_client_that_goes_away_cancels_its_pipeline() -> None:
+    backend = scripted(latency_s=2.0)
+
+    async def main() -> str:
+        async with serving(backend) as s, aiohttp.ClientSession() as http:
+            body = {"model": "voted", "messages": user("a")}
+            headers = {"Authorization": f"Bearer {KEY}"}
+            with pytest.raises(asyncio.TimeoutError):
+                timeout = aiohttp.ClientTimeout(total=0.3)
+                await http.post(
+                    s.url + "/chat/completions", json=body, headers=headers, timeout=timeout
+                )
+            for _ in range(100):
+                if backend.in_flight == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert backend.calls == 3 and backend.in_flight == 0
+            assert backend.intervals == []  # no call ran to its end
+            async with http.get(s.root + "/metrics") as reply:
+                return await reply.text()
+
+    assert 'archon_requests_total{model="voted",status="499"} 1' in run(main())
