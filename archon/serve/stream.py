@@ -81,7 +81,7 @@ async def stream_answer(
     sender = _Sender(out, chunks, chat.n)
     try:
         return await _forward(events, sender, engine.settings.keepalive_s, chat)
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:
         return out.response, CLIENT_CLOSED
     finally:
         if not task.done():
