@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "archon"
-EXEMPT = {"archon", "archon.build"}
+EXEMPT = {"archon", "archon.build", "archon.__main__"}
 LEAVES = {"archon.source", "archon.errors", "archon.ir", "archon.values"}
 LEAF_ALLOWED = {
     "archon.source": set(),
@@ -35,8 +35,9 @@ THIRD_PARTY_HOMES = {
 }
 
 
-def _within(module: str, package: str) -> bool:
-    return module == package or module.startswith(package + ".")
+def _within(module: str, package: str | tuple[str, ...]) -> bool:
+    packages = (package,) if isinstance(package, str) else package
+    return any(module == p or module.startswith(p + ".") for p in packages)
 
 
 def _module_name(path: Path) -> str:
@@ -94,6 +95,13 @@ def violation(importer: str, imported: str) -> str | None:
         return "nothing imports archon.cli"
     if _within(imported, "archon.testing") and not _within(importer, "archon.testing"):
         return "only tests import archon.testing"
+    if _within(imported, "archon.serve") and not _within(importer, ("archon.serve", "archon.cli")):
+        return "only the CLI imports archon.serve (the server builds on the runtime)"
+    if _within(importer, "archon.serve"):
+        for forbidden in ("archon.dsl", "archon.search", "archon.eval"):
+            if _within(imported, forbidden):
+                return f"the server never imports {forbidden} (it serves concrete IR)"
+        return None
     if importer in LEAVES:
         if imported not in LEAF_ALLOWED[importer]:
             allowed = ", ".join(sorted(LEAF_ALLOWED[importer])) or "nothing"
@@ -175,6 +183,10 @@ def test_import_direction() -> None:
         ("archon.compiler.lower", "lark"),
         ("archon.layers.rank", "archon"),
         ("archon.runtime.executor", "archon.testing"),
+        ("archon.runtime.executor", "archon.serve.app"),
+        ("archon.compiler.lower", "archon.serve"),
+        ("archon.serve.app", "archon.dsl.parser"),
+        ("archon.serve.app", "archon.cli.common"),
     ],
 )
 def test_forbidden_imports_are_caught(importer: str, imported: str) -> None:
@@ -199,6 +211,8 @@ def test_forbidden_imports_are_caught(importer: str, imported: str) -> None:
         ("archon", "archon.cli"),
         ("archon.build", "archon.dsl.ast"),
         ("archon.testing.fixtures", "archon.compiler"),
+        ("archon.serve.engine", "archon.runtime.executor"),
+        ("archon.cli.serve_cmds", "archon.serve"),
     ],
 )
 def test_allowed_imports_pass(importer: str, imported: str) -> None:

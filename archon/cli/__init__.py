@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "archon.cli.eval_cmds",
     "archon.cli.search_cmds",
     "archon.cli.interop_cmds",
+    "archon.cli.serve_cmds",
 )
 
 

@@ -1,8 +1,9 @@
-"""Helpers shared by the commands that run pipelines (run, eval, search): load a ``.pipe``
+"""Helpers shared by the commands that run pipelines (run, eval, search, serve): load a ``.pipe``
 with ``--params``, build the model client, open the call cache."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -20,7 +21,8 @@ from archon.ir import Pipeline, Value
 from archon.layers.registry import Registry
 from archon.runtime import CallCache
 from archon.runtime import models as local_models
-from archon.runtime.clients.router import RouterClient
+from archon.runtime.clients.base import ModelOptions
+from archon.runtime.clients.router import RouterClient, pipeline_options
 
 
 def load_template(file: Path, registry: Registry, pipeline: str | None = None) -> Pipeline:
@@ -39,7 +41,12 @@ def load_template(file: Path, registry: Registry, pipeline: str | None = None) -
 def load_pipeline(file: Path, params: Path | None, registry: Registry) -> Pipeline:
     """Compile ``file`` (see :func:`load_template`) and assign its holes from the
     ``--params`` JSON (defaults for the rest, with a note on stderr)."""
-    template = load_template(file, registry)
+    return assign_params(load_template(file, registry), params, registry)
+
+
+def assign_params(template: Pipeline, params: Path | None, registry: Registry) -> Pipeline:
+    """Assign the holes of ``template`` from the ``--params`` JSON file (defaults for the
+    rest, with a note on stderr); exit 2 when the file does not fit the pipeline."""
     chosen: dict[str, Value] | None = read_params(params)  # type: ignore[assignment]
     try:
         concrete, defaulted = assign(template, chosen, registry)
@@ -62,6 +69,30 @@ def make_client(pipeline: Pipeline, model_path: Path | None = None) -> RouterCli
     home = local_models.archon_home()
     return RouterClient.for_pipeline(
         pipeline,
+        local_resolve=lambda name: local_models.ensure(name, home),
+        local_paths={"*": model_path} if model_path else None,
+    )
+
+
+def make_shared_client(
+    pipelines: Sequence[Pipeline], model_path: Path | None = None
+) -> RouterClient:
+    """One client for several pipelines (``archon serve``): their ``models`` options merged,
+    so a local model is loaded once however many pipelines use it. Exit 2 when two
+    pipelines give the same model string different options."""
+    if model_path is not None:
+        require_file(model_path)
+    options: dict[str, ModelOptions] = {}
+    for pipeline in pipelines:
+        for model, option in pipeline_options(pipeline).items():
+            if options.setdefault(model, option) != option:
+                usage_error(
+                    f"model '{model}' has different options in two pipelines; give them"
+                    " different model strings or the same options"
+                )
+    home = local_models.archon_home()
+    return RouterClient(
+        options,
         local_resolve=lambda name: local_models.ensure(name, home),
         local_paths={"*": model_path} if model_path else None,
     )

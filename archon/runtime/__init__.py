@@ -15,6 +15,7 @@ from archon.runtime.clients.base import (
     Price,
     PricedClient,
     RetriesExhausted,
+    StreamingClient,
 )
 from archon.runtime.executor import (
     InvalidNode,
@@ -32,6 +33,7 @@ from archon.runtime.executor import (
 )
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
+from archon.runtime.streaming import StreamTap
 from archon.runtime.trace import CallRecord, JsonlTrace, MemoryTrace, TraceSink, read_trace
 
 __all__ = [
@@ -56,6 +58,8 @@ __all__ = [
     "Reservation",
     "RetriesExhausted",
     "RunResult",
+    "StreamTap",
+    "StreamingClient",
     "TraceSink",
     "as_conversation",
     "cache_key",

@@ -18,7 +18,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from archon.runtime.budget import Meter, Reservation, estimate_prompt_tokens
@@ -29,9 +29,11 @@ from archon.runtime.clients.base import (
     MultiSampleClient,
     Price,
     PricedClient,
+    StreamingClient,
 )
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
+from archon.runtime.streaming import StreamTap, stream_call
 from archon.runtime.trace import CallRecord, TraceSink
 from archon.values import Completion, CompletionRequest, CompletionResponse, Message, Usage
 
@@ -88,6 +90,7 @@ class QueryState:
     redactor: Redactor = field(default_factory=Redactor)
     aliases: Mapping[str, str] = field(default_factory=dict)
     query_index: int | None = None
+    stream_tap: StreamTap | None = None
     cache_hits: int = 0
     warnings: list[str] = field(default_factory=list)
     _prices: dict[str, Price | None] = field(default_factory=dict)
@@ -292,7 +295,7 @@ class NodeContext:
         started = time.perf_counter()
         try:
             response = await state.limits.call(
-                model, lambda: state.client.complete(request), on_retry=count_retry
+                model, self._call(request, index), on_retry=count_retry
             )
         except BaseException as error:
             state.meter.settle(held, Usage(calls=1))
@@ -317,6 +320,20 @@ class NodeContext:
             state.cache.put(key, model, self._for_storage(response))
         self._trace(request, index, response, latency, attempts=attempts)
         return response
+
+    def _call(
+        self, request: CompletionRequest, index: int
+    ) -> Callable[[], Awaitable[CompletionResponse]]:
+        """One attempt of the call: streamed when this node's answer is tapped."""
+        client, tap = self._state.client, self._state.stream_tap
+        if (
+            tap is not None
+            and tap.node_id == self._node_id
+            and index == 0
+            and isinstance(client, StreamingClient)
+        ):
+            return lambda: stream_call(client, request, tap)
+        return lambda: client.complete(request)
 
     def _for_storage(self, response: CompletionResponse) -> CompletionResponse:
         redactor = self._state.redactor

@@ -33,6 +33,7 @@ from archon.runtime.clients.base import ModelClient
 from archon.runtime.context import NodeContext, QueryState
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
+from archon.runtime.streaming import StreamTap
 from archon.runtime.trace import TraceSink
 from archon.values import Candidates, Message, Payload, Usage
 
@@ -248,6 +249,7 @@ def _state(
     query: tuple[Message, ...],
     parent: Meter | None,
     index: int | None,
+    stream_tap: StreamTap | None = None,
 ) -> QueryState:
     meter = Meter(prepared.pipeline.budget, scope="query", parent=parent)
     return QueryState(
@@ -261,6 +263,7 @@ def _state(
         redactor=shared.redactor,
         aliases=prepared.aliases,
         query_index=index,
+        stream_tap=stream_tap,
     )
 
 
@@ -300,6 +303,8 @@ async def run(
     budget: Meter | Budget | None = None,
     seed: int = 0,
     redactor: Redactor | None = None,
+    stream_tap: StreamTap | None = None,
+    query_index: int | None = None,
 ) -> RunResult:
     """Answer one query with a concrete pipeline.
 
@@ -314,6 +319,9 @@ async def run(
         budget: an extra run-level budget or meter on top of ``pipeline.budget``.
         seed: run seed: layer RNGs and unset sampling seeds derive from it.
         redactor: secret redaction (default: from the environment at call time).
+        stream_tap: pass the text of one node's call on while it is generated (see
+            :mod:`archon.runtime.streaming`).
+        query_index: recorded in the call traces (e.g. the choice of a served request).
 
     Raises:
         PipelineNotConcrete, InvalidNode: the pipeline cannot run as given.
@@ -330,7 +338,8 @@ async def run(
         registry = default_registry()
     prepared = prepare(pipeline, registry)
     shared = _shared(client, limits, cache, trace, seed, redactor)
-    state = _state(prepared, shared, as_conversation(query), _run_meter(budget), None)
+    messages = as_conversation(query)
+    state = _state(prepared, shared, messages, _run_meter(budget), query_index, stream_tap)
     return await execute(prepared, state)
 
 

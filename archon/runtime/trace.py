@@ -35,6 +35,7 @@ class CallRecord(BaseModel):
     attempts: int = 1
     error: str | None = None
     query_index: int | None = None
+    request_id: str | None = None
     started_at: float = 0.0
     prompt: tuple[Message, ...] | None = None
     output: str | None = None

@@ -9,6 +9,7 @@ signals a failure by raising :class:`ModelCallError`, saying whether retrying ma
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -113,6 +114,23 @@ class PricedClient(Protocol):
 
     def price(self, model: str) -> Price | None:
         """The price of ``model`` or None when unknown."""
+        ...
+
+
+@runtime_checkable
+class StreamingClient(Protocol):
+    """Optional: a client that can pass on one sample's text while it is being generated.
+
+    ``stream(request)`` yields the text in pieces as they arrive, then exactly one
+    :class:`~archon.values.CompletionResponse` for the whole call -- what ``complete`` would
+    have returned: the full text (the pieces joined) and the call's usage. The rules of
+    ``complete`` hold: ``request.n == 1``, failures raise :class:`ModelCallError`, no retries.
+    The runtime streams only where asked to (``archon serve`` taps the call that writes the
+    answer) and still caches, meters and traces the call from the final response.
+    """
+
+    def stream(self, request: CompletionRequest) -> AsyncIterator[str | CompletionResponse]:
+        """Text pieces of one sample of ``request``, then its final response."""
         ...
 
 

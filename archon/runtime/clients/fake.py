@@ -20,7 +20,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from archon.runtime.clients.base import ModelCallError, Price
@@ -83,12 +83,15 @@ class ScriptedClient:
         fail_when: calls whose request matches this predicate always fail.
         price: a :class:`~archon.runtime.clients.base.Price` to report costs with.
         logprob: the mean token log-probability reported when a request asks for logprobs.
+        chunk_chars / chunk_delay_s: how :meth:`stream` splits an answer, and the pause
+            between pieces.
 
     Attributes:
         requests: every request received, in arrival order (failed ones included).
         calls: number of requests received.
         in_flight / max_in_flight: concurrent calls now / at most.
         intervals: ``(start, end)`` monotonic times of each successful call.
+        streamed: calls answered through :meth:`stream`.
     """
 
     def __init__(
@@ -101,6 +104,8 @@ class ScriptedClient:
         fail_when: Callable[[CompletionRequest], bool] | None = None,
         price: Price | None = None,
         logprob: float = -0.5,
+        chunk_chars: int = 4,
+        chunk_delay_s: float = 0.0,
     ) -> None:
         if callable(rules):
             rules = [(None, rules)]
@@ -111,6 +116,9 @@ class ScriptedClient:
         self._fail_when = fail_when
         self._price = price
         self._logprob = logprob
+        self._chunk_chars = max(1, chunk_chars)
+        self._chunk_delay_s = chunk_delay_s
+        self.streamed = 0
         self.requests: list[CompletionRequest] = []
         self.intervals: list[tuple[float, float]] = []
         self.in_flight = 0
@@ -154,11 +162,26 @@ class ScriptedClient:
             text = self.reply_for(request)
         finally:
             self.in_flight -= 1
+        self.intervals.append((start, time.monotonic()))
+        return self._response(request, text)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[str | CompletionResponse]:
+        """Like :meth:`complete`, then the answer in pieces of about ``chunk_chars``
+        characters (``chunk_delay_s`` apart), then the response (see ``StreamingClient``)."""
+        response = await self.complete(request)
+        self.streamed += 1
+        text = response.completions[0].text
+        for start in range(0, len(text), self._chunk_chars):
+            if start and self._chunk_delay_s > 0:
+                await asyncio.sleep(self._chunk_delay_s)
+            yield text[start : start + self._chunk_chars]
+        yield response
+
+    def _response(self, request: CompletionRequest, text: str) -> CompletionResponse:
         if request.max_tokens is not None and fake_tokens(text) > request.max_tokens:
             text, finish = text[: request.max_tokens * 4], "length"
         else:
             finish = "stop"
-        self.intervals.append((start, time.monotonic()))
         prompt = sum(fake_tokens(m.content) + 4 for m in request.messages)
         usage = Usage(calls=1, prompt_tokens=prompt, completion_tokens=fake_tokens(text))
         if self._price is not None:

@@ -6,22 +6,64 @@ can take (see bench/README.md). For ``openai/<name>`` models that have an ``api_
 router uses this client instead: one ``httpx.AsyncClient`` per endpoint (keep-alive pool) for
 the life of the client, a plain JSON POST to ``/chat/completions``, and the same error
 classification as the litellm client (429/5xx/timeouts/connection errors are retryable).
+``stream`` (the optional ``StreamingClient`` capability) reads the server's SSE chunks.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 
+from archon.runtime.budget import estimate_prompt_tokens
 from archon.runtime.clients.base import ModelCallError, ModelOptions, Price
 from archon.runtime.secrets import Redactor
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 PREFIX = "openai/"
+
+
+async def _sse_data(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    """The ``data`` of each server-sent event (multi-line data joined by newlines)."""
+    lines: list[str] = []
+    async for raw in content:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not line:
+            if lines:
+                yield "\n".join(lines)
+                lines = []
+        elif line.startswith("data:"):
+            lines.append(line[5:].removeprefix(" "))
+    if lines:
+        yield "\n".join(lines)
+
+
+def _chunk_json(request: CompletionRequest, data: str) -> Mapping[str, Any] | None:
+    """One parsed stream chunk; None at ``[DONE]``. An error chunk raises (retryable: the
+    server failed mid-answer)."""
+    if data.strip() == "[DONE]":
+        return None
+    try:
+        chunk = json.loads(data)
+    except json.JSONDecodeError as e:
+        raise ModelCallError(
+            f"{request.model}: malformed stream chunk", model=request.model, retryable=True
+        ) from e
+    if not isinstance(chunk, dict):
+        raise ModelCallError(f"{request.model}: malformed stream chunk", model=request.model)
+    if chunk.get("error"):
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raise ModelCallError(
+            f"{request.model}: error in stream: {str(message)[:500]}",
+            model=request.model,
+            retryable=True,
+        )
+    return chunk
 
 
 def _mean_logprob(choice: Mapping[str, Any]) -> float | None:
@@ -72,8 +114,8 @@ class OpenAICompatClient:
             body["logprobs"] = True
         return body
 
-    async def complete(self, request: CompletionRequest) -> CompletionResponse:
-        """POST one chat completion; errors become classified ModelCallErrors."""
+    def _endpoint(self, request: CompletionRequest) -> tuple[str, dict[str, str], ModelOptions]:
+        """URL, auth headers and options of ``request.model``."""
         options = self._options.get(request.model, ModelOptions())
         if not options.api_base:
             raise ModelCallError(f"{request.model}: no api_base configured", model=request.model)
@@ -83,7 +125,29 @@ class OpenAICompatClient:
             or os.environ.get("OPENAI_API_KEY")
         )
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        url = options.api_base.rstrip("/") + "/chat/completions"
+        return options.api_base.rstrip("/") + "/chat/completions", headers, options
+
+    def _connection_error(self, request: CompletionRequest, e: BaseException) -> ModelCallError:
+        return ModelCallError(
+            self._redact(f"{request.model}: {type(e).__name__}: {e}"),
+            model=request.model,
+            retryable=True,
+        )
+
+    def _status_error(
+        self, request: CompletionRequest, status: int, text: str, retry_after: str | None
+    ) -> ModelCallError:
+        return ModelCallError(
+            self._redact(f"{request.model}: HTTP {status}: {text}"),
+            model=request.model,
+            retryable=status in _RETRYABLE_STATUS,
+            status=status,
+            retry_after_s=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        )
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        """POST one chat completion; errors become classified ModelCallErrors."""
+        url, headers, options = self._endpoint(request)
         try:
             async with self._client().post(url, json=self.body(request), headers=headers) as reply:
                 status = reply.status
@@ -93,21 +157,59 @@ class OpenAICompatClient:
                 else:
                     data: dict[str, Any] = await reply.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise ModelCallError(
-                self._redact(f"{request.model}: {type(e).__name__}: {e}"),
-                model=request.model,
-                retryable=True,
-            ) from e
+            raise self._connection_error(request, e) from e
         if status >= 400:
-            raise ModelCallError(
-                self._redact(f"{request.model}: HTTP {status}: {text}"),
-                model=request.model,
-                retryable=status in _RETRYABLE_STATUS,
-                status=status,
-                retry_after_s=float(retry_after) if retry_after and retry_after.isdigit() else None,
-            )
+            raise self._status_error(request, status, text, retry_after)
         choice = data["choices"][0]
-        raw = data.get("usage") or {}
+        usage = self._usage(data.get("usage") or {}, options)
+        completion = Completion(
+            text=(choice.get("message") or {}).get("content") or "",
+            logprob=_mean_logprob(choice) if request.logprobs else None,
+            finish_reason=choice.get("finish_reason"),
+        )
+        return CompletionResponse(completions=(completion,), usage=usage)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[str | CompletionResponse]:
+        """POST one chat completion with ``stream: true``; yield the text pieces of the
+        server's SSE chunks, then the response (usage from the server's final chunk, asked
+        for with ``stream_options.include_usage``; estimated when the server sends none)."""
+        url, headers, options = self._endpoint(request)
+        body = {**self.body(request), "stream": True, "stream_options": {"include_usage": True}}
+        pieces: list[str] = []
+        usage_data: Mapping[str, Any] = {}
+        finish: str | None = None
+        try:
+            async with self._client().post(url, json=body, headers=headers) as reply:
+                if reply.status >= 400:
+                    text = (await reply.text())[:500]
+                    raise self._status_error(
+                        request, reply.status, text, reply.headers.get("retry-after")
+                    )
+                async for data in _sse_data(reply.content):
+                    chunk = _chunk_json(request, data)
+                    if chunk is None:
+                        break
+                    usage_data = chunk.get("usage") or usage_data
+                    for choice in chunk.get("choices") or ():
+                        finish = choice.get("finish_reason") or finish
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
+                            pieces.append(piece)
+                            yield piece
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise self._connection_error(request, e) from e
+        text = "".join(pieces)
+        if not usage_data:
+            usage_data = {
+                "prompt_tokens": estimate_prompt_tokens(request.messages),
+                "completion_tokens": len(pieces),
+            }
+        completion = Completion(text=text, finish_reason=finish)
+        usage = self._usage(usage_data, options)
+        yield CompletionResponse(completions=(completion,), usage=usage)
+
+    @staticmethod
+    def _usage(raw: Mapping[str, Any], options: ModelOptions) -> Usage:
         usage = Usage(
             calls=1,
             prompt_tokens=int(raw.get("prompt_tokens") or 0),
@@ -115,12 +217,7 @@ class OpenAICompatClient:
         )
         if options.price is not None:
             usage = usage.model_copy(update={"usd": options.price.cost(usage)})
-        completion = Completion(
-            text=(choice.get("message") or {}).get("content") or "",
-            logprob=_mean_logprob(choice) if request.logprobs else None,
-            finish_reason=choice.get("finish_reason"),
-        )
-        return CompletionResponse(completions=(completion,), usage=usage)
+        return usage
 
     def price(self, model: str) -> Price | None:
         """The user price of ``model`` (self-hosted servers have no price table)."""

@@ -24,12 +24,18 @@ Which path a model string takes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 from archon.errors import ArchonError
 from archon.ir import ModelSpec, Pipeline
-from archon.runtime.clients.base import ModelClient, ModelOptions, Price, PricedClient
+from archon.runtime.clients.base import (
+    ModelClient,
+    ModelOptions,
+    Price,
+    PricedClient,
+    StreamingClient,
+)
 from archon.runtime.clients.local import PREFIX, LocalClient
 from archon.values import CompletionRequest, CompletionResponse
 
@@ -123,6 +129,16 @@ class RouterClient:
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         """Forward to the backend of ``request.model``."""
         return await self.client_for(request.model).complete(request)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[str | CompletionResponse]:
+        """Stream from the backend of ``request.model`` when it can stream; otherwise its
+        ``complete`` answer is the whole stream (no text pieces, then the response)."""
+        backend = self.client_for(request.model)
+        if isinstance(backend, StreamingClient):
+            async for item in backend.stream(request):
+                yield item
+        else:
+            yield await backend.complete(request)
 
     def price(self, model: str) -> Price | None:
         """User price, else the backend's (local models are free)."""

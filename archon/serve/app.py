@@ -1,0 +1,276 @@
+"""The aiohttp application: routes, authentication and error middleware.
+
+Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /v1/models/{id}``,
+``GET /health`` and ``GET /metrics``. With an API key set, every ``/v1/`` route needs
+``Authorization: Bearer <key>`` (compared in constant time); ``/health`` and ``/metrics``
+stay open for load balancers and scrapers, as in other OpenAI-compatible servers -- keep
+the port private or put them behind the proxy's own access rules.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from archon.errors import ArchonError
+from archon.layers.registry import Registry
+from archon.runtime import CallCache, Limits, ModelClient, Redactor, TraceSink
+from archon.serve.budget import Admission, ServerBudget
+from archon.serve.chat import ChatRequest, parse_chat_request
+from archon.serve.engine import Engine, Resources, ServeSettings
+from archon.serve.errors import (
+    AUTHENTICATION,
+    SERVER,
+    ApiError,
+    bad_request,
+    error_response,
+    internal_error,
+)
+from archon.serve.metrics import CONTENT_TYPE
+from archon.serve.pipelines import ServedPipeline
+from archon.serve.responses import completion_json
+from archon.serve.stream import CLIENT_CLOSED, stream_answer
+from archon.serve.telemetry import ServeMetrics
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""Largest request body accepted (long conversations fit; larger ones get 413)."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class ServeState:
+    """What the handlers of one application share."""
+
+    engine: Engine
+    admission: Admission
+    metrics: ServeMetrics
+    started: int
+    draining: bool = False
+
+    @property
+    def settings(self) -> ServeSettings:
+        return self.engine.settings
+
+
+STATE = web.AppKey("archon_serve_state", ServeState)
+
+
+def create_app(
+    pipelines: Sequence[ServedPipeline],
+    *,
+    client: ModelClient,
+    registry: Registry,
+    settings: ServeSettings | None = None,
+    limits: Limits | None = None,
+    cache: CallCache | None = None,
+    trace: TraceSink | None = None,
+    budget: ServerBudget | None = None,
+    redactor: Redactor | None = None,
+) -> web.Application:
+    """An application serving ``pipelines`` (each under its ``name``).
+
+    The caller owns ``client``, ``cache`` and ``trace`` and closes them after the
+    application has shut down (see :func:`archon.serve.runner.serve`).
+    """
+    if not pipelines:
+        raise ArchonError("nothing to serve: give at least one pipeline")
+    names = [p.name for p in pipelines]
+    if len(set(names)) != len(names):
+        raise ArchonError(f"two pipelines are served under one name: {', '.join(names)}")
+    settings = settings or ServeSettings()
+    budget = budget or ServerBudget()
+    admission = Admission(settings.max_concurrency, settings.queue)
+    metrics = ServeMetrics(
+        running=lambda: admission.running,
+        waiting=lambda: admission.waiting,
+        budget_left=budget.remaining,
+    )
+    keys = [settings.api_key] if settings.api_key else []
+    resources = Resources(
+        client=client,
+        limits=limits or Limits(),
+        registry=registry,
+        cache=cache,
+        trace=trace,
+        redactor=(redactor or Redactor.from_environ()).with_values(keys),
+    )
+    engine = Engine(pipelines, resources, settings=settings, budget=budget, metrics=metrics)
+    state = ServeState(engine, admission, metrics, started=int(time.time()))
+    app = web.Application(middlewares=[_errors, _auth], client_max_size=MAX_BODY_BYTES)
+    app[STATE] = state
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model}", get_model)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_text)
+
+    async def drain(_app: web.Application) -> None:
+        state.draining = True
+
+    app.on_shutdown.append(drain)
+    return app
+
+
+# --- middleware ---------------------------------------------------------------------------
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes OpenAI-shaped JSON; a traceback only ever reaches the log."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+        message = error.reason if error.status != 404 else f"no route {request.path}"
+        return error_response(
+            ApiError(error.status, message, code=code.get(error.status, "http_error"))
+        )
+    except Exception:
+        logger.exception("%s %s failed", request.method, request.path)
+        return error_response(internal_error())
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    key = request.app[STATE].settings.api_key
+    if key is not None and request.path.startswith("/v1/"):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        # compare_digest: the time taken does not depend on how much of the key matches.
+        valid = scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), key.encode()
+        )
+        if not valid:
+            raise ApiError(
+                401,
+                "Incorrect API key provided: send Authorization: Bearer <key>",
+                type=AUTHENTICATION,
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return await handler(request)
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/chat/completions``."""
+    state = request.app[STATE]
+    started = time.perf_counter()
+    model, status = "unknown", 500
+    try:
+        if state.draining:
+            raise ApiError(
+                503,
+                "the server is shutting down; retry on another instance",
+                type=SERVER,
+                code="shutting_down",
+                headers={"Retry-After": "1"},
+            )
+        chat = parse_chat_request(
+            await _json_body(request), state.engine.pipelines, max_n=state.settings.max_n
+        )
+        model = chat.model
+        response, status = await _answer(request, state, chat)
+        return response
+    except ApiError as error:
+        status = error.status
+        raise
+    except BaseException:
+        status = CLIENT_CLOSED if request.transport is None else 500
+        raise
+    finally:
+        state.metrics.observe_request(model, status, time.perf_counter() - started)
+
+
+async def _answer(
+    request: web.Request, state: ServeState, chat: ChatRequest
+) -> tuple[web.StreamResponse, int]:
+    request_id = "chatcmpl-" + uuid.uuid4().hex
+    created = int(time.time())
+    engine = state.engine
+    async with state.admission.slot():
+        if chat.stream:
+            return await stream_answer(request, engine, chat, request_id, created=created)
+        try:
+            answer = await engine.answer(chat, request_id)
+        except ArchonError as error:
+            raise engine.api_error(error) from error
+    body = completion_json(answer, created)
+    return _json(body, headers={"x-request-id": request_id}), 200
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise bad_request(f"the body is not valid JSON ({error})") from error
+
+
+def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return web.Response(text=text, status=status, headers=headers, content_type="application/json")
+
+
+def _model_json(state: ServeState, served: ServedPipeline) -> dict[str, Any]:
+    return {
+        "id": served.name,
+        "object": "model",
+        "created": state.started,
+        "owned_by": "archon",
+        "archon": {
+            "pipeline": served.pipeline.name,
+            "fingerprint": served.fingerprint,
+            "streams_tokens": served.direct,
+            "nodes": len(served.pipeline.nodes),
+        },
+    }
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """``GET /v1/models``: the served pipelines."""
+    state = request.app[STATE]
+    data = [_model_json(state, p) for p in state.engine.pipelines.values()]
+    return _json({"object": "list", "data": data})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """``GET /v1/models/{model}``."""
+    state = request.app[STATE]
+    served = state.engine.pipelines.get(request.match_info["model"])
+    if served is None:
+        raise ApiError(404, "no such model here (GET /v1/models)", code="model_not_found")
+    return _json(_model_json(state, served))
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /health``: 200 while serving, 503 once shutting down."""
+    state = request.app[STATE]
+    body = {
+        "status": "draining" if state.draining else "ok",
+        "models": list(state.engine.pipelines),
+        "requests_in_flight": state.admission.running,
+        "requests_queued": state.admission.waiting,
+    }
+    return _json(body, status=503 if state.draining else 200)
+
+
+async def metrics_text(request: web.Request) -> web.Response:
+    """``GET /metrics`` in the Prometheus text format."""
+    text = request.app[STATE].metrics.render()
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
