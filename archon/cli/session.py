@@ -4,6 +4,7 @@ with ``--params``, build the model client, open the call cache."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -18,9 +19,10 @@ from archon.compiler import check_file
 from archon.compiler.structure import AssignmentError, assign
 from archon.ir import Pipeline, Value
 from archon.layers.registry import Registry
-from archon.runtime import CallCache
-from archon.runtime import models as local_models
-from archon.runtime.clients.router import RouterClient
+
+if TYPE_CHECKING:  # the runtime is imported by the commands that run models, when they do
+    from archon.runtime import CallCache
+    from archon.runtime.clients.router import RouterClient
 
 
 def load_template(file: Path, registry: Registry, pipeline: str | None = None) -> Pipeline:
@@ -57,6 +59,9 @@ def load_pipeline(file: Path, params: Path | None, registry: Registry) -> Pipeli
 def make_client(pipeline: Pipeline, model_path: Path | None = None) -> RouterClient:
     """The client ``archon run`` uses: local models pulled into the archon home on first use,
     every other model through litellm with the pipeline's model options."""
+    from archon.runtime import models as local_models
+    from archon.runtime.clients.router import RouterClient
+
     if model_path is not None:
         require_file(model_path)
     home = local_models.archon_home()
@@ -69,4 +74,7 @@ def make_client(pipeline: Pipeline, model_path: Path | None = None) -> RouterCli
 
 def open_cache(no_cache: bool) -> CallCache | None:
     """The persistent call cache in the archon home, or None with ``--no-cache``."""
+    from archon.runtime import CallCache
+    from archon.runtime import models as local_models
+
     return None if no_cache else CallCache(local_models.archon_home() / "cache.sqlite")
