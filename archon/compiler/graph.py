@@ -23,7 +23,8 @@ def successors(pipeline: Pipeline) -> dict[str, list[str]]:
 
     An input naming no node becomes a vertex of its own, after the nodes.
     """
-    readers: dict[str, list[str]] = {QUERY: []} | {node.id: [] for node in pipeline.nodes}
+    readers: dict[str, list[str]] = {QUERY: []}
+    readers.update((node.id, []) for node in pipeline.nodes)
     for node in pipeline.nodes:
         if not node.inputs:
             readers[QUERY].append(node.id)
