@@ -103,9 +103,7 @@ def _example_cases() -> list[Any]:
     registry = default_registry()
     cases = []
     for path in EXAMPLES:
-        compiled = compile_file(path, registry)
-        assert compiled.pipeline is not None, path
-        template = compiled.pipeline
+        template = compile_file(path, registry)
         concrete, _ = assign(template, None, registry)
         seen = {concrete.fingerprint()}
         cases.append(pytest.param(concrete, id=f"{path.stem}-defaults"))
