@@ -9,7 +9,6 @@ that fall back must not call more than estimated either).
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ import pytest
 
 from archon.compiler import compile_file, compile_source
 from archon.compiler.cost import estimate
-from archon.compiler.structure import HoleRef, assign, resolve
+from archon.compiler.structure import assign, random_chooser, resolve
 from archon.interop.archon_config import ArchonConfigError, import_config
-from archon.ir import Choice, FloatRange, IntRange, Pipeline, Value
+from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.runtime import Limits, run_sync
 from archon.runtime.clients.fake import Rule, ScriptedClient
@@ -81,24 +80,6 @@ pipeline repeated {
 """
 
 
-def _random_chooser(seed: int) -> Any:
-    rng = random.Random(seed)
-
-    def choose(ref: HoleRef) -> Value:
-        hole = ref.hole
-        if isinstance(hole, Choice):
-            return rng.choice(hole.options)
-        if isinstance(hole, IntRange):
-            return rng.choice(hole.values())
-        assert isinstance(hole, FloatRange)
-        if hole.step:
-            steps = int((hole.high - hole.low) / hole.step + 1e-9)
-            return hole.low + rng.randint(0, steps) * hole.step
-        return rng.uniform(hole.low, hole.high)
-
-    return choose
-
-
 def _example_cases() -> list[Any]:
     registry = default_registry()
     cases = []
@@ -108,13 +89,13 @@ def _example_cases() -> list[Any]:
         seen = {concrete.fingerprint()}
         cases.append(pytest.param(concrete, id=f"{path.stem}-defaults"))
         for seed in range(RANDOM_ASSIGNMENTS):
-            pipeline = resolve(template, _random_chooser(seed), registry)
+            pipeline = resolve(template, random_chooser(seed), registry)
             if pipeline.fingerprint() not in seen:
                 seen.add(pipeline.fingerprint())
                 cases.append(pytest.param(pipeline, id=f"{path.stem}-random{seed}"))
     template = compile_source(REPEATED_MODELS, "repeated.pipe", registry)
     for seed in range(RANDOM_ASSIGNMENTS):
-        pipeline = resolve(template, _random_chooser(seed), registry)
+        pipeline = resolve(template, random_chooser(seed), registry)
         cases.append(pytest.param(pipeline, id=f"repeated-models-random{seed}"))
     return cases
 
