@@ -5,7 +5,6 @@ Private to the package (the leading underscore keeps it out of the kind scan).
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 
@@ -31,6 +30,8 @@ async def complete_all(
     call is awaited before this returns (none is left running), and cancelling the caller
     cancels them all. The first failure is re-raised after the others have finished.
     """
+    import asyncio  # here: importing the layers to compile a pipeline needs no event loop
+
     if not requests:
         return []
     results = await asyncio.gather(
