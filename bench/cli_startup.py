@@ -5,7 +5,8 @@
 Runs ``python -m archon check examples/baseline.pipe`` and ``python -m archon fmt
 examples/baseline.pipe`` ``--repeat`` times each in fresh processes (after one warm-up run
 that fills the bytecode and grammar caches) and prints, per command, the median and best wall
-time and the median CPU time (user + system of the child). ``--root`` runs another checkout.
+time and the median CPU time (user + system of the child), next to ``python -c pass`` for
+scale: on a busy machine the CPU column is the steadier one. ``--root`` runs another checkout.
 Goal: both under 0.3 s. Bytecode goes to a private prefix, so the figures hold even where
 ``PYTHONDONTWRITEBYTECODE`` is set.
 """
@@ -23,8 +24,9 @@ import time
 from pathlib import Path
 
 COMMANDS = {
-    "check": ["check", "examples/baseline.pipe"],
-    "fmt": ["fmt", "examples/baseline.pipe"],
+    "python": ["-c", "pass"],  # the interpreter alone: the floor on this machine now
+    "check": ["-m", "archon", "check", "examples/baseline.pipe"],
+    "fmt": ["-m", "archon", "fmt", "examples/baseline.pipe"],
 }
 
 
@@ -34,8 +36,8 @@ def _child_cpu() -> float:
 
 
 def measure(root: Path, args: list[str], repeat: int, env: dict[str, str]) -> tuple[float, ...]:
-    """Median wall, best wall and median CPU seconds of ``python -m archon ARGS``."""
-    command = [sys.executable, "-m", "archon", *args]
+    """Median wall, best wall and median CPU seconds of ``python ARGS``."""
+    command = [sys.executable, *args]
     subprocess.run(command, cwd=root, env=env, check=True, capture_output=True)  # warm-up
     walls: list[float] = []
     cpus: list[float] = []
