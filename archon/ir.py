@@ -12,7 +12,7 @@ Structural holes are kept flat so that the runtime and graph code see a plain no
   ``fuse_1.2``) with a switch ``repeat_1.count``; copy *k* requires the count to be at least *k*.
 
 A node whose requirement is not met is removed and its consumers read its inputs instead
-(see :func:`archon.compiler.structure.select`).
+(see :func:`archon.compiler.structure.resolve`).
 """
 
 from __future__ import annotations

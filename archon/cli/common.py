@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
 
 from archon.errors import Diagnostic, render_all
 from archon.source import SourceFile
+
+if TYPE_CHECKING:  # rich is imported by the commands that print with it, when they do
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_DIAGNOSTICS = 1
@@ -20,10 +22,14 @@ EXIT_RUNTIME = 3
 
 
 def stdout() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=True)
 
 
 def stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import typer
-from rich.table import Table
 
 from archon.cli.common import (
     EXIT_DIAGNOSTICS,
@@ -115,13 +114,12 @@ def _check_report(path: Path, result: CompileResult) -> dict[str, Any]:
 
 
 def _print_summary(path: Path, result: CompileResult) -> None:
-    console = stdout()
     if result.errors:
         errors = len(result.errors)
-        console.print(f"{path}: {errors} error{'s' * (errors != 1)}")
+        typer.echo(f"{path}: {errors} error{'s' * (errors != 1)}")
         return
     if result.pipeline is None:
-        console.print(f"{path}: ok (no pipeline: definitions only)")
+        typer.echo(f"{path}: ok (no pipeline: definitions only)")
         return
     info = _summary(result.pipeline)
     cost = info["cost_per_query"]
@@ -129,11 +127,11 @@ def _print_summary(path: Path, result: CompileResult) -> None:
     tokens = _span_text(cost["min_tokens"], cost["max_tokens"])
     approx = "" if cost["exhaustive"] else " (sampled)"
     space = "continuous" if info["search_space"] is None else f"{info['search_space']:,}"
-    console.print(
+    typer.echo(
         f"{path}: ok — pipeline '{info['pipeline']}', {_count(info['nodes'], 'node')}, "
         f"{_count(len(info['holes']), 'hole')} (search space: {space})"
     )
-    console.print(f"  per query: {calls} model calls, at most {tokens} tokens{approx}")
+    typer.echo(f"  per query: {calls} model calls, at most {tokens} tokens{approx}")
 
 
 def _count(number: int, noun: str) -> str:
@@ -283,6 +281,8 @@ def kinds(
     if format is OutputFormat.json:
         typer.echo(json.dumps(described, indent=2))
         return
+    from rich.table import Table  # imported here: check and fmt start without rich
+
     console = stdout()
     for info in described:
         console.print(

@@ -55,7 +55,7 @@ def export_archon(
     ] = None,
     params: Annotated[Path | None, typer.Option(help="Hole values (JSON) for a template.")] = None,
 ) -> None:
-    """Write a pipeline as an original Archon JSON config (one Archon layer per depth)."""
+    """Write a pipeline as an original Archon JSON config, with the layers Archon would run."""
     pipeline = load_template(file, default_registry())
     try:
         pipeline, _ = assign(pipeline, read_params(params), default_registry())  # type: ignore[arg-type]

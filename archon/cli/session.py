@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -19,10 +20,10 @@ from archon.compiler import check_file
 from archon.compiler.structure import AssignmentError, assign
 from archon.ir import Pipeline, Value
 from archon.layers.registry import Registry
-from archon.runtime import CallCache
-from archon.runtime import models as local_models
-from archon.runtime.clients.base import ModelOptions
-from archon.runtime.clients.router import RouterClient, pipeline_options
+
+if TYPE_CHECKING:  # the runtime is imported by the commands that run models, when they do
+    from archon.runtime import CallCache
+    from archon.runtime.clients.router import RouterClient
 
 
 def load_template(file: Path, registry: Registry, pipeline: str | None = None) -> Pipeline:
@@ -64,6 +65,9 @@ def assign_params(template: Pipeline, params: Path | None, registry: Registry) -
 def make_client(pipeline: Pipeline, model_path: Path | None = None) -> RouterClient:
     """The client ``archon run`` uses: local models pulled into the archon home on first use,
     every other model through litellm with the pipeline's model options."""
+    from archon.runtime import models as local_models
+    from archon.runtime.clients.router import RouterClient
+
     if model_path is not None:
         require_file(model_path)
     home = local_models.archon_home()
@@ -80,6 +84,10 @@ def make_shared_client(
     """One client for several pipelines (``archon serve``): their ``models`` options merged,
     so a local model is loaded once however many pipelines use it. Exit 2 when two
     pipelines give the same model string different options."""
+    from archon.runtime import models as local_models
+    from archon.runtime.clients.base import ModelOptions
+    from archon.runtime.clients.router import RouterClient, pipeline_options
+
     if model_path is not None:
         require_file(model_path)
     options: dict[str, ModelOptions] = {}
@@ -100,4 +108,7 @@ def make_shared_client(
 
 def open_cache(no_cache: bool) -> CallCache | None:
     """The persistent call cache in the archon home, or None with ``--no-cache``."""
+    from archon.runtime import CallCache
+    from archon.runtime import models as local_models
+
     return None if no_cache else CallCache(local_models.archon_home() / "cache.sqlite")

@@ -1,9 +1,12 @@
 """The compiler: ``.pipe`` text or AST -> checked :class:`archon.ir.Pipeline`.
 
-``compile_file`` reads a file and its imports, lowers the AST to the IR and runs the passes of
-:mod:`archon.compiler.passes`, collecting every diagnostic. Errors raise
-:class:`archon.errors.DiagnosticError` (which carries the sources for rendering); warnings are
-returned on the :class:`CompileResult`.
+One contract for the three entry points: ``compile_file(path)``, ``compile_source(text,
+path)`` and ``compile_ast(file)`` read the source and its imports, lower the AST to the IR,
+run the passes of :mod:`archon.compiler.passes`, and return the checked
+:class:`~archon.ir.Pipeline`; any error raises :class:`archon.errors.DiagnosticError` with
+every problem found (it carries the sources for rendering). ``check_file`` never raises for
+problems in the source: it returns a :class:`CompileResult` with the pipeline and every
+diagnostic, warnings included (what ``archon check`` prints).
 """
 
 from __future__ import annotations
@@ -101,9 +104,15 @@ def check_file(
 
 def compile_file(
     path: str | Path, registry: Registry | None = None, pipeline: str | None = None
-) -> CompileResult:
-    """Compile a ``.pipe`` file; raises DiagnosticError if there is any error."""
-    return check_file(path, registry, pipeline).raise_for_errors()
+) -> Pipeline:
+    """Compile a ``.pipe`` file; returns the pipeline or raises (see :func:`check_file` for
+    the warnings too). ``pipeline`` picks one in a file that defines several."""
+    result = check_file(path, registry, pipeline).raise_for_errors()
+    if result.pipeline is None:
+        raise DiagnosticError(
+            [Diagnostic(code="E218", message=f"{path} defines no pipeline")], result.sources
+        )
+    return result.pipeline
 
 
 def compile_source(text: str, path: str = "<string>", registry: Registry | None = None) -> Pipeline:

@@ -9,6 +9,7 @@ that is switched off are never asked for (conditional search spaces).
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -220,6 +221,24 @@ def defaults_chooser(params: Mapping[str, Value] | None, defaulted: list[str]) -
         return ref.hole.default
 
     return choose
+
+
+def random_value(hole: Hole, rng: random.Random) -> Value:
+    """A value drawn uniformly from those ``hole`` can take (a float range: uniformly)."""
+    if isinstance(hole, Choice):
+        return rng.choice(hole.options)
+    if isinstance(hole, IntRange):
+        return rng.choice(hole.values())
+    if hole.step:
+        steps = math.floor((hole.high - hole.low) / hole.step + 1e-9)
+        return hole.low + rng.randint(0, steps) * hole.step
+    return rng.uniform(hole.low, hole.high)
+
+
+def random_chooser(seed: int) -> Chooser:
+    """A chooser drawing every hole at random, reproducibly: a sampled assignment."""
+    rng = random.Random(seed)
+    return lambda ref: random_value(ref.hole, rng)
 
 
 def assign(

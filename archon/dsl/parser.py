@@ -21,6 +21,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.visitors import Transformer_NonRecursive
 
 from archon.dsl import ast
+from archon.dsl._lark_cache import grammar_cache_path
 from archon.dsl.syntax_examples import SYNTAX_EXAMPLES
 from archon.errors import Diagnostic, DiagnosticError
 from archon.source import SourceFile, Span
@@ -48,12 +49,13 @@ def grammar_text() -> str:
 
 @cache
 def lark_parser() -> Lark:
-    """The shared LALR parser (built once; lark parsers are reusable)."""
+    """The shared LALR parser (built once; lark parsers are reusable; tables cached on disk)."""
     return Lark(
         grammar_text(),
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=False,
+        cache=grammar_cache_path(),
     )
 
 

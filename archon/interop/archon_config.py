@@ -1,18 +1,15 @@
 """Translate original Archon JSON architecture configs to ``.pipe`` text and back.
 
-An Archon config is ``{"name": str, "layers": [...]}``; each layer is a list of components
-(or, in older files, ``{"branches": int, "models": [components]}``) that all run on the
-previous layer's output. A component has a ``type`` (generator, critic, ranker, fuser,
-verifier, unit_test_generator, unit_test_evaluator), a ``model`` and ``model_type`` (mapped to
-a litellm provider prefix) and per-type options.
-
-Import writes one node per component, labelled ``l{layer}_{type}{index}``, with explicit
-inputs, so the layer structure survives; Archon's generators and fusers run on the previous
-layer's candidates, and a unit-test generator produces tests that the next evaluator reads
-together with the candidates. Keys with no equivalent here are never dropped silently: each
-becomes a warning naming the key and the file, and is kept in a comment block at the top of
-the written ``.pipe``. Export walks a concrete pipeline by dataflow depth and writes one
-Archon layer per depth.
+Both directions follow Archon's execution model (:mod:`archon.interop.archon_schema`): every
+component of a layer reads what the previous layer left, and a layer that writes candidates
+replaces them. Import writes one node per component, labelled ``l{layer}_{type}{index}``, with
+explicit inputs: each node reads the candidates (and tests) of the latest layer that wrote
+some, so a second layer of generators replaces the first one's candidates, and fusers beside
+generators fuse the previous layer's candidates. Calls whose results no later layer reads are
+kept, so the pipeline costs what Archon spends, and each such place gets a ``W602`` warning.
+Keys with no equivalent here are never dropped silently: each becomes a ``W601`` warning
+naming the key and the file, and is kept in a comment block at the top of the written
+``.pipe``. Export (:func:`export_config`) writes the layers Archon would run.
 """
 
 from __future__ import annotations
@@ -25,63 +22,31 @@ from typing import Any
 
 from archon.dsl import ast
 from archon.dsl.printer import print_file
-from archon.errors import ArchonError, Diagnostic, Severity, suggest
-from archon.ir import Pipeline, Value, is_hole
-
-MODEL_TYPES: Mapping[str, str] = {
-    "OpenAI_API": "openai",
-    "Anthropic_API": "anthropic",
-    "Together_API": "together_ai",
-    "Google_API": "gemini",
-    "Groq_API": "groq",
-    "Bedrock_API": "bedrock",
-    "vLLM": "hosted_vllm",
-    "DeepSeek_API": "deepseek",
-    "Mistral_API": "mistral",
-}
-"""Archon ``model_type`` -> litellm provider prefix."""
-
-KINDS: Mapping[str, str] = {
-    "generator": "generate",
-    "critic": "critique",
-    "ranker": "rank",
-    "fuser": "fuse",
-    "verifier": "verify",
-    "unit_test_generator": "unit_test_generate",
-    "unit_test_evaluator": "unit_test_evaluate",
-}
-"""Archon component ``type`` -> layer kind."""
-
-# Archon option -> layer parameter, per component type ("models" means a one-model list).
-_COMMON = {"temperature": "temperature", "max_tokens": "max_tokens"}
-_OPTIONS: Mapping[str, Mapping[str, str]] = {
-    "generator": {**_COMMON, "model": "models", "samples": "samples"},
-    "critic": {**_COMMON, "model": "model"},
-    "ranker": {**_COMMON, "model": "model", "top_k": "top_k", "use_critiques": "use_critiques"},
-    "fuser": {**_COMMON, "model": "models", "samples": "samples"},
-    "verifier": {**_COMMON, "model": "model"},
-    "unit_test_generator": {**_COMMON, "model": "model", "unit_test_cap": "num_tests"},
-    "unit_test_evaluator": {**_COMMON, "model": "model", "top_k": "top_k"},
-}
-# Archon options understood but with no equivalent parameter: kept as comments, with a warning.
-_KNOWN_UNMAPPED = frozenset(
-    {
-        "ranker_batch_size",
-        "remove_unit_tests_from_prompt",
-        "first_pass",
-        "first_k",
-        "batch_num",
-        "length_control",
-        "checkpoint",
-        "samples",
-        "top_k",
-    }
+from archon.errors import Diagnostic, Severity, suggest
+from archon.interop.archon_export import export_config
+from archon.interop.archon_schema import (
+    KINDS,
+    KNOWN_UNMAPPED,
+    MODEL_TYPES,
+    OPTIONS,
+    READS_CANDIDATES,
+    READS_TESTS,
+    STRUCTURAL,
+    WRITES_TESTS,
+    ArchonConfigError,
 )
-_STRUCTURAL = frozenset({"type", "model_type"})
 
+__all__ = [
+    "KINDS",
+    "MODEL_TYPES",
+    "ArchonConfigError",
+    "ImportResult",
+    "export_config",
+    "import_config",
+    "import_file",
+]
 
-class ArchonConfigError(ArchonError):
-    """The file is not an Archon architecture config."""
+_PAIR_RM = "llm-blender/PairRM"
 
 
 @dataclass
@@ -137,10 +102,16 @@ class _Translator:
             )
             self.kept.append(f"{where}: {json.dumps(component)}")
             return None
-        options = _OPTIONS[kind_name]
+        if kind_name == "ranker" and component.get("model") == _PAIR_RM:
+            self.warn(
+                where,
+                f"{_PAIR_RM} is a reward model Archon runs in-process; rank() here asks a chat"
+                " model to rank, so this ranker needs a chat model in its place",
+            )
+        options = OPTIONS[kind_name]
         args: list[ast.Arg] = []
         for key, value in component.items():
-            if key in _STRUCTURAL:
+            if key in STRUCTURAL:
                 continue
             if key in options:
                 param = options[key]
@@ -153,12 +124,12 @@ class _Translator:
                 else:
                     args.append(ast.Arg(ast.Name(param), _literal(value)))
                 continue
-            known = key in _KNOWN_UNMAPPED
+            known = key in KNOWN_UNMAPPED
             self.warn(
                 where,
                 f"{'option' if known else 'unknown key'} '{key}' of {kind_name} has no equivalent;"
                 " kept as a comment",
-                None if known else suggest(key, [*options, *_KNOWN_UNMAPPED]),
+                None if known else suggest(key, [*options, *KNOWN_UNMAPPED]),
             )
             self.kept.append(f"{where} ({label}): {key} = {json.dumps(value)}")
         return ast.LayerStmt(
@@ -192,11 +163,129 @@ def _layers(config: Mapping[str, Any], translator: _Translator) -> list[list[Any
                     translator.warn(f"layer {index}", f"unknown key '{key}'; kept as a comment")
                     translator.kept.append(f"layer {index}: {key} = {json.dumps(layer[key])}")
             result.append(list(layer["models"]))
+        elif isinstance(layer, Mapping) and "type" in layer:
+            raise ArchonConfigError(
+                f"{translator.path}: layer {index} is a single component; Archon expects a list"
+                " of components (write it as [{...}]) and fails on this config too"
+            )
         else:
             raise ArchonConfigError(
-                f"{translator.path}: layer {index} is neither a list nor an object"
+                f"{translator.path}: layer {index} is neither a list of components nor an"
+                " object with 'models'"
             )
     return result
+
+
+@dataclass
+class _Flow:
+    """Archon's state between layers, as node labels: whose candidates and tests it holds."""
+
+    translator: _Translator
+    candidates: list[str] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)
+    read: set[str] = field(default_factory=set)
+    layer_of: dict[str, int] = field(default_factory=dict)
+    replaced_by: dict[str, int] = field(default_factory=dict)
+
+    def layer(self, number: int, components: Sequence[Any]) -> list[ast.LayerStmt]:
+        """The statements of one Archon layer; then the state the next layer reads."""
+        where = f"layer {number}"
+        if not components:
+            self.translator.warn(where, "empty layer (Archon passes the state through); skipped")
+        statements: list[ast.LayerStmt] = []
+        written: dict[str, list[str]] = {"candidates": [], "tests": [], "critiques": []}
+        for index, component in enumerate(components, start=1):
+            archon_type = component.get("type") if isinstance(component, Mapping) else None
+            label = f"l{number}_{archon_type or 'component'}{index}"
+            inputs = self._inputs(str(archon_type), f"{where}, component {index}")
+            statement = self.translator.component(component, label, inputs, where)
+            if statement is None:
+                continue
+            statements.append(statement)
+            self.read.update(inputs)
+            self.layer_of[label] = number
+            written[_writes(str(archon_type))].append(label)
+        self._update(number, written)
+        return statements
+
+    def _inputs(self, archon_type: str, where: str) -> list[str]:
+        inputs: list[str] = []
+        if archon_type in READS_CANDIDATES:
+            if not self.candidates:
+                raise ArchonConfigError(
+                    f"{self.translator.path}: {where}: a {archon_type} reads the candidates of"
+                    " the layers before it, but none wrote any (Archon fails here too); put a"
+                    " layer of generators first"
+                )
+            inputs += self.candidates
+        if archon_type in READS_TESTS:
+            if not self.tests:
+                raise ArchonConfigError(
+                    f"{self.translator.path}: {where}: a {archon_type} reads unit tests, but no"
+                    " earlier layer has a unit_test_generator (Archon fails here too)"
+                )
+            inputs += self.tests
+        return inputs
+
+    def _update(self, number: int, written: dict[str, list[str]]) -> None:
+        candidates, critics = written["candidates"], written["critiques"]
+        if critics and (candidates or len(critics) > 1):
+            self.translator.warn(
+                f"layer {number}",
+                "Archon pairs critiques with candidates by position, and "
+                + (
+                    "this layer's critiques describe the previous layer's candidates, not"
+                    " the new ones beside them"
+                    if candidates
+                    else "several critics in one layer give one critique too many per candidate"
+                )
+                + f"; later layers read {'the new candidates' if candidates else critics[0]}",
+            )
+        candidates = candidates or critics[:1]
+        if candidates:
+            for label in self.candidates:
+                if label not in self.read:
+                    self.replaced_by.setdefault(label, number)
+            self.candidates = candidates
+        self.tests = written["tests"] or self.tests
+
+    def report_waste(self, output: str) -> None:
+        """A W602 warning for each layer whose results no later layer reads."""
+        unread: dict[int, list[str]] = {}
+        for label, number in self.layer_of.items():
+            if label not in self.read and label != output:
+                unread.setdefault(number, []).append(label)
+        for number, labels in sorted(unread.items()):
+            self.translator.warnings.append(
+                Diagnostic(
+                    code="W602",
+                    severity=Severity.WARNING,
+                    message=f"{self.translator.path}: layer {number}: {self._why(labels, output)};"
+                    " Archon makes these calls anyway, and the imported pipeline keeps them so"
+                    " that it costs the same",
+                    hint="delete these components to save their calls",
+                )
+            )
+
+    def _why(self, labels: list[str], output: str) -> str:
+        names = ", ".join(labels)
+        replaced = {self.replaced_by[label] for label in labels if label in self.replaced_by}
+        if replaced:
+            first = min(replaced)
+            return f"layer {first} replaces the candidates of {names} before any layer reads them"
+        if all(self.layer_of.get(label) == self.layer_of.get(output) for label in labels):
+            return (
+                f"Archon answers with a random candidate of this layer; the imported pipeline"
+                f" answers with the first candidate of {output}, so {names} go unread"
+            )
+        return f"no later layer reads the output of {names}"
+
+
+def _writes(archon_type: str) -> str:
+    """Which part of Archon's state a component of ``archon_type`` writes."""
+    if archon_type in WRITES_TESTS:
+        return "tests"
+    return "critiques" if archon_type == "critic" else "candidates"
 
 
 def import_config(config: Mapping[str, Any], path: str = "<config>") -> ImportResult:
@@ -209,29 +298,14 @@ def import_config(config: Mapping[str, Any], path: str = "<config>") -> ImportRe
             translator.warn("top level", f"unknown key '{key}'; kept as a comment")
             translator.kept.append(f"top level: {key} = {json.dumps(config[key])}")
     name = _identifier(str(config.get("name") or Path(path).stem or "imported"))
+    flow = _Flow(translator)
     statements: list[ast.Stmt] = []
-    candidates: list[str] = []
-    tests: list[str] = []
-    for layer_index, layer in enumerate(_layers(config, translator), start=1):
-        new_candidates: list[str] = []
-        new_tests: list[str] = []
-        for index, component in enumerate(layer, start=1):
-            kind_name = component.get("type") if isinstance(component, Mapping) else None
-            label = f"l{layer_index}_{kind_name or 'component'}{index}"
-            reads_tests = kind_name == "unit_test_evaluator"
-            consumes_nothing = kind_name in ("generator", "unit_test_generator")
-            inputs = [] if consumes_nothing else candidates + (tests if reads_tests else [])
-            statement = translator.component(component, label, inputs, f"layer {layer_index}")
-            if statement is None:
-                continue
-            statements.append(statement)
-            (new_tests if kind_name == "unit_test_generator" else new_candidates).append(label)
-        # A unit-test generator layer leaves the candidates as they were and adds tests.
-        candidates = new_candidates or candidates
-        tests = new_tests or tests
-    if not statements:
-        raise ArchonConfigError(f"{path}: no components to translate")
-    statements = _end_with_candidates(statements, candidates)
+    for number, layer in enumerate(_layers(config, translator), start=1):
+        statements.extend(flow.layer(number, layer))
+    if not flow.candidates:
+        raise ArchonConfigError(f"{path}: no component writes candidates, so there is no answer")
+    flow.report_waste(flow.candidates[-1])
+    statements = _end_with_candidates(statements, flow.candidates)
     file = ast.File((ast.PipelineDef(ast.Name(name), tuple(statements)),))
     header = [f"# Imported from {Path(path).name} (Archon architecture config)."]
     if translator.kept:
@@ -268,67 +342,3 @@ def import_file(path: str | Path) -> ImportResult:
             f"{path}:{error.lineno}:{error.colno}: not valid JSON: {error.msg}"
         ) from error
     return import_config(config, str(path))
-
-
-# --- export ---------------------------------------------------------------------------------
-
-_TYPES = {kind: archon_type for archon_type, kind in KINDS.items()}
-_PREFIXES = {prefix: model_type for model_type, prefix in MODEL_TYPES.items()}
-
-
-def _split_model(model: str) -> dict[str, str]:
-    prefix, _, name = model.partition("/")
-    if name and prefix in _PREFIXES:
-        return {"model": name, "model_type": _PREFIXES[prefix]}
-    return {"model": model}
-
-
-def export_config(pipeline: Pipeline) -> dict[str, Any]:
-    """An Archon config for a concrete pipeline: one Archon layer per dataflow depth."""
-    if pipeline.switches or any(is_hole(p.value) for n in pipeline.nodes for p in n.params):
-        raise ArchonConfigError(
-            f"pipeline '{pipeline.name}' has holes; assign them first (archon run --params)"
-        )
-    layers_of = _archon_layer_numbers(pipeline)
-    layers: dict[int, list[dict[str, Any]]] = {}
-    for node in pipeline.nodes:
-        if node.kind not in _TYPES:
-            raise ArchonConfigError(f"layer kind '{node.kind}' has no Archon equivalent")
-        layers.setdefault(layers_of[node.id], []).extend(_components(node.kind, node.arguments()))
-    return {"name": pipeline.name, "layers": [layers[d] for d in sorted(layers)]}
-
-
-def _archon_layer_numbers(pipeline: Pipeline) -> dict[str, int]:
-    """Archon layer (1-based) of each node: one past its deepest input.
-
-    Archon runs a unit-test generator as a layer of its own between the candidates and the
-    evaluator; here it reads only the query, so it is placed in the layer just before the
-    evaluator that reads its tests, which is where an Archon config has it.
-    """
-    test_writers = {n.id for n in pipeline.nodes if n.kind == "unit_test_generate"}
-    depth: dict[str, int] = {}
-    for node in pipeline.nodes:  # topological order: inputs come first
-        number = 1 + max((depth[i] for i in node.inputs if i not in test_writers), default=0)
-        writers = [i for i in node.inputs if i in test_writers]
-        for writer in writers:
-            depth[writer] = max(depth[writer], number)
-        depth[node.id] = number + 1 if writers else number
-    return depth
-
-
-def _components(kind: str, arguments: dict[str, Value]) -> list[dict[str, Any]]:
-    archon_type = _TYPES[kind]
-    reverse = {param: key for key, param in _OPTIONS[archon_type].items()}
-    base: dict[str, Any] = {"type": archon_type}
-    models: list[str] = []
-    for param, value in arguments.items():
-        if param == "models":
-            models = [str(m) for m in value]  # type: ignore[union-attr]
-        elif param == "model":
-            base.update(_split_model(str(value)))
-        elif param in reverse:
-            base[reverse[param]] = list(value) if isinstance(value, tuple) else value
-    if not models:
-        return [base]
-    # One Archon component per model, in the order of the ensemble.
-    return [{**base, **_split_model(model)} for model in models]

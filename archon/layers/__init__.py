@@ -2,17 +2,20 @@
 
 Built-in kinds are the modules of this package that define a concrete :class:`Layer`
 subclass (one kind per module); :func:`load_builtin_layers` finds them with ``pkgutil``, so a
-new technique really is one new file. Third-party kinds are loaded explicitly with
-:func:`load_plugins` from the ``archon.layers`` entry-point group, never at import time.
+new technique really is one new file. Third-party kinds come from the ``archon.layers``
+entry-point group through :func:`load_plugins`: :func:`default_registry` (what the CLI and the
+public API use when given no registry) calls it once per process, on first use, never at
+import time. A plugin that fails to load is skipped with a warning that names it.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import pkgutil
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 
 from archon.layers.base import Layer, LayerContext, LayerParams
@@ -22,6 +25,7 @@ __all__ = [
     "Layer",
     "LayerContext",
     "LayerParams",
+    "PluginError",
     "Registry",
     "RegistryError",
     "UnknownLayerKind",
@@ -31,6 +35,11 @@ __all__ = [
     "load_builtin_layers",
     "load_plugins",
 ]
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_GROUP = "archon.layers"
+"""The entry-point group third-party layer kinds register under."""
 
 # Modules of this package that hold infrastructure, not a layer kind.
 _INFRASTRUCTURE = frozenset({"base", "registry", "common", "prompts", "parsing", "sandbox"})
@@ -66,21 +75,58 @@ def load_builtin_layers() -> Registry:
     return registry
 
 
-def load_plugins(registry: Registry, group: str = "archon.layers") -> list[str]:
-    """Register third-party kinds from an entry-point group; returns the kinds added."""
+class PluginError(RegistryError):
+    """A layer plugin could not be loaded (import failure, not a Layer, clashing kind)."""
+
+
+def load_plugins(
+    registry: Registry, group: str = PLUGIN_GROUP, *, strict: bool = False
+) -> list[str]:
+    """Register the kinds of an entry-point group's plugins; returns the kinds added.
+
+    Each entry point of the group (``name = "package.module:Class"`` in a package's
+    ``[project.entry-points."archon.layers"]``) names a :class:`Layer` subclass, whose
+    ``kind`` is what ``.pipe`` files write. One that cannot be imported, is not a Layer
+    class, or clashes with a registered kind is skipped with a warning naming it, so one
+    broken package never stops ``archon``; ``strict=True`` raises :class:`PluginError`
+    instead (for plugin authors' tests).
+    """
     added: list[str] = []
     for entry_point in entry_points(group=group):
-        layer = entry_point.load()
-        if not (inspect.isclass(layer) and issubclass(layer, Layer)):
-            raise RegistryError(
-                f"entry point '{entry_point.name}' in group '{group}' is not a Layer class"
-            )
-        registry.register(layer)
+        try:
+            layer = _plugin_layer(entry_point, group)
+            registry.register(layer)
+        except Exception as error:  # a plugin may fail in any way while importing
+            reason = f"{type(error).__name__}: {error}"
+            message = f"layer plugin {_describe(entry_point)} was not loaded: {reason}"
+            if strict:
+                raise PluginError(message) from error
+            logger.warning("%s; its kinds are unavailable (fix or uninstall the package)", message)
+            continue
         added.append(layer.kind)
     return added
 
 
+def _plugin_layer(entry_point: EntryPoint, group: str) -> type[Layer]:
+    layer = entry_point.load()
+    if not (inspect.isclass(layer) and issubclass(layer, Layer)):
+        raise PluginError(f"'{entry_point.value}' in group '{group}' is not a Layer class")
+    return layer
+
+
+def _describe(entry_point: EntryPoint) -> str:
+    dist = getattr(entry_point, "dist", None)
+    where = f", from {dist.name} {dist.version}" if dist is not None else ""
+    return f"'{entry_point.name}' ({entry_point.value}{where})"
+
+
 @cache
 def default_registry() -> Registry:
-    """The built-in kinds, loaded once. Treat it as read-only; ``copy()`` it to extend."""
-    return load_builtin_layers()
+    """The built-in kinds plus the installed plugins' kinds, loaded once per process.
+
+    Treat it as read-only; ``copy()`` it to extend. Tests that must not see plugins use
+    :func:`load_builtin_layers`.
+    """
+    registry = load_builtin_layers()
+    load_plugins(registry)
+    return registry

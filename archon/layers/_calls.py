@@ -5,7 +5,7 @@ Private to the package (the leading underscore keeps it out of the kind scan).
 
 from __future__ import annotations
 
-import asyncio
+from collections import Counter
 from collections.abc import Sequence
 
 from archon.layers.base import LayerContext
@@ -30,6 +30,8 @@ async def complete_all(
     call is awaited before this returns (none is left running), and cancelling the caller
     cancels them all. The first failure is re-raised after the others have finished.
     """
+    import asyncio  # here: importing the layers to compile a pipeline needs no event loop
+
     if not requests:
         return []
     results = await asyncio.gather(
@@ -41,6 +43,17 @@ async def complete_all(
             raise result
         responses.append(result)
     return responses
+
+
+def ensemble(models: Sequence[str], samples: int) -> list[tuple[str, int]]:
+    """Each distinct model of ``models`` with its total sample count, in first-listed order.
+
+    Archon's configs list a model several times to sample it more. A model listed ``k``
+    times is sampled ``k * samples`` times as one model, so its samples get distinct
+    indices (seeds, cache entries) rather than ``k`` identical copies of the same samples.
+    """
+    counts = Counter(models)
+    return [(model, counts[model] * samples) for model in dict.fromkeys(models)]
 
 
 def first_text(response: CompletionResponse) -> str:

@@ -113,11 +113,18 @@ async def _round(
 ) -> None:
     """Draw ``size`` more samples from every model, concurrently, appending to ``drawn``."""
     start = len(drawn[0])
+    # The k-th listing of a model draws samples k * cap + i, so a model listed several
+    # times gets distinct samples instead of identical copies.
+    offsets = [
+        params.models[:m].count(model) * params.samples for m, model in enumerate(params.models)
+    ]
     jobs: list[tuple[int, int, CompletionRequest]] = [
         (
             m,
-            start + i,
-            request(model, messages, params).model_copy(update={"seed": base + start + i}),
+            offsets[m] + start + i,
+            request(model, messages, params).model_copy(
+                update={"seed": base + offsets[m] + start + i}
+            ),
         )
         for m, model in enumerate(params.models)
         for i in range(size)

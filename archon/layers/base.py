@@ -35,7 +35,9 @@ from archon.values import CompletionRequest, CompletionResponse, Message, Payloa
 class LayerParams(BaseModel):
     """Base for a kind's parameters: frozen, unknown names rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a kind's validator is built when first used, so compiling a pipeline
+    # (archon check) pays only for the kinds it uses.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class LayerNotImplemented(ArchonError):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 from typing import ClassVar
 
-from archon.layers._calls import candidates_of, complete_all, request
+from archon.layers._calls import candidates_of, complete_all, ensemble, request
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -95,7 +95,10 @@ class Fuse(Layer):
         messages = with_query(
             ctx.query, user, system=params.system_prompt, default_system=SYSTEM_PROMPT
         )
-        requests = [request(m, messages, params, n=params.samples) for m in params.models]
+        # A model listed several times writes that many more samples (see ``ensemble``).
+        requests = [
+            request(m, messages, params, n=n) for m, n in ensemble(params.models, params.samples)
+        ]
         responses = await complete_all(ctx, requests)
         return Candidates(
             items=tuple(

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import model_validator
 
-from archon.layers._calls import complete_all
+from archon.layers._calls import complete_all, ensemble
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -81,11 +81,12 @@ class Generate(Layer):
         templates = params.variants or (params.prompt,)
         # One request per (model, template): sample i of a model uses template i % len, so a
         # template serves samples v, v + len, v + 2 len, ... (n of them, cached per index).
+        # A model listed several times is one model with more samples (see ``ensemble``).
         plan = [
-            (model, variant, range(variant, params.samples, len(templates)))
-            for model in params.models
+            (model, variant, range(variant, samples, len(templates)))
+            for model, samples in ensemble(params.models, params.samples)
             for variant in range(len(templates))
-            if variant < params.samples
+            if variant < samples
         ]
         requests = [
             CompletionRequest(
@@ -115,8 +116,8 @@ class Generate(Layer):
                 )
         items = tuple(
             candidate
-            for model in params.models
-            for candidate in sorted(by_model[model], key=lambda c: c.sample_index)
+            for model, candidates in by_model.items()
+            for candidate in sorted(candidates, key=lambda c: c.sample_index)
         )
         return Candidates(items=items)
 

@@ -23,7 +23,6 @@ from archon.layers.base import (
 from archon.layers.common import SamplingParams
 from archon.layers.parsing import parse_verdict
 from archon.layers.prompts import judge_messages, query_text, render, template
-from archon.layers.sandbox import extract_code, run_tests
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 
 SYSTEM_PROMPT = "You are a strict grader. You check one requirement at a time."
@@ -92,6 +91,9 @@ class UnitTestEvaluate(Layer):
         total = len(code) + len(natural)
         passed = [0] * len(candidates)
         if code:
+            # Imported here: compiling a pipeline (archon check) never loads the sandbox.
+            from archon.layers.sandbox import extract_code, run_tests
+
             # One sandbox at a time: the layer starts no tasks and bounds local CPU use.
             for k, candidate in enumerate(candidates):
                 report = await run_tests(

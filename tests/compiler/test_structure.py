@@ -8,6 +8,7 @@ import pytest
 
 from archon.compiler.structure import (
     AssignmentError,
+    HoleRef,
     assign,
     default_assignment,
     holes,
@@ -121,3 +122,25 @@ def test_a_pipeline_without_holes_rejects_any_param() -> None:
     assert holes(p) == () and space_size(p) == 1
     with pytest.raises(AssignmentError, match="has no holes"):
         assign(p, {"generate_1.samples": 2}, REGISTRY)
+
+
+def test_random_values_always_fit_their_hole() -> None:
+    import random
+
+    from archon.compiler.structure import fits, random_chooser, random_value
+    from archon.ir import Choice, FloatRange, IntRange
+
+    rng = random.Random(0)
+    for hole in (
+        Choice(options=("a", 2, True)),
+        IntRange(low=1, high=9, step=4),
+        FloatRange(low=0.1, high=0.9, step=0.2),
+        FloatRange(low=0.0, high=1.0),
+    ):
+        drawn = [random_value(hole, rng) for _ in range(50)]
+        assert all(fits(hole, value) for value in drawn)
+        assert len(set(drawn)) > 1
+    choose = random_chooser(3)
+    again = random_chooser(3)
+    ref = HoleRef("n.p", IntRange(low=0, high=100), "param")
+    assert [choose(ref) for _ in range(5)] == [again(ref) for _ in range(5)]

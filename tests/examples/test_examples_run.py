@@ -31,9 +31,7 @@ def test_there_are_examples() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs(path: Path) -> None:
     registry = default_registry()
-    compiled = compile_file(path, registry)
-    assert compiled.pipeline is not None
-    pipeline, _ = assign(compiled.pipeline, None, registry)
+    pipeline, _ = assign(compile_file(path, registry), None, registry)
     client = ScriptedClient(SCRIPT)
     result = run_sync(
         pipeline,

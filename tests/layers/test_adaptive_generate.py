@@ -54,3 +54,10 @@ def test_agreement_threshold_counts_the_majority_share() -> None:
     output = _run(client, extract="number", agreement=0.6)
     assert client.calls == 4  # after 4 draws: 1,1,2,1 -> 3/4 agree
     assert len(output.items) == 4
+
+
+def test_a_model_listed_twice_draws_distinct_samples() -> None:
+    client = ScriptedClient(lambda r: f"Answer: {r.seed}")
+    output = _run(client, models=("a", "a"), samples=2, batch=2, min_samples=4)
+    assert sorted(c.sample_index for c in output.items) == [0, 1, 2, 3]
+    assert len({c.text for c in output.items}) == 4 and client.calls == 4

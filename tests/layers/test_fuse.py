@@ -37,3 +37,14 @@ def test_prompt_override_is_rendered_without_format() -> None:
     prompt = client.requests[0].messages[-1].content
     assert prompt.startswith(f"Q={contract.query} N=2 keep {{literal}} {{0.__class__}}")
     assert "[2] Candidate 2" in prompt
+
+
+def test_a_model_listed_twice_writes_distinct_samples() -> None:
+    contract = TestFuseContract()
+    contract.params = FuseParams(models=("a", "b", "a"), temperature=0.5)  # type: ignore[misc]
+    client = ScriptedClient(lambda r: f"{r.model}:{r.seed}")
+    result = contract.run_sync(2, client)
+    assert isinstance(result.output, Candidates)
+    items = result.output.items
+    assert [(c.model, c.sample_index) for c in items] == [("a", 0), ("a", 1), ("b", 0)]
+    assert len({c.text for c in items}) == 3 and client.calls == 3

@@ -3,7 +3,7 @@
 litellm costs about 4 ms of CPU per call, which caps a single event loop at a few hundred
 calls per second -- below what a local vLLM/SGLang/llama.cpp server with continuous batching
 can take (see bench/README.md). For ``openai/<name>`` models that have an ``api_base`` the
-router uses this client instead: one ``httpx.AsyncClient`` per endpoint (keep-alive pool) for
+router uses this client instead: one ``aiohttp.ClientSession`` per endpoint (keep-alive pool) for
 the life of the client, a plain JSON POST to ``/chat/completions``, and the same error
 classification as the litellm client (429/5xx/timeouts/connection errors are retryable).
 ``stream`` (the optional ``StreamingClient`` capability) reads the server's SSE chunks.

@@ -17,7 +17,7 @@ A literal ``api_key`` in a ``.pipe`` file is refused: keys come from the environ
 Which path a model string takes:
 
 * ``local/<name>`` -> :class:`~archon.runtime.clients.local.LocalClient` (llama-cpp-python);
-* ``openai/<name>`` with an ``api_base`` -> :class:`OpenAICompatClient` (lean pooled httpx:
+* ``openai/<name>`` with an ``api_base`` -> :class:`OpenAICompatClient` (lean pooled aiohttp:
   self-hosted vLLM / SGLang / llama.cpp servers, where per-call CPU cost matters);
 * everything else -> :class:`~archon.runtime.clients.litellm.LiteLLMClient`.
 """
