@@ -26,7 +26,7 @@ SMALL, LARGE = "local/qwen2.5-coder-0.5b", "local/qwen2.5-coder-1.5b"
 
 
 def _pipeline(name: str, params: Mapping[str, Value]) -> Pipeline:
-    compiled = compile_file(EXAMPLES / f"{name}.pipe", default_registry()).pipeline
+    compiled = compile_file(EXAMPLES / f"{name}.pipe", default_registry())
     assert compiled is not None
     return assign(compiled, params, default_registry())[0]
 

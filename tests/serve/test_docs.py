@@ -38,7 +38,7 @@ ANSWER = "A scripted answer from the baseline pipeline."
 def server() -> Iterator[str]:
     """``examples/baseline.pipe`` served on a free port from a background event loop."""
     registry = default_registry()
-    compiled = compile_file(ROOT / "examples" / "baseline.pipe", registry).pipeline
+    compiled = compile_file(ROOT / "examples" / "baseline.pipe", registry)
     assert compiled is not None
     pipeline = assign(compiled, None, registry)[0]
     backend = ScriptedClient([(None, ANSWER)], chunk_chars=8)
