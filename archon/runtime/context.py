@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from archon.runtime.budget import Meter, Reservation, estimate_prompt_tokens
-from archon.runtime.cache import CallCache, cache_key
+from archon.runtime.cache import CallCache, ScopedClient, cache_key
 from archon.runtime.clients.base import ModelCallError, ModelClient, Price, PricedClient
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
@@ -151,8 +151,14 @@ class NodeContext:
             if index == 0
             else single.model_copy(update={"seed": derive_seed(base_seed, index)})
         )
-        key = cache_key(single, index, base_seed) if state.cache is not None else ""
+        key = ""
         if state.cache is not None:
+            # The scope (endpoint, model file, backend version) keeps answers of different
+            # servers or files apart even when they share a model name.
+            client, scope = state.client, ""
+            if isinstance(client, ScopedClient):
+                scope = await client.cache_scope(single.model)
+            key = cache_key(single, index, base_seed, scope)
             hit = state.cache.get(key)
             if hit is not None and hit.completions:
                 state.cache_hits += 1
