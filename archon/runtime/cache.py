@@ -174,10 +174,9 @@ class CallCache:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             # One writer at a time checks and creates, so two processes opening a new file
-            # never see each other's half-made schema.
+            # never see each other's half-made schema. The check only reads: a foreign
+            # database is moved aside exactly as it was.
             conn.execute("BEGIN IMMEDIATE")
             try:
                 _check_or_create(conn)
@@ -185,6 +184,8 @@ class CallCache:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()
             raise
