@@ -37,6 +37,7 @@ class FakeServer:
     status: int = 200
     raw: bytes | None = None
     hang_s: float = 0.0
+    redirect: str | None = None
     seen: list[Seen] = field(default_factory=list)
 
     @property
@@ -55,6 +56,8 @@ class FakeServer:
         self.seen.append(Seen(request.path, request.headers.get("Authorization"), body))
         if self.hang_s:
             await asyncio.sleep(self.hang_s)
+        if self.redirect is not None:
+            return web.Response(status=307, headers={"Location": self.redirect})
         if self.raw is not None or self.status != 200:
             return web.Response(status=self.status, body=self.raw or b"")
         reply = {

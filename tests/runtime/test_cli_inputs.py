@@ -310,7 +310,7 @@ def test_keys_toml_confirms_a_key(
 
 def test_litellm_reply_without_choices_is_a_model_call_error() -> None:
     class Reply:
-        choices: list[object] = []
+        choices = ()
 
     client = LiteLLMClient()
     request = CompletionRequest(model="openai/x", messages=(Message(role="user", content="q"),))

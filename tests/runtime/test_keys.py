@@ -260,3 +260,15 @@ def test_a_401_says_which_flag_would_send_the_key(monkeypatch: pytest.MonkeyPatc
         and f"--allow-key MY_SERVER_API_KEY@127.0.0.1:{server.port}" in message
     )
     assert SERVER_KEY not in message
+
+
+def test_redirects_are_not_followed_with_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_SERVER_API_KEY", SERVER_KEY)
+    with serve() as elsewhere, serve(redirect="") as server:
+        server.redirect = elsewhere.base + "/chat/completions"
+        options = {"openai/x": ModelOptions(api_base=server.base, api_key_env="MY_SERVER_API_KEY")}
+        policy = KeyPolicy.from_strings([f"MY_SERVER_API_KEY@127.0.0.1:{server.port}"])
+        with pytest.raises(ModelCallError, match="redirects are not followed"):
+            _ask(OpenAICompatClient(options, keys=policy))
+    assert server.authorizations == [f"Bearer {SERVER_KEY}"]
+    assert elsewhere.seen == []

@@ -151,9 +151,12 @@ class OpenAICompatClient:
                 json=self.body(request),
                 headers=headers,
                 timeout=self._timeouts.client_timeout(),
+                # A redirect could carry the Authorization header to a host nobody confirmed.
+                allow_redirects=False,
             ) as reply:
                 status = reply.status
                 retry_after = reply.headers.get("retry-after")
+                location = reply.headers.get("location", "")
                 raw_body = await reply.read()
         except (aiohttp.ClientError, TimeoutError) as e:
             raise ModelCallError(
@@ -162,6 +165,15 @@ class OpenAICompatClient:
                 retryable=True,
             ) from e
         text = raw_body.decode("utf-8", errors="replace")
+        if 300 <= status < 400:
+            raise ModelCallError(
+                self._redact(
+                    f"{request.model}: HTTP {status}: the server redirects to {location!r};"
+                    " redirects are not followed (set api_base to the final URL)"
+                ),
+                model=request.model,
+                status=status,
+            )
         if status >= 400:
             raise ModelCallError(
                 self._redact(
