@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal, TypeAlias, TypeGuard
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
@@ -163,6 +165,69 @@ class ModelSpec(Frozen):
     model: str
     options: tuple[Param, ...] = ()
     span: Span | None = None
+
+
+# --- model options a .pipe file may set ----------------------------------------------------
+# A .pipe file is shared data: it may name where a model is served, but never carry a
+# credential or steer one (headers, alternative endpoint options, key-holding variables).
+# The compiler reports these with a position; the runtime refuses them again.
+
+KEY_VARIABLE_SUFFIXES = ("_API_KEY", "_TOKEN")
+_KEY_VARIABLE = re.compile(r"[A-Z][A-Z0-9_]*")
+_CREDENTIAL_WORDS = frozenset(
+    {"key", "keys", "secret", "secrets", "password", "passwd", "credential", "credentials"}
+    | {"auth", "authorization", "bearer", "header", "headers", "cookie", "cookies"}
+    | {"url", "uri", "base", "host", "endpoint", "proxy", "cert", "ssl", "tls", "verify"}
+)
+
+
+def is_key_variable(name: str) -> bool:
+    """Whether ``api_key_env`` may name ``name``: upper-case, ending in ``_API_KEY`` or
+    ``_TOKEN`` (so ``PATH``, ``HOME`` or ``AWS_SECRET_ACCESS_KEY`` are never sent as keys)."""
+    return bool(_KEY_VARIABLE.fullmatch(name)) and name.endswith(KEY_VARIABLE_SUFFIXES)
+
+
+def model_option_problem(name: str, value: object) -> tuple[str, str] | None:
+    """Why a ``.pipe`` file may not set model option ``name`` to ``value``, as
+    ``(message, hint)``; None when it may."""
+    if name == "api_key":
+        return (
+            "do not write API keys in .pipe files",
+            'put the key in an environment variable and name it: api_key_env = "MY_API_KEY"',
+        )
+    if name == "api_key_env":
+        if isinstance(value, str) and is_key_variable(value):
+            return None
+        return (
+            f"api_key_env must name a key variable, not {value!r}",
+            "use an upper-case name ending in _API_KEY or _TOKEN, e.g. api_key_env ="
+            ' "MY_SERVER_API_KEY"',
+        )
+    if name == "api_base":
+        if isinstance(value, str) and _is_http_url(value):
+            return None
+        return (
+            f"api_base must be an http:// or https:// URL, not {value!r}",
+            'e.g. api_base = "http://127.0.0.1:8000/v1"',
+        )
+    words = set(name.lower().split("_"))
+    token = "token" in words and not name.endswith(("_per_token", "_tokens"))
+    if words & _CREDENTIAL_WORDS or token:
+        return (
+            f"model option '{name}' may carry credentials or redirect requests",
+            "a .pipe file may set api_base and api_key_env; pass other transport options"
+            " from Python",
+        )
+    return None
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError for a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 class Pipeline(Frozen):

@@ -15,9 +15,11 @@ import typer
 
 from archon.cli.common import (
     EXIT_DIAGNOSTICS,
+    check_output_path,
     print_diagnostics,
     read_params,
     require_file,
+    source_limits,
     stdout,
     usage_error,
 )
@@ -25,7 +27,9 @@ from archon.cli.session import load_template
 from archon.compiler import CompileResult, check_file
 from archon.compiler.cost import CostRange, estimate, estimate_range
 from archon.compiler.graph import to_dot, to_json, to_mermaid
+from archon.compiler.load import decode
 from archon.compiler.structure import AssignmentError, assign, holes, space_size
+from archon.dsl.limits import SourceLimits, size_problem
 from archon.dsl.printer import format_source
 from archon.errors import DiagnosticError
 from archon.errors import to_json as diagnostics_json
@@ -72,10 +76,11 @@ def check(
     for path in files:
         require_file(path)
     registry = default_registry()
+    limits = source_limits()
     reports = []
     failed = False
     for path in files:
-        result = check_file(path, registry, pipeline)
+        result = check_file(path, registry, pipeline, limits)
         failed = failed or bool(result.errors)
         if format is OutputFormat.json:
             reports.append(_check_report(path, result))
@@ -159,10 +164,14 @@ def fmt(
         require_file(path)
     changed = []
     failed = False
+    limits = source_limits()
     for path in files:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = _read_source(path, limits)
+        if text is None:
+            failed = True
+            continue
         try:
-            formatted = format_source(text, str(path))
+            formatted = format_source(text, str(path), limits)
         except DiagnosticError as error:
             print_diagnostics(error.diagnostics, error.sources or _source_map(path, text))
             failed = True
@@ -172,11 +181,32 @@ def fmt(
         elif formatted != text:
             changed.append(path)
             if not check_only:
-                _write_atomic(path, formatted)
+                try:
+                    _write_atomic(path, formatted)
+                except OSError as error:
+                    usage_error(f"{path}: cannot rewrite it ({error.strerror or error})")
     for path in changed:
         typer.echo(f"{'would reformat' if check_only else 'reformatted'} {path}", err=True)
     if failed or (check_only and changed):
         raise typer.Exit(EXIT_DIAGNOSTICS)
+
+
+def _read_source(path: Path, limits: SourceLimits) -> str | None:
+    """The file's text, or None after printing why it cannot be formatted: too large, or
+    not UTF-8 (rewriting would replace the undecodable bytes: nothing may be lost)."""
+    try:
+        problem = size_problem(path.stat().st_size, str(path), limits)
+        data = b"" if problem is not None else path.read_bytes()
+    except OSError as error:
+        usage_error(f"{path}: cannot read it ({error.strerror or error})")
+    if problem is None:
+        text, problem = decode(data, str(path))
+        if problem is None:
+            return text
+        print_diagnostics((problem,), _source_map(path, text))
+        return None
+    print_diagnostics((problem,), {})
+    return None
 
 
 def _source_map(path: Path, text: str) -> dict[str, Any]:
@@ -220,6 +250,7 @@ def graph(
     ] = None,
 ) -> None:
     """Draw the dataflow graph: the template (optional/repeated layers dashed) or one assignment."""
+    check_output_path(output, "--output")
     shown = load_template(file, default_registry(), pipeline)
     chosen = read_params(params)
     if chosen is not None or defaults:

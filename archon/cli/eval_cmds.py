@@ -15,8 +15,24 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from archon.cli.common import EXIT_RUNTIME, stderr, stdout, usage_error
-from archon.cli.session import load_pipeline, make_client, open_cache
+from archon.cli.common import (
+    EXIT_RUNTIME,
+    check_output_path,
+    check_positive,
+    stderr,
+    stdout,
+    usage_error,
+)
+from archon.cli.session import (
+    AllowKeyOption,
+    Connection,
+    RetriesOption,
+    TimeoutOption,
+    check_model_path,
+    load_pipeline,
+    make_client,
+    open_cache,
+)
 from archon.errors import ArchonError
 from archon.eval import (
     FORMATS,
@@ -39,7 +55,7 @@ from archon.eval.datasets import Format
 from archon.eval.splits import Split
 from archon.ir import Budget, Pipeline
 from archon.layers import default_registry
-from archon.runtime import CallCache, Limits
+from archon.runtime import CallCache
 
 
 def register(app: typer.Typer) -> None:
@@ -109,17 +125,27 @@ def _dataset(
 ) -> Dataset:
     if split not in SPLITS:
         usage_error(f"--split must be one of {', '.join(SPLITS)}")
-    try:
-        dataset = load_dataset(
-            spec, fmt=fmt, input_field=input_field, target_field=target_field, reference=reference
-        )
-    except DatasetError as error:
-        usage_error(str(error))
+    dataset = load_dataset_or_exit(
+        spec, fmt=fmt, input_field=input_field, target_field=target_field, reference=reference
+    )
     chosen: Split = split
     dataset = select_split(dataset, chosen, seed=split_seed).head(limit)
     if not dataset.items:
         usage_error(f"dataset {spec!r} has no items in split {split!r}")
     return dataset
+
+
+def load_dataset_or_exit(spec: str, **kwargs: Any) -> Dataset:
+    """:func:`load_dataset`, with every way a file can be malformed as a usage error."""
+    try:
+        return load_dataset(spec, **kwargs)
+    except DatasetError as error:
+        usage_error(str(error))
+    except RecursionError:
+        usage_error(f"dataset {spec!r}: its JSON is nested too deeply")
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
+        # A loader met a record of a shape it does not expect.
+        usage_error(f"dataset {spec!r} cannot be read: {type(error).__name__}: {error}")
 
 
 async def _evaluate(
@@ -130,8 +156,9 @@ async def _evaluate(
     model_path: Path | None,
     options: dict[str, Any],
     console: Console,
+    connection: Connection,
 ) -> EvalResult:
-    client = make_client(pipeline, model_path)
+    client = make_client(pipeline, model_path, connection)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -214,6 +241,9 @@ def eval_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
     ] = False,
+    allow_key: AllowKeyOption = None,
+    timeout: TimeoutOption = None,
+    retries: RetriesOption = None,
 ) -> None:
     """Evaluate a pipeline on a dataset: accuracy (or judge score), pass@k, coverage, cost.
 
@@ -226,6 +256,14 @@ def eval_command(
         usage_error("--resume needs --records FILE")
     if concurrency < 1:
         usage_error("--concurrency must be at least 1")
+    check_positive(limit, "--limit", allow_zero=True)
+    check_positive(max_calls, "--max-calls")
+    check_positive(max_usd, "--max-usd")
+    connection = Connection.from_options(allow_key, timeout, retries)
+    # Every path is checked before the first (paid) model call.
+    check_output_path(out, "--out")
+    check_output_path(records, "--records")
+    check_model_path(model_path)
     registry = default_registry()
     pipeline = load_pipeline(file, params, registry)
     data = _dataset(
@@ -246,7 +284,7 @@ def eval_command(
         usage_error(str(error))
     budget = Budget(calls=max_calls, usd=max_usd)
     options: dict[str, Any] = {
-        "limits": Limits(),
+        "limits": connection.limits(),
         "metric": name,
         "metric_options": metric_options,
         "concurrency": concurrency,
@@ -266,6 +304,7 @@ def eval_command(
                 model_path=model_path,
                 options=options,
                 console=stderr(),
+                connection=connection,
             )
         )
     except (RecordsError, ArchonError) as error:
@@ -275,9 +314,7 @@ def eval_command(
         if cache is not None:
             cache.close()
     report = result.report()
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    written = _write_report(out, report)
     if as_json:
         typer.echo(json.dumps(report))
     else:
@@ -289,7 +326,26 @@ def eval_command(
             err=True,
         )
         raise typer.Exit(EXIT_RUNTIME)
+    if not written:
+        raise typer.Exit(EXIT_RUNTIME)
     if result.summary.n and result.summary.errors == result.summary.n:
         first = next((r.error for r in result.records if r.error), "")
         typer.echo(f"error: every item failed, e.g.: {first}", err=True)
         raise typer.Exit(EXIT_RUNTIME)
+
+
+def _write_report(out: Path | None, report: dict[str, Any]) -> bool:
+    """Write the summary to ``--out`` atomically; on failure say so (the summary is still
+    printed) and return False."""
+    if out is None:
+        return True
+    temporary = out.with_name(f".{out.name}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        temporary.replace(out)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        typer.echo(f"error: --out {out} could not be written: {error.strerror or error}", err=True)
+        return False
+    return True

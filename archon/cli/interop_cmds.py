@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from archon.cli.common import (
+    check_output_path,
     read_params,
     require_file,
     usage_error,
@@ -34,7 +35,8 @@ def import_archon(
 ) -> None:
     """Translate an original Archon JSON config into a .pipe file (warnings name every key
     that has no equivalent; those keys are kept as comments in the output)."""
-    require_file(config)
+    require_file(config, "an Archon JSON config")
+    check_output_path(output, "--output")
     try:
         result = import_file(config)
     except ArchonConfigError as error:
@@ -56,6 +58,7 @@ def export_archon(
     params: Annotated[Path | None, typer.Option(help="Hole values (JSON) for a template.")] = None,
 ) -> None:
     """Write a pipeline as an original Archon JSON config, with the layers Archon would run."""
+    check_output_path(output, "--output")
     pipeline = load_template(file, default_registry())
     try:
         pipeline, _ = assign(pipeline, read_params(params), default_registry())  # type: ignore[arg-type]

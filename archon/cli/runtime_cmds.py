@@ -15,10 +15,21 @@ import typer
 
 from archon.cli.common import (
     EXIT_RUNTIME,
-    require_file,
+    check_output_path,
+    parse_json,
+    read_text_file,
     usage_error,
 )
-from archon.cli.session import load_pipeline, make_client, open_cache
+from archon.cli.session import (
+    AllowKeyOption,
+    Connection,
+    RetriesOption,
+    TimeoutOption,
+    check_model_path,
+    load_pipeline,
+    make_client,
+    open_cache,
+)
 from archon.errors import ArchonError
 from archon.ir import Pipeline
 from archon.layers import default_registry
@@ -36,6 +47,7 @@ from archon.runtime import (
     run_many,
 )
 from archon.runtime import models as local_models
+from archon.runtime.cache import CacheError
 from archon.values import Message
 
 models_app = typer.Typer(help="Local models: list, pull (download and verify), path.")
@@ -75,27 +87,41 @@ def _queries(query: str | None, input_file: Path | None) -> list[str | tuple[Mes
     if (query is None) == (input_file is None):
         usage_error("give exactly one of --query TEXT or --input queries.jsonl")
     if query is not None:
+        if not query.strip():
+            usage_error("--query is empty")
         return [query]
     assert input_file is not None
-    require_file(input_file)
+    text = read_text_file(input_file, "a JSONL file of queries")
     queries: list[str | tuple[Message, ...]] = []
-    for number, line in enumerate(input_file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-            if isinstance(data, str):
-                queries.append(data)
-            elif isinstance(data.get("messages"), list):
-                queries.append(tuple(Message.model_validate(m) for m in data["messages"]))
-            else:
-                queries.append(str(data["query"]))
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            usage_error(
-                f'{input_file}:{number}: expected a JSON string, {{"query": ...}} or'
-                f' {{"messages": [...]}} ({error})'
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            queries.append(
+                _query_line(parse_json(line, f"{input_file}:{number}"), input_file, number)
             )
+    if not queries:
+        usage_error(f"{input_file} holds no queries (one JSON value per line)")
     return queries
+
+
+def _query_line(data: object, input_file: Path, number: int) -> str | tuple[Message, ...]:
+    expected = 'expected a JSON string, {"query": "..."} or {"messages": [...]}'
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("messages"), list):
+        try:
+            messages = tuple(Message.model_validate(m) for m in data["messages"])
+        except ValueError as error:
+            usage_error(f"{input_file}:{number}: bad messages ({_first_line(error)})")
+        if not messages or messages[-1].role != "user":
+            usage_error(f"{input_file}:{number}: messages must end with the user's turn")
+        return messages
+    if isinstance(data, dict) and isinstance(data.get("query"), str | int | float):
+        return str(data["query"])
+    usage_error(f"{input_file}:{number}: {expected}")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def plan_text(pipeline: Pipeline, registry: Registry) -> str:
@@ -163,9 +189,10 @@ async def _execute(
     model_path: Path | None,
     as_json: bool,
     seed: int,
+    connection: Connection,
 ) -> bool:
-    client = make_client(pipeline, model_path)
-    limits = Limits()
+    client = make_client(pipeline, model_path, connection)
+    limits: Limits = connection.limits()
     ok = True
     try:
         if len(queries) == 1:
@@ -239,11 +266,15 @@ def run_command(
         Path | None, typer.Option(help="GGUF file to use for every local/... model.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Run seed (sampling seeds derive from it).")] = 0,
+    allow_key: AllowKeyOption = None,
+    timeout: TimeoutOption = None,
+    retries: RetriesOption = None,
 ) -> None:
     """Run a pipeline on a query (or a JSONL file of queries) and print the answer.
 
     Exit codes: 0 ok, 1 diagnostics, 2 usage error, 3 runtime failure or budget exhausted.
     """
+    connection = Connection.from_options(allow_key, timeout, retries)
     registry = default_registry()
     pipeline = load_pipeline(file, params, registry)
     if dry_run:
@@ -254,8 +285,8 @@ def run_command(
             raise typer.Exit(EXIT_RUNTIME) from error
         return
     queries = _queries(query, input_file)
-    if model_path is not None:
-        require_file(model_path)
+    check_model_path(model_path)
+    check_output_path(trace, "--trace")
     cache = open_cache(no_cache)
     prompts = MemoryTrace(include_prompts=True) if show_prompts else None
     jsonl = JsonlTrace(trace) if trace is not None else None
@@ -272,8 +303,12 @@ def run_command(
                 model_path=model_path,
                 as_json=as_json,
                 seed=seed,
+                connection=connection,
             )
         )
+    except ArchonError as error:  # e.g. a model client that cannot be built
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_RUNTIME) from error
     finally:
         if jsonl is not None:
             jsonl.close()
@@ -374,8 +409,18 @@ def models_doctor(
 def cache_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Entries, size and entries per model of the call cache."""
-    stats = CallCache(local_models.archon_home() / "cache.sqlite").stats()
+    """Entries, size and entries per model of the call cache (a broken file is moved aside
+    and replaced, with a warning)."""
+    cache = CallCache(local_models.archon_home() / "cache.sqlite")
+    try:
+        stats = cache.stats()
+    except CacheError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_RUNTIME) from error
+    finally:
+        cache.close()
+    for warning in cache.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if as_json:
         typer.echo(
             json.dumps(
@@ -395,6 +440,15 @@ def cache_stats(
 
 @cache_app.command("clear")
 def cache_clear() -> None:
-    """Delete every cached call."""
-    removed = CallCache(local_models.archon_home() / "cache.sqlite").clear()
+    """Delete every cached call (a broken file is moved aside and replaced)."""
+    cache = CallCache(local_models.archon_home() / "cache.sqlite")
+    try:
+        removed = cache.clear()
+    except CacheError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_RUNTIME) from error
+    finally:
+        cache.close()
+    for warning in cache.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"removed {removed} entries")

@@ -22,17 +22,28 @@ from rich.text import Text
 
 from archon.cli.common import (
     EXIT_RUNTIME,
+    check_output_path,
+    check_positive,
     stdout,
     usage_error,
 )
-from archon.cli.session import load_template, make_client, open_cache
+from archon.cli.eval_cmds import load_dataset_or_exit
+from archon.cli.session import (
+    AllowKeyOption,
+    Connection,
+    RetriesOption,
+    TimeoutOption,
+    check_model_path,
+    load_template,
+    make_client,
+    open_cache,
+)
 from archon.compiler.emit import pipeline_to_pipe
 from archon.errors import ArchonError
-from archon.eval.datasets import load_dataset
 from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
-from archon.runtime import CallCache, Limits, ModelClient
+from archon.runtime import CallCache, ModelClient
 from archon.search import (
     SearchBudget,
     SearchEvent,
@@ -47,6 +58,7 @@ from archon.search import (
     split_dataset,
 )
 from archon.search.objective import EvalEvaluator, Evaluator
+from archon.search.storage import check_storage_url
 
 
 class Objective(StrEnum):
@@ -204,15 +216,22 @@ def _evaluator(
     cache: CallCache | None,
     model_path: Path | None,
     seed: int,
+    connection: Connection,
 ) -> tuple[Evaluator[Any], ModelClient | None]:
     if simulate is not None:
         from archon.search.simulator import Landscape, SimulatedEvaluator
 
         landscape = Landscape.random(template, seed=simulate)
         return SimulatedEvaluator(landscape.quality, registry, seed=simulate), None
-    client = make_client(template, model_path)
+    client = make_client(template, model_path, connection)
     evaluator = EvalEvaluator(
-        dataset, client, metric=metric, limits=Limits(), cache=cache, registry=registry, seed=seed
+        dataset,
+        client,
+        metric=metric,
+        limits=connection.limits(),
+        cache=cache,
+        registry=registry,
+        seed=seed,
     )
     return evaluator, client
 
@@ -286,12 +305,32 @@ def search_command(
     ] = None,
     top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    allow_key: AllowKeyOption = None,
+    timeout: TimeoutOption = None,
+    retries: RetriesOption = None,
 ) -> None:
     """Search a template's holes on a dataset's dev split; write the best as a concrete .pipe.
 
     Rerunning the same command resumes the study. Exit codes: 0 ok, 1 diagnostics, 2 usage
     error, 3 runtime failure (or no configuration completed).
     """
+    _check_numbers(
+        limit=limit,
+        trials=trials,
+        parallel_trials=parallel_trials,
+        max_calls_per_query=max_calls_per_query,
+        chunk_size=chunk_size,
+        top=top,
+    )
+    check_positive(budget_calls, "--budget-calls")
+    check_positive(budget_usd, "--budget-usd")
+    check_positive(budget_seconds, "--budget-seconds")
+    if storage is not None:
+        try:
+            check_storage_url(storage)
+        except ArchonError as error:
+            usage_error(str(error))
+    connection = Connection.from_options(allow_key, timeout, retries)
     if report is not None:
         if storage is None and template is not None:
             storage = default_storage_url(template)
@@ -305,14 +344,14 @@ def search_command(
         usage_error("give --dataset NAME or FILE")
     registry = default_registry()
     pipeline = load_template(template, registry)
-    try:
-        data = load_dataset(dataset)
-    except ArchonError as error:
-        usage_error(str(error))
+    data = load_dataset_or_exit(dataset)
     if trials is None and all(v is None for v in (budget_calls, budget_usd, budget_seconds)):
         trials = 20
     storage = storage or default_storage_url(template)
     out = out or template.with_name(template.stem + ".best.pipe")
+    check_output_path(out, "--out")
+    check_output_path(out.with_suffix(".json"), "--out (its .json params)")
+    check_model_path(model_path)
     options = SearchOptions(
         objective=objective.value,
         cost=cost.value,
@@ -344,6 +383,7 @@ def search_command(
             model_path,
             seed,
             console,
+            connection,
             quiet=as_json,
         )
     except ArchonError as error:
@@ -372,6 +412,13 @@ def search_command(
         raise typer.Exit(EXIT_RUNTIME)
 
 
+def _check_numbers(**values: int | None) -> None:
+    """Usage error for a count below 1 (e.g. ``--limit -3``, which would slice from the end)."""
+    for name, value in values.items():
+        if value is not None and value < 1:
+            usage_error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+
+
 def _run(
     pipeline: Pipeline,
     data: Any,
@@ -387,6 +434,7 @@ def _run(
     model_path: Path | None,
     seed: int,
     console: Console,
+    connection: Connection,
     *,
     quiet: bool,
 ) -> SearchResult:
@@ -400,6 +448,7 @@ def _run(
         cache=cache,
         model_path=model_path,
         seed=seed,
+        connection=connection,
     )
     display = _Display(console)
 

@@ -1,19 +1,24 @@
-"""Helpers shared by the commands that run pipelines (run, eval, search, serve): load a ``.pipe``
-with ``--params``, build the model client, open the call cache."""
+"""Helpers shared by the commands that run pipelines (run, eval, search, serve): load a
+``.pipe`` with ``--params``, build the model client (key grants, timeouts), open the call
+cache. The runtime is imported inside the functions that need it, so that ``archon check``
+and ``archon fmt`` never load it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from archon.cli.common import (
     EXIT_DIAGNOSTICS,
+    check_positive,
     print_diagnostics,
     read_params,
     require_file,
+    source_limits,
     usage_error,
 )
 from archon.compiler import check_file
@@ -22,15 +27,83 @@ from archon.ir import Pipeline, Value
 from archon.layers.registry import Registry
 
 if TYPE_CHECKING:  # the runtime is imported by the commands that run models, when they do
-    from archon.runtime import CallCache
+    from archon.runtime import CallCache, Limits
+    from archon.runtime.clients.openai_compat import HttpTimeouts
     from archon.runtime.clients.router import RouterClient
+    from archon.runtime.keys import KeyPolicy
+
+AllowKeyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-key",
+        metavar="VAR[@HOST[:PORT]]",
+        help="Confirm that $VAR (named by an api_key_env of the .pipe) may be sent to HOST"
+        " (any host without @); repeatable. Also read from $ARCHON_HOME/keys.toml.",
+    ),
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        help="Limit of one model call attempt (default 300); connecting gets at most 10 s.",
+    ),
+]
+RetriesOption = Annotated[
+    int | None,
+    typer.Option("--retries", help="Extra attempts after a retryable failure (default 4)."),
+]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How a command reaches its models: key grants, per-attempt timeout, retries."""
+
+    allow_keys: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    retries: int | None = None
+
+    @classmethod
+    def from_options(
+        cls, allow_keys: list[str] | None, timeout_s: float | None, retries: int | None
+    ) -> Connection:
+        """Validated ``--allow-key``, ``--timeout`` and ``--retries`` values."""
+        check_positive(timeout_s, "--timeout")
+        check_positive(retries, "--retries", allow_zero=True)
+        connection = cls(tuple(allow_keys or ()), timeout_s, retries)
+        connection.key_policy()  # a malformed grant is reported before anything runs
+        return connection
+
+    def limits(self, **kwargs: object) -> Limits:
+        """A :class:`Limits` with these timeout and retries (defaults for the rest)."""
+        from archon.runtime import Limits
+
+        if self.timeout_s is not None:
+            kwargs["timeout_s"] = self.timeout_s
+        if self.retries is not None:
+            kwargs["retries"] = self.retries
+        return Limits(**kwargs)  # type: ignore[arg-type]
+
+    def key_policy(self) -> KeyPolicy:
+        from archon.runtime import models as local_models
+        from archon.runtime.keys import KeyPolicy, KeyPolicyError
+
+        try:
+            return KeyPolicy.load(local_models.archon_home(), self.allow_keys)
+        except KeyPolicyError as error:
+            usage_error(str(error))
+
+    def http_timeouts(self) -> HttpTimeouts:
+        from archon.runtime.clients.openai_compat import HttpTimeouts
+
+        return HttpTimeouts.for_total(self.timeout_s if self.timeout_s is not None else 300.0)
 
 
 def load_template(file: Path, registry: Registry, pipeline: str | None = None) -> Pipeline:
     """Compile ``file`` as it is, holes included; on errors print the diagnostics and exit 1
     (exit 2 when the file is missing or defines no pipeline)."""
     require_file(file)
-    result = check_file(file, registry, pipeline)
+    result = check_file(file, registry, pipeline, source_limits())
     if result.errors or result.pipeline is None:
         print_diagnostics(result.diagnostics, result.sources)
         if result.pipeline is None and not result.errors:
@@ -62,24 +135,50 @@ def assign_params(template: Pipeline, params: Path | None, registry: Registry) -
     return concrete
 
 
-def make_client(pipeline: Pipeline, model_path: Path | None = None) -> RouterClient:
+def check_model_path(model_path: Path | None) -> None:
+    """Usage error unless ``--model-path`` is a readable GGUF file."""
+    from archon.runtime.clients.router import GGUF_MAGIC
+
+    if model_path is None:
+        return
+    require_file(model_path, "a GGUF model file")
+    try:
+        with model_path.open("rb") as handle:
+            head = handle.read(len(GGUF_MAGIC))
+    except OSError as error:
+        usage_error(f"--model-path {model_path}: cannot read it ({error.strerror or error})")
+    if head != GGUF_MAGIC:
+        usage_error(f"--model-path {model_path} is not a GGUF model file")
+
+
+def make_client(
+    pipeline: Pipeline, model_path: Path | None = None, connection: Connection | None = None
+) -> RouterClient:
     """The client ``archon run`` uses: local models pulled into the archon home on first use,
-    every other model through litellm with the pipeline's model options."""
+    every other model through litellm with the pipeline's model options. Keys the pipeline
+    asks for but the user has not confirmed are reported on stderr (and not sent)."""
     from archon.runtime import models as local_models
     from archon.runtime.clients.router import RouterClient
 
-    if model_path is not None:
-        require_file(model_path)
+    check_model_path(model_path)
+    connection = connection or Connection()
     home = local_models.archon_home()
-    return RouterClient.for_pipeline(
+    client = RouterClient.for_pipeline(
         pipeline,
         local_resolve=lambda name: local_models.ensure(name, home),
         local_paths={"*": model_path} if model_path else None,
+        keys=connection.key_policy(),
+        http_timeouts=connection.http_timeouts(),
     )
+    for warning in client.key_warnings():
+        typer.echo(f"warning: {warning}", err=True)
+    return client
 
 
 def make_shared_client(
-    pipelines: Sequence[Pipeline], model_path: Path | None = None
+    pipelines: Sequence[Pipeline],
+    model_path: Path | None = None,
+    connection: Connection | None = None,
 ) -> RouterClient:
     """One client for several pipelines (``archon serve``): their ``models`` options merged,
     so a local model is loaded once however many pipelines use it. Exit 2 when two
@@ -88,8 +187,8 @@ def make_shared_client(
     from archon.runtime.clients.base import ModelOptions
     from archon.runtime.clients.router import RouterClient, pipeline_options
 
-    if model_path is not None:
-        require_file(model_path)
+    check_model_path(model_path)
+    connection = connection or Connection()
     options: dict[str, ModelOptions] = {}
     for pipeline in pipelines:
         for model, option in pipeline_options(pipeline).items():
@@ -99,16 +198,35 @@ def make_shared_client(
                     " different model strings or the same options"
                 )
     home = local_models.archon_home()
-    return RouterClient(
+    client = RouterClient(
         options,
         local_resolve=lambda name: local_models.ensure(name, home),
         local_paths={"*": model_path} if model_path else None,
+        keys=connection.key_policy(),
+        http_timeouts=connection.http_timeouts(),
     )
+    for warning in client.key_warnings():
+        typer.echo(f"warning: {warning}", err=True)
+    return client
 
 
 def open_cache(no_cache: bool) -> CallCache | None:
-    """The persistent call cache in the archon home, or None with ``--no-cache``."""
+    """The persistent call cache in the archon home, or None with ``--no-cache``.
+
+    A broken cache file is moved aside and replaced (a warning says where it went); a cache
+    that cannot be opened at all is skipped with a warning, never fatal."""
     from archon.runtime import CallCache
     from archon.runtime import models as local_models
+    from archon.runtime.cache import CacheError
 
-    return None if no_cache else CallCache(local_models.archon_home() / "cache.sqlite")
+    if no_cache:
+        return None
+    cache = CallCache(local_models.archon_home() / "cache.sqlite")
+    try:
+        warnings = cache.open()
+    except CacheError as error:
+        typer.echo(f"warning: {error}; running without the cache", err=True)
+        return None
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    return cache

@@ -25,6 +25,7 @@ from archon.compiler.load import (
 from archon.compiler.lower import lower_program
 from archon.compiler.passes import run_passes
 from archon.dsl import ast
+from archon.dsl.limits import DEPTH_CODE, SourceLimits, nesting_problem
 from archon.dsl.parser import paused_gc
 from archon.errors import Diagnostic, DiagnosticError
 from archon.ir import Pipeline
@@ -70,44 +71,85 @@ def _read_relative(base: str, relative: str) -> str:
 
 
 def compile_program(
-    program: Program, registry: Registry | None = None, pipeline: str | None = None
+    program: Program,
+    registry: Registry | None = None,
+    pipeline: str | None = None,
+    limits: SourceLimits | None = None,
 ) -> CompileResult:
-    """Lower and check a loaded program; never raises for problems in the source."""
+    """Lower and check a loaded program; never raises for problems in the source.
+
+    ``limits`` (default :class:`~archon.dsl.limits.SourceLimits`) bound the nesting depth
+    and the number of nodes blocks and repeats may unroll to.
+    """
     registry = registry or default_registry()
+    limits = limits or SourceLimits()
     diagnostics = list(program.diagnostics)
-    with paused_gc():  # lowering builds many small frozen objects, like parsing
-        lowered, lowering = lower_program(program, registry, _read_relative, pipeline)
-        diagnostics.extend(lowering)
-        if lowered is not None and not any(d.is_error for d in diagnostics):
-            diagnostics.extend(run_passes(lowered, registry))
+    too_deep = [
+        problem
+        for loaded in (*program.imports, program.main)
+        if (problem := nesting_problem(loaded.file, limits)) is not None
+    ]
+    if too_deep:
+        # The walks below recurse per nesting level: stop before they can overflow.
+        ordered = tuple(sorted([*diagnostics, *too_deep], key=Diagnostic.sort_key))
+        return CompileResult(None, ordered, program.sources)
+    try:
+        with paused_gc():  # lowering builds many small frozen objects, like parsing
+            lowered, lowering = lower_program(
+                program, registry, _read_relative, pipeline, limits=limits
+            )
+            diagnostics.extend(lowering)
+            if lowered is not None and not any(d.is_error for d in diagnostics):
+                diagnostics.extend(run_passes(lowered, registry))
+    except RecursionError:
+        # A last line of defence: every recursive walk should be bounded by ``limits``.
+        lowered = None
+        diagnostics.append(
+            Diagnostic(
+                code=DEPTH_CODE,
+                message="the pipeline is nested too deeply to compile",
+                hint="flatten nested repeats, blocks and lists",
+            )
+        )
     errors = any(d.is_error for d in diagnostics)
     ordered = tuple(sorted(diagnostics, key=Diagnostic.sort_key))
     return CompileResult(None if errors else lowered, ordered, program.sources)
 
 
 def check_file(
-    path: str | Path, registry: Registry | None = None, pipeline: str | None = None
+    path: str | Path,
+    registry: Registry | None = None,
+    pipeline: str | None = None,
+    limits: SourceLimits | None = None,
 ) -> CompileResult:
     """Compile a file and return every diagnostic (syntax errors included) without raising."""
+    limits = limits or SourceLimits()
     try:
-        program = load_file(path)
+        program = load_file(path, limits)
     except DiagnosticError as error:
-        sources = error.sources
-        if not sources:
-            try:
-                sources = {str(path): SourceFile(str(path), Path(path).read_text(errors="replace"))}
-            except OSError:
-                sources = {}
-        return CompileResult(None, error.diagnostics, sources)
-    return compile_program(program, registry, pipeline)
+        return CompileResult(None, error.diagnostics, error.sources or _source_of(path, limits))
+    return compile_program(program, registry, pipeline, limits)
+
+
+def _source_of(path: str | Path, limits: SourceLimits) -> dict[str, SourceFile]:
+    """The file's text for rendering diagnostics, unless it is unreadable or too large."""
+    try:
+        if Path(path).stat().st_size > limits.max_bytes:
+            return {}
+        return {str(path): SourceFile(str(path), Path(path).read_text(errors="replace"))}
+    except OSError:
+        return {}
 
 
 def compile_file(
-    path: str | Path, registry: Registry | None = None, pipeline: str | None = None
+    path: str | Path,
+    registry: Registry | None = None,
+    pipeline: str | None = None,
+    limits: SourceLimits | None = None,
 ) -> Pipeline:
     """Compile a ``.pipe`` file; returns the pipeline or raises (see :func:`check_file` for
     the warnings too). ``pipeline`` picks one in a file that defines several."""
-    result = check_file(path, registry, pipeline).raise_for_errors()
+    result = check_file(path, registry, pipeline, limits).raise_for_errors()
     if result.pipeline is None:
         raise DiagnosticError(
             [Diagnostic(code="E218", message=f"{path} defines no pipeline")], result.sources
@@ -115,14 +157,19 @@ def compile_file(
     return result.pipeline
 
 
-def compile_source(text: str, path: str = "<string>", registry: Registry | None = None) -> Pipeline:
+def compile_source(
+    text: str,
+    path: str = "<string>",
+    registry: Registry | None = None,
+    limits: SourceLimits | None = None,
+) -> Pipeline:
     """Compile ``.pipe`` text (imports relative to ``path``); returns the pipeline or raises."""
     source = SourceFile(path, text)
     try:
-        program = load_source(source)
+        program = load_source(source, limits=limits)
     except DiagnosticError as error:
         raise DiagnosticError(error.diagnostics, {path: source}) from None
-    result = compile_program(program, registry).raise_for_errors()
+    result = compile_program(program, registry, limits=limits).raise_for_errors()
     if result.pipeline is None:
         raise DiagnosticError(
             [Diagnostic(code="E218", message="source defines no pipeline")], result.sources

@@ -13,7 +13,7 @@ from archon.compiler.scopes import Definitions
 from archon.compiler.values import LoweringFailed, ValueLowerer, ValueScope
 from archon.dsl import ast
 from archon.errors import Diagnostic, Severity
-from archon.ir import ModelSpec, Param
+from archon.ir import ModelSpec, Param, model_option_problem
 from archon.layers.registry import Registry
 from archon.source import Span
 
@@ -158,6 +158,12 @@ class Definer:
             try:
                 value = self.values.concrete(arg.value, ValueScope())
             except LoweringFailed:
+                continue
+            refused = model_option_problem(arg.name.text, value)
+            if refused is not None:
+                # E316: a literal key; E317: any other option a shared file may not set.
+                code = "E316" if arg.name.text == "api_key" else "E317"
+                self.error(code, f"model '{alias}': {refused[0]}", arg.name.span, refused[1])
                 continue
             options.append(Param(name=arg.name.text, value=value, span=arg.span))
         defs.models[alias] = ModelSpec(

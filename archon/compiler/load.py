@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archon.dsl import ast
+from archon.dsl.limits import SourceLimits, size_problem
 from archon.dsl.parser import parse_source
 from archon.errors import Diagnostic, DiagnosticError
 from archon.source import SourceFile, Span
@@ -61,10 +62,18 @@ def decode(data: bytes, path: str) -> tuple[str, Diagnostic | None]:
         return text, diagnostic
 
 
-def load_file(path: str | Path) -> Program:
-    """Load ``path`` and its imports from disk. Raises DiagnosticError on syntax errors."""
+def load_file(path: str | Path, limits: SourceLimits | None = None) -> Program:
+    """Load ``path`` and its imports from disk. Raises DiagnosticError on syntax errors.
+
+    A file over ``limits.max_bytes`` (default :class:`SourceLimits`) is refused before it is
+    read.
+    """
     path = str(path)
+    limits = limits or SourceLimits()
     try:
+        too_large = size_problem(Path(path).stat().st_size, path, limits)
+        if too_large is not None:
+            raise DiagnosticError([too_large])
         data = Path(path).read_bytes()
     except OSError as error:
         raise DiagnosticError(
@@ -73,13 +82,19 @@ def load_file(path: str | Path) -> Program:
     text, problem = decode(data, path)
     if problem is not None:
         raise DiagnosticError([problem])
-    return load_source(SourceFile(path, text), reader=read_text)
+    return load_source(SourceFile(path, text), reader=read_text, limits=limits)
 
 
-def load_source(source: SourceFile, reader: FileReader = read_text) -> Program:
-    """Parse ``source`` and follow its imports through ``reader``."""
+def load_source(
+    source: SourceFile, reader: FileReader = read_text, limits: SourceLimits | None = None
+) -> Program:
+    """Parse ``source`` and follow its imports through ``reader`` (each within ``limits``)."""
+    limits = limits or SourceLimits()
+    too_large = _text_too_large(source.text, source.path, limits)
+    if too_large is not None:
+        raise DiagnosticError([too_large])
     main = LoadedFile(source.path, source, parse_source(source))
-    loader = _ImportLoader(reader)
+    loader = _ImportLoader(reader, limits)
     loader.visit(main, stack=((_key(main.path), main.path),))
     sources = {main.path: main.source} | {f.path: f.source for f in loader.loaded.values()}
     return Program(
@@ -90,10 +105,12 @@ def load_source(source: SourceFile, reader: FileReader = read_text) -> Program:
     )
 
 
-def load_ast(file: ast.File, path: str, reader: FileReader = read_text) -> Program:
+def load_ast(
+    file: ast.File, path: str, reader: FileReader = read_text, limits: SourceLimits | None = None
+) -> Program:
     """A program from an already-built AST (e.g. from ``archon.build``) at ``path``."""
     main = LoadedFile(path, SourceFile(path, ""), file)
-    loader = _ImportLoader(reader)
+    loader = _ImportLoader(reader, limits or SourceLimits())
     loader.visit(main, stack=((_key(path), path),))
     sources = {f.path: f.source for f in loader.loaded.values()}
     return Program(
@@ -102,6 +119,15 @@ def load_ast(file: ast.File, path: str, reader: FileReader = read_text) -> Progr
         diagnostics=tuple(loader.diagnostics),
         sources=sources,
     )
+
+
+def _text_too_large(
+    text: str, path: str, limits: SourceLimits, span: Span | None = None
+) -> Diagnostic | None:
+    # A character is at most 4 UTF-8 bytes: only text near the limit needs encoding.
+    if len(text) * 4 <= limits.max_bytes:
+        return None
+    return size_problem(len(text.encode("utf-8", errors="replace")), path, limits, span)
 
 
 def resolve_relative(base_file: str, relative: str) -> str:
@@ -121,8 +147,9 @@ class _ImportLoader:
     path it was reached by (relative to the main file when that one is relative), so
     diagnostics point at ``lib/models.pipe`` rather than at an absolute path."""
 
-    def __init__(self, reader: FileReader) -> None:
+    def __init__(self, reader: FileReader, limits: SourceLimits) -> None:
         self.reader = reader
+        self.limits = limits
         self.loaded: dict[str, LoadedFile] = {}
         self.order: list[LoadedFile] = []
         self.diagnostics: list[Diagnostic] = []
@@ -152,7 +179,9 @@ class _ImportLoader:
         if target in self.loaded:
             return
         try:
-            text = self.reader(target)
+            size = Path(target).stat().st_size if Path(target).is_file() else 0
+            too_large = size_problem(size, shown, self.limits, item.path.span)
+            text = "" if too_large is not None else self.reader(target)
         except (OSError, UnicodeDecodeError) as error:
             self.diagnostics.append(
                 Diagnostic(
@@ -162,6 +191,10 @@ class _ImportLoader:
                     hint=f"import paths are relative to the importing file (looked for {shown})",
                 )
             )
+            return
+        too_large = too_large or _text_too_large(text, shown, self.limits, item.path.span)
+        if too_large is not None:
+            self.diagnostics.append(too_large)
             return
         source = SourceFile(shown, text)
         try:

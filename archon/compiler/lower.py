@@ -27,6 +27,7 @@ from archon.compiler.load import Program
 from archon.compiler.scopes import BodyContext, Definitions, Namespace, Output, Scope, labels_in
 from archon.compiler.values import IRValue, LoweringFailed, ValueScope
 from archon.dsl import ast
+from archon.dsl.limits import DEPTH_CODE, SourceLimits, too_many_nodes
 from archon.errors import Diagnostic, suggest
 from archon.ir import Budget, Choice, IntRange, Node, Param, Pipeline, Requirement, Switch, is_hole
 from archon.layers.registry import Registry
@@ -36,15 +37,27 @@ from archon.values import Payload
 BUDGET_FIELDS = ("calls", "tokens", "usd", "seconds")
 
 
+class _Abort(Exception):
+    """Internal: the pipeline passed a size limit (already reported); lowering stops."""
+
+
 def lower_program(
-    program: Program, registry: Registry, read_relative: ReadRelative, pipeline: str | None = None
+    program: Program,
+    registry: Registry,
+    read_relative: ReadRelative,
+    pipeline: str | None = None,
+    *,
+    limits: SourceLimits | None = None,
 ) -> tuple[Pipeline | None, list[Diagnostic]]:
     """Lower the main file's pipeline (the only one, or the one named ``pipeline``)."""
     if any(d.is_error for d in program.diagnostics):
         # A broken import would make every name it defines "unknown": report the cause only.
         return None, []
-    lowerer = _Lowerer(registry, read_relative)
-    result = _lower(lowerer, program, pipeline)
+    lowerer = _Lowerer(registry, read_relative, limits or SourceLimits())
+    try:
+        result = _lower(lowerer, program, pipeline)
+    except _Abort:
+        result = None
     return result, _unique(lowerer.diagnostics)
 
 
@@ -108,11 +121,16 @@ def _lower(lowerer: _Lowerer, program: Program, pipeline: str | None) -> Pipelin
 class _Lowerer(Definer):
     """Lowers pipeline and block bodies to IR nodes, switches and a budget."""
 
-    def __init__(self, registry: Registry, read_relative: ReadRelative) -> None:
+    def __init__(
+        self, registry: Registry, read_relative: ReadRelative, limits: SourceLimits
+    ) -> None:
         super().__init__(registry, read_relative)
+        self.limits = limits
         self.nodes: list[Node] = []
         self.switches: list[Switch] = []
         self.budget: Budget | None = None
+        self._depth = 0  # bodies being lowered: repeats and block uses nest
+        self._lowered = 0  # nodes built so far, block checks included
 
     # --- pipeline ------------------------------------------------------------------------
 
@@ -193,13 +211,27 @@ class _Lowerer(Definer):
     ) -> list[Output]:
         """Lower statements in order; returns ``recent`` extended with their outputs."""
         recent = list(recent)
-        for statement in statements:
-            if isinstance(statement, ast.BudgetStmt):
-                self._budget(statement, context)
-            elif isinstance(statement, ast.RepeatStmt):
-                recent = self._repeat(statement, context, recent)
-            else:
-                recent = self._layer(statement, context, recent)
+        if self._depth >= self.limits.max_depth:
+            # Blocks using blocks nest without nesting in the text; each level recurses here.
+            span = statements[0].span if statements else None
+            self.error(
+                DEPTH_CODE,
+                f"blocks and repeats nest more than {self.limits.max_depth} levels deep",
+                span,
+                "flatten the chain of blocks that use blocks",
+            )
+            raise _Abort
+        self._depth += 1
+        try:
+            for statement in statements:
+                if isinstance(statement, ast.BudgetStmt):
+                    self._budget(statement, context)
+                elif isinstance(statement, ast.RepeatStmt):
+                    recent = self._repeat(statement, context, recent)
+                else:
+                    recent = self._layer(statement, context, recent)
+        finally:
+            self._depth -= 1
         return recent
 
     # --- statements ----------------------------------------------------------------------
@@ -337,6 +369,12 @@ class _Lowerer(Definer):
         explicit: list[Output] | None,
         requires: tuple[Requirement, ...],
     ) -> list[Output]:
+        # Block definitions are lowered once on their own too (check_block): the whole
+        # compile may lower twice the limit, so checking every block stays bounded.
+        self._lowered += 1
+        if len(self.nodes) >= self.limits.max_nodes or self._lowered > 2 * self.limits.max_nodes:
+            self.diagnostics.append(too_many_nodes(self.limits, statement.span))
+            raise _Abort
         layer = self.registry.get(statement.call.name.text)
         spans: dict[str, Span | None] = {}
         if explicit is not None:
@@ -537,6 +575,10 @@ class _Lowerer(Definer):
             return recent
         requires_switch = not isinstance(count, int)
         maximum = count if isinstance(count, int) else _max_count(count)
+        if maximum > self.limits.max_nodes:
+            # Unrolling would take as long as the count is large, even with an empty body.
+            self.diagnostics.append(too_many_nodes(self.limits, statement.count.span))
+            raise _Abort
         switch_name = f"{repeat_id}.count"
         if requires_switch:
             self.switches.append(

@@ -38,7 +38,7 @@ _TERMINAL_TEXT = {
     "$END": "end of file",
 }
 _MAX_EXPECTED = 5
-_COMMENT_SCAN = re.compile(r'"""(?:.|\n)*?"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+_COMMENT_SCAN = re.compile(r'"""[^"]*(?:"(?!"")[^"]*)*"""|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|#[^\n]*')
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
 
 

@@ -26,13 +26,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from archon.dsl import ast
+from archon.dsl.limits import DEPTH_CODE, SourceLimits, nesting_problem
 from archon.dsl.parser import parse
+from archon.errors import Diagnostic, DiagnosticError
 from archon.source import Span
 
 __all__ = ["format_source", "print_file", "print_number", "print_string", "print_value"]
 
 INDENT = "  "
 MAX_WIDTH = 100  # a layer statement longer than this gets one argument per line
+# Statements print recursively (a few frames per level); values print iteratively.
+MAX_STATEMENT_DEPTH = 200
 _GROUP_FROM = 10_000  # ints from here on print with "_" between groups of three digits
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 # Words the grammar reads as keywords where a name could also stand.
@@ -453,12 +457,48 @@ def print_file(file: ast.File) -> str:
     the parser would read as a keyword where it stands (``repeat()`` as a statement,
     ``true`` as a reference).
     """
+    too_deep = _too_deep_statement(file)
+    if too_deep is not None:
+        raise ValueError(
+            f"statements nest more than {MAX_STATEMENT_DEPTH} levels deep ({too_deep.span})"
+        )
     return _Printer(file.comments).file(file)
 
 
-def format_source(text: str, path: str = "<string>") -> str:
+def format_source(text: str, path: str = "<string>", limits: SourceLimits | None = None) -> str:
     """Parse and print ``text`` canonically, keeping every comment (``archon fmt``).
 
-    Raises :class:`archon.errors.DiagnosticError` when ``text`` does not parse.
+    Raises :class:`archon.errors.DiagnosticError` when ``text`` does not parse, nests
+    statements deeper than the printer can, or (with ``limits``) nests deeper than
+    ``limits.max_depth``.
     """
-    return print_file(parse(text, path))
+    file = parse(text, path)
+    problem = nesting_problem(file, limits) if limits is not None else None
+    too_deep = _too_deep_statement(file)
+    if problem is None and too_deep is not None:
+        problem = Diagnostic(
+            code=DEPTH_CODE,
+            message=f"statements nest more than {MAX_STATEMENT_DEPTH} levels deep",
+            span=too_deep.span.model_copy(
+                update={"end_line": too_deep.span.line, "end_col": too_deep.span.col + 1}
+            ),
+            hint="flatten the nested repeats",
+        )
+    if problem is not None:
+        raise DiagnosticError([problem])
+    return print_file(file)
+
+
+def _too_deep_statement(file: ast.File) -> ast.RepeatStmt | None:
+    """The first repeat nested deeper than MAX_STATEMENT_DEPTH (an iterative walk)."""
+    stack: list[tuple[ast.Stmt, int]] = []
+    for item in file.items:
+        if isinstance(item, ast.PipelineDef | ast.BlockDef):
+            stack.extend((stmt, 1) for stmt in reversed(item.body))
+    while stack:
+        stmt, depth = stack.pop()
+        if isinstance(stmt, ast.RepeatStmt):
+            if depth >= MAX_STATEMENT_DEPTH:
+                return stmt
+            stack.extend((inner, depth + 1) for inner in reversed(stmt.body))
+    return None

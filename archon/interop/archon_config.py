@@ -331,14 +331,30 @@ def _identifier(text: str) -> str:
     return cleaned if not cleaned[0].isdigit() else f"p_{cleaned}"
 
 
+MAX_CONFIG_BYTES = 10_000_000  # Archon configs are a few kilobytes
+
+
 def import_file(path: str | Path) -> ImportResult:
     """Read and translate an Archon JSON config file."""
     try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
+        size = Path(path).stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ArchonConfigError(
+                f"{path}: {size:,} bytes is too large for an Archon config"
+                f" (the limit is {MAX_CONFIG_BYTES:,})"
+            )
+        config = json.loads(Path(path).read_bytes().decode("utf-8"))
     except OSError as error:
         raise ArchonConfigError(f"cannot read {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise ArchonConfigError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset"
+            f" {error.start}); an Archon config is a JSON file"
+        ) from error
     except json.JSONDecodeError as error:
         raise ArchonConfigError(
             f"{path}:{error.lineno}:{error.colno}: not valid JSON: {error.msg}"
         ) from error
+    except RecursionError as error:
+        raise ArchonConfigError(f"{path}: the JSON is nested too deeply") from error
     return import_config(config, str(path))

@@ -8,7 +8,7 @@ Everything a run needs is passed explicitly -- a :class:`~archon.runtime.clients
 from __future__ import annotations
 
 from archon.runtime.budget import BudgetExceeded, Meter, Reservation
-from archon.runtime.cache import CacheStats, CallCache, cache_key
+from archon.runtime.cache import CacheError, CacheStats, CallCache, cache_key
 from archon.runtime.clients.base import (
     ModelCallError,
     ModelClient,
@@ -31,6 +31,7 @@ from archon.runtime.executor import (
     run_many,
     run_sync,
 )
+from archon.runtime.keys import KeyGrant, KeyPolicy, KeyPolicyError
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
 from archon.runtime.streaming import StreamTap
@@ -38,12 +39,16 @@ from archon.runtime.trace import CallRecord, JsonlTrace, MemoryTrace, TraceSink,
 
 __all__ = [
     "BudgetExceeded",
+    "CacheError",
     "CacheStats",
     "CallCache",
     "CallRecord",
     "InvalidNode",
     "ItemResult",
     "JsonlTrace",
+    "KeyGrant",
+    "KeyPolicy",
+    "KeyPolicyError",
     "Limits",
     "MemoryTrace",
     "Meter",

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from archon.runtime.budget import Meter, Reservation, estimate_prompt_tokens
-from archon.runtime.cache import CallCache, cache_key
+from archon.runtime.cache import CallCache, ScopedClient, cache_key
 from archon.runtime.clients.base import (
     ModelCallError,
     ModelClient,
@@ -174,6 +174,15 @@ class NodeContext:
             cached=all(r.cached for r in results),
         )
 
+    async def _cache_key(self, single: CompletionRequest, index: int, base_seed: int) -> str:
+        """The cache key of sample ``index``, scoped by the client: the scope (endpoint, model
+        file, backend version) keeps answers of different servers or files apart even when
+        they share a model name."""
+        client, scope = self._state.client, ""
+        if isinstance(client, ScopedClient):
+            scope = await client.cache_scope(single.model)
+        return cache_key(single, index, base_seed, scope)
+
     async def _samples_in_one_request(
         self, client: MultiSampleClient, single: CompletionRequest, n: int
     ) -> CompletionResponse:
@@ -182,7 +191,8 @@ class NodeContext:
         base_seed = single.seed if single.seed is not None else state.seed
         seeds = tuple(derive_seed(base_seed, i) for i in range(n))
         keys = [
-            cache_key(single, i, base_seed) if state.cache is not None else "" for i in range(n)
+            await self._cache_key(single, i, base_seed) if state.cache is not None else ""
+            for i in range(n)
         ]
         results: dict[int, CompletionResponse] = {}
         for i in range(n):
@@ -269,8 +279,9 @@ class NodeContext:
             if index == 0
             else single.model_copy(update={"seed": derive_seed(base_seed, index)})
         )
-        key = cache_key(single, index, base_seed) if state.cache is not None else ""
+        key = ""
         if state.cache is not None:
+            key = await self._cache_key(single, index, base_seed)
             hit = state.cache.get(key)
             if hit is not None and hit.completions:
                 state.cache_hits += 1

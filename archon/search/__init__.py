@@ -100,6 +100,10 @@ def split_dataset(
     split_seed: int = 0,
 ) -> tuple[tuple[EvalItem, ...], tuple[EvalItem, ...]]:
     """Dev and test items: the dataset's seeded hash split, each cut to ``limit`` items."""
+    if limit is not None and limit < 1:
+        raise SearchConfigError(f"limit must be at least 1, not {limit}")
+    if not 0 < dev_fraction < 1:
+        raise SearchConfigError(f"dev_fraction must be between 0 and 1, not {dev_fraction}")
     if isinstance(dataset, Dataset):
         dev = select_split(dataset, "dev", seed=split_seed, dev_fraction=dev_fraction).items
         test = select_split(dataset, "test", seed=split_seed, dev_fraction=dev_fraction).items
@@ -108,6 +112,14 @@ def split_dataset(
     if limit is not None:
         dev, test = dev[:limit], test[:limit]
     return tuple(dev), tuple(test)
+
+
+def check_budget(budget: SearchBudget) -> None:
+    """Raise SearchConfigError for a budget no search can keep (zero or negative limits)."""
+    for name in ("trials", "calls", "usd", "seconds"):
+        value = getattr(budget, name)
+        if value is not None and not value > 0:  # NaN fails too
+            raise SearchConfigError(f"budget {name} must be positive, not {value}")
 
 
 def as_dataset(
@@ -169,6 +181,8 @@ def search(
         StudyMismatch: the stored study has another template or objective.
         SearchConfigError, SearchSpaceError: settings that cannot work.
     """
+    if budget is not None:
+        check_budget(budget)
     if registry is None:
         from archon.layers import default_registry
 

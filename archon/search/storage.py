@@ -68,10 +68,65 @@ def default_storage_url(template_path: str | Path) -> str:
     return f"sqlite:///{path.with_name(path.stem + '.study.db')}"
 
 
+class StorageError(ArchonError):
+    """The study storage cannot be opened: a malformed URL, an unreachable database."""
+
+
+_STORAGE_FORMS = "use sqlite:///file.db, postgresql://user@host/db, journal:file.log or memory"
+_CONNECT_TIMEOUT_S = 10
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password replaced, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    userinfo, _, host = rest.partition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}" if ":" in userinfo else url
+
+
+def check_storage_url(url: str) -> None:
+    """Raise StorageError unless ``url`` has one of the storage forms (nothing is opened)."""
+    if url == "memory" or url.startswith(JOURNAL_PREFIX):
+        if url.startswith(JOURNAL_PREFIX) and not url[len(JOURNAL_PREFIX) :].strip():
+            raise StorageError(f"storage {url!r} names no journal file; {_STORAGE_FORMS}")
+        return
+    if "://" not in url and not url.startswith("sqlite:"):
+        raise StorageError(f"unknown storage {safe_url(url)!r}: {_STORAGE_FORMS}")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as error:
+        raise StorageError(f"storage {safe_url(url)!r} is not a valid URL ({error})") from None
+    if parsed.get_backend_name() == "sqlite" and not url.startswith("sqlite:///"):
+        raise StorageError(f"storage {safe_url(url)!r}: a SQLite URL is sqlite:///path/file.db")
+
+
 def open_storage(url: str | None) -> BaseStorage:
-    """The Optuna storage for ``url`` (see the module docstring for the forms)."""
+    """The Optuna storage for ``url`` (see the module docstring for the forms).
+
+    Raises:
+        StorageError: a malformed URL, a missing driver, or a database that cannot be
+            reached (within 10 s for a server) or created.
+    """
     if url is None or url == "memory":
         return InMemoryStorage()
+    check_storage_url(url)
+    try:
+        return _open(url)
+    except ArchonError:
+        raise
+    except Exception as error:  # sqlalchemy, optuna, drivers and the OS raise many kinds
+        message = " ".join(str(error).split())[:300]
+        raise StorageError(
+            f"cannot open the study storage {safe_url(url)}: {type(error).__name__}: {message}"
+        ) from error
+
+
+def _open(url: str) -> BaseStorage:
     if url.startswith(JOURNAL_PREFIX):
         path = Path(url[len(JOURNAL_PREFIX) :]).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,11 +137,12 @@ def open_storage(url: str | None) -> BaseStorage:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         # Several processes may share the file: wait for locks instead of failing at once.
         return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    if "://" in url:
-        return RDBStorage(postgres_driver(url), engine_kwargs={"pool_pre_ping": True})
-    raise StudyMismatch(
-        f"unknown storage {url!r}: use sqlite:///file.db, postgresql://..., journal:file.log"
-    )
+    driver_url = postgres_driver(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if driver_url.startswith("postgresql+"):
+        # An unreachable server fails in seconds, not after the OS's TCP timeout.
+        kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
+    return RDBStorage(driver_url, engine_kwargs=kwargs)
 
 
 def postgres_driver(url: str) -> str:

@@ -117,6 +117,7 @@ ERRORS: dict[str, list[Position]] = {
     "value_int_with_float_bound.pipe": [("E308", 2, 62)],
     "value_log_nonpositive_low.pipe": [("E308", 2, 59)],
     "value_model_alias_number.pipe": [("E213", 1, 18)],
+    "value_model_literal_api_key.pipe": [("E316", 2, 39)],
     "value_models_not_a_list.pipe": [("E302", 2, 21)],
     "value_out_of_range.pipe": [("E302", 5, 27)],
     "value_prompt_not_string.pipe": [("E213", 1, 19)],

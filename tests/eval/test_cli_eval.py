@@ -32,7 +32,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[ScriptedCl
     monkeypatch.setenv("ARCHON_HOME", str(tmp_path / "home"))
     made: list[ScriptedClient] = []
 
-    def fake(pipeline: Pipeline, model_path: Path | None = None) -> ScriptedClient:
+    def fake(pipeline: Pipeline, *_: object) -> ScriptedClient:
         made.append(ScriptedClient(arithmetic))
         return made[-1]
 

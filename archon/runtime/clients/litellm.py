@@ -2,11 +2,14 @@
 
 Model strings pass through unchanged (``openai/gpt-4o-mini``, ``anthropic/...``,
 ``together_ai/...``, ``hosted_vllm/...``, ``openai/<name>`` with an ``api_base`` for any
-OpenAI-compatible server). Keys come from the provider's usual environment variable, from
-``api_key_env``, or from ``api_key`` given in Python; they never reach logs, traces, the cache
-or error messages. litellm's own retries are off (``num_retries=0``): retries, backoff and
-timeouts belong to :class:`~archon.runtime.limits.Limits`, which this client feeds by marking
-rate limits, 5xx, timeouts and connection errors as retryable. litellm keeps one pooled HTTP
+OpenAI-compatible server). Keys follow :class:`~archon.runtime.keys.KeyPolicy`: without an
+``api_base`` litellm picks the provider's own variable for the provider's own host; with one,
+the key is always passed explicitly -- the confirmed one, or a placeholder -- so litellm never
+sends ``OPENAI_API_KEY`` to a server a ``.pipe`` file named. Keys never reach logs, traces,
+the cache or error messages. A reply without choices becomes a :class:`ModelCallError`.
+litellm's own retries are off (``num_retries=0``): retries, backoff and timeouts belong to
+:class:`~archon.runtime.limits.Limits`, which this client feeds by marking rate limits, 5xx,
+timeouts and connection errors as retryable. litellm keeps one pooled HTTP
 client per provider endpoint for the whole process (its in-memory client cache), so no client
 is built per call. Costs come from user prices, else litellm's bundled price table
 (``LITELLM_LOCAL_MODEL_COST_MAP=True``: no price map is fetched at import).
@@ -17,10 +20,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from importlib import metadata
 from types import ModuleType
 from typing import Any
 
+from archon.ir import model_option_problem
 from archon.runtime.clients.base import ModelCallError, ModelOptions, Price
+from archon.runtime.keys import KeyDecision, KeyPolicy, normalise_api_base
 from archon.runtime.secrets import Redactor
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
@@ -28,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "litellm is not installed: pip install litellm (a dependency of archon-pipe)"
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+_OWN_OPTIONS = frozenset({"api_base", "api_key", "api_key_env"})
+NO_KEY = "no-key"
+"""Sent as ``api_key`` to a custom ``api_base`` that gets no real key (litellm would otherwise
+fill in the provider's variable, e.g. ``OPENAI_API_KEY``)."""
 
 
 def import_litellm() -> ModuleType:
@@ -92,6 +102,7 @@ class LiteLLMClient:
     Args:
         options: per-model options keyed by model string (api_base, keys, prices, extras).
         redactor: redacts error messages (default: from the environment when first needed).
+        keys: which keys may go where (default: none confirmed, only provider hosts).
 
     Example:
         >>> client = LiteLLMClient({"openai/local": ModelOptions(api_base="http://h:8000/v1")})
@@ -102,9 +113,12 @@ class LiteLLMClient:
         options: Mapping[str, ModelOptions] | None = None,
         *,
         redactor: Redactor | None = None,
+        keys: KeyPolicy | None = None,
     ) -> None:
         self._options = dict(options or {})
         self._redactor = redactor
+        self._keys = keys or KeyPolicy()
+        self._decisions: dict[str, KeyDecision] = {}
         self._litellm: ModuleType | None = None
 
     def _lib(self) -> ModuleType:
@@ -115,8 +129,25 @@ class LiteLLMClient:
     def _redact(self, text: str) -> str:
         if self._redactor is None:
             keys = [o.api_key for o in self._options.values() if o.api_key]
+            keys += [d.key for d in self._decisions.values() if d.key]
             self._redactor = Redactor.from_environ(extra=keys)
         return self._redactor.redact(text)
+
+    def key_decision(self, model: str) -> KeyDecision:
+        """Which key requests for ``model`` carry (decided once, on first use)."""
+        if model not in self._decisions:
+            options = self._options.get(model, ModelOptions())
+            self._decisions[model] = self._keys.decide(model, options)
+            self._redactor = None  # a new key to redact
+        return self._decisions[model]
+
+    def cache_scope(self, model: str) -> str:
+        """What besides the request shapes ``model``'s answers: litellm's version, the
+        endpoint and the extra provider options."""
+        options = self._options.get(model, ModelOptions())
+        endpoint = normalise_api_base(options.api_base) if options.api_base else "default"
+        extra = ",".join(f"{k}={v!r}" for k, v in options.extra)
+        return f"litellm/{_litellm_version()} {endpoint} {extra}".rstrip()
 
     def kwargs(self, request: CompletionRequest) -> dict[str, Any]:
         """The litellm ``acompletion`` arguments for one sample of ``request``."""
@@ -135,14 +166,18 @@ class LiteLLMClient:
             kwargs["stop"] = list(request.stop)
         if request.logprobs:
             kwargs["logprobs"] = True
+        # Options that could redirect a request or carry a credential never pass through.
+        kwargs.update(
+            (name, value)
+            for name, value in options.extra
+            if name not in _OWN_OPTIONS and model_option_problem(name, value) is None
+        )
+        decision = self.key_decision(request.model)
         if options.api_base:
             kwargs["api_base"] = options.api_base
-        key = options.api_key or (
-            os.environ.get(options.api_key_env) if options.api_key_env else None
-        )
-        if key:
-            kwargs["api_key"] = key
-        kwargs.update(dict(options.extra))
+            kwargs["api_key"] = decision.key or NO_KEY
+        elif decision.key:
+            kwargs["api_key"] = decision.key
         return kwargs
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
@@ -152,7 +187,8 @@ class LiteLLMClient:
             response = await litellm.acompletion(**self.kwargs(request))
         except Exception as e:
             retryable, status = _retryable(litellm, e)
-            message = self._redact(f"{request.model}: {type(e).__name__}: {e}")
+            hint = self.key_decision(request.model).auth_hint() if status in (401, 403) else ""
+            message = self._redact(f"{request.model}: {type(e).__name__}: {e}{hint}")
             raise ModelCallError(
                 message,
                 model=request.model,
@@ -165,8 +201,18 @@ class LiteLLMClient:
     def _response(
         self, litellm: ModuleType, request: CompletionRequest, response: Any
     ) -> CompletionResponse:
-        choice = response.choices[0]
-        text = choice.message.content or ""
+        choices = getattr(response, "choices", None)
+        choice = choices[0] if isinstance(choices, list | tuple) and choices else None
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None)
+        if choice is None or message is None or not isinstance(text, str | None):
+            shown = self._redact(" ".join(repr(response).split())[:300])
+            raise ModelCallError(
+                f"{request.model}: the provider did not send a chat completion"
+                f" ({'no choices' if choice is None else 'no message text'}); it sent: {shown}",
+                model=request.model,
+            )
+        text = text or ""
         raw = getattr(response, "usage", None)
         usage = Usage(
             calls=1,
@@ -217,3 +263,11 @@ class LiteLLMClient:
                 await close()
             except Exception:  # closing is best effort at shutdown
                 logger.debug("closing litellm clients failed", exc_info=True)
+
+
+def _litellm_version() -> str:
+    """litellm's installed version, read from its metadata (without importing it)."""
+    try:
+        return metadata.version("litellm")
+    except metadata.PackageNotFoundError:
+        return "missing"

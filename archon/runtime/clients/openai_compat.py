@@ -3,28 +3,74 @@
 litellm costs about 4 ms of CPU per call, which caps a single event loop at a few hundred
 calls per second -- below what a local vLLM/SGLang/llama.cpp server with continuous batching
 can take (see bench/README.md). For ``openai/<name>`` models that have an ``api_base`` the
-router uses this client instead: one ``aiohttp.ClientSession`` per endpoint (keep-alive pool) for
-the life of the client, a plain JSON POST to ``/chat/completions``, and the same error
-classification as the litellm client (429/5xx/timeouts/connection errors are retryable).
-``stream`` (the optional ``StreamingClient`` capability) reads the server's SSE chunks.
+router uses this client instead: one pooled ``aiohttp`` session for the life of the client,
+a plain JSON POST to ``/chat/completions``, and the same error classification as the litellm
+client (429/5xx/timeouts/connection errors are retryable). ``stream`` (the optional
+``StreamingClient`` capability) reads the server's SSE chunks, and ``complete_samples`` (the
+optional ``MultiSampleClient`` capability) asks for several samples in one request with
+``n``, completing with single requests when the server ignores ``n``.
+
+Keys follow :class:`~archon.runtime.keys.KeyPolicy`: a ``.pipe`` file's ``api_base`` gets a
+key only when the user confirmed it. A reply that is not a chat completion (invalid JSON, no
+``choices``) becomes a :class:`ModelCallError` quoting what the server sent, truncated and
+redacted. Connecting and the first byte of the reply have their own, shorter timeouts
+(:class:`HttpTimeouts`), so an unreachable or silent server fails fast.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from archon.runtime.budget import estimate_prompt_tokens
 from archon.runtime.clients.base import ModelCallError, ModelOptions, Price
+from archon.runtime.keys import KeyDecision, KeyPolicy, normalise_api_base
 from archon.runtime.secrets import Redactor
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+_AUTH_STATUS = frozenset({401, 403})
 PREFIX = "openai/"
+BACKEND = "openai-compat/1"
+"""Names this client in cache keys; bump it when a change could alter answers."""
+_SNIPPET = 300  # characters of a bad reply quoted in errors
+
+
+@dataclass(frozen=True)
+class HttpTimeouts:
+    """Per-request socket timeouts (the whole attempt is bounded by ``Limits.timeout_s``).
+
+    Attributes:
+        connect_s: to open the TCP connection.
+        first_byte_s: to wait for the server's next bytes, the reply's first byte included
+            (a non-streamed completion sends nothing until it is done). None: no limit.
+    """
+
+    connect_s: float = 10.0
+    first_byte_s: float | None = None
+
+    @classmethod
+    def for_total(cls, total_s: float | None) -> HttpTimeouts:
+        """Timeouts inside a total of ``total_s`` per attempt: connect within a quarter of
+        it (at most 10 s), then the reply must start within what is left."""
+        if total_s is None:
+            return cls()
+        connect = min(10.0, total_s / 4)
+        return cls(connect_s=connect, first_byte_s=max(total_s - connect, 0.001))
+
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_s, sock_read=self.first_byte_s
+        )
+
+
+class _Malformed(Exception):
+    """Internal: the reply parsed, but is not a chat completion."""
 
 
 async def _sse_data(content: aiohttp.StreamReader) -> AsyncIterator[str]:
@@ -78,11 +124,24 @@ class OpenAICompatClient:
     Args:
         options: per-model options; each model used must have an ``api_base``.
         max_connections: size of each endpoint's connection pool.
+        keys: which keys may go where (default: none confirmed, only provider hosts).
+        timeouts: connect and first-byte timeouts.
     """
 
-    def __init__(self, options: Mapping[str, ModelOptions], *, max_connections: int = 256) -> None:
+    def __init__(
+        self,
+        options: Mapping[str, ModelOptions],
+        *,
+        max_connections: int = 256,
+        keys: KeyPolicy | None = None,
+        timeouts: HttpTimeouts | None = None,
+    ) -> None:
         self._options = dict(options)
         self._max_connections = max_connections
+        self._keys = keys or KeyPolicy()
+        self._timeouts = timeouts or HttpTimeouts()
+        self._decisions: dict[str, KeyDecision] = {}
+        self._ignores_n: set[str] = set()  # models whose server answered n > 1 with fewer
         self._session: aiohttp.ClientSession | None = None
         self._redactor: Redactor | None = None
 
@@ -95,8 +154,17 @@ class OpenAICompatClient:
     def _redact(self, text: str) -> str:
         if self._redactor is None:
             keys = [o.api_key for o in self._options.values() if o.api_key]
+            keys += [d.key for d in self._decisions.values() if d.key]
             self._redactor = Redactor.from_environ(extra=keys)
         return self._redactor.redact(text)
+
+    def key_decision(self, model: str) -> KeyDecision:
+        """Which key requests for ``model`` carry (decided once, on first use)."""
+        if model not in self._decisions:
+            options = self._options.get(model, ModelOptions())
+            self._decisions[model] = self._keys.decide(model, options)
+            self._redactor = None  # a new key to redact
+        return self._decisions[model]
 
     def body(self, request: CompletionRequest) -> dict[str, Any]:
         """The JSON body of one sample of ``request``."""
@@ -115,59 +183,118 @@ class OpenAICompatClient:
         return body
 
     def _endpoint(self, request: CompletionRequest) -> tuple[str, dict[str, str], ModelOptions]:
-        """URL, auth headers and options of ``request.model``."""
+        """URL, auth headers (by the key policy) and options of ``request.model``."""
         options = self._options.get(request.model, ModelOptions())
         if not options.api_base:
             raise ModelCallError(f"{request.model}: no api_base configured", model=request.model)
-        key = (
-            options.api_key
-            or (os.environ.get(options.api_key_env) if options.api_key_env else None)
-            or os.environ.get("OPENAI_API_KEY")
-        )
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        decision = self.key_decision(request.model)
+        headers = {"Authorization": f"Bearer {decision.key}"} if decision.key else {}
         return options.api_base.rstrip("/") + "/chat/completions", headers, options
 
-    def _connection_error(self, request: CompletionRequest, e: BaseException) -> ModelCallError:
+    def _transport_failure(self, request: CompletionRequest, e: BaseException) -> ModelCallError:
         return ModelCallError(
-            self._redact(f"{request.model}: {type(e).__name__}: {e}"),
+            self._redact(f"{request.model}: {_transport_error(e)}"),
             model=request.model,
             retryable=True,
         )
 
-    def _status_error(
+    def _status_failure(
         self, request: CompletionRequest, status: int, text: str, retry_after: str | None
     ) -> ModelCallError:
+        hint = self.key_decision(request.model).auth_hint() if status in _AUTH_STATUS else ""
         return ModelCallError(
-            self._redact(f"{request.model}: HTTP {status}: {text}"),
+            self._redact(f"{request.model}: HTTP {status}: {_snippet(text)}{hint}"),
             model=request.model,
             retryable=status in _RETRYABLE_STATUS,
             status=status,
             retry_after_s=float(retry_after) if retry_after and retry_after.isdigit() else None,
         )
 
-    async def complete(self, request: CompletionRequest) -> CompletionResponse:
-        """POST one chat completion; errors become classified ModelCallErrors."""
+    async def _post(self, request: CompletionRequest, body: dict[str, Any]) -> Any:
+        """POST ``body``; the parsed JSON reply, or a classified ModelCallError."""
         url, headers, options = self._endpoint(request)
         try:
-            async with self._client().post(url, json=self.body(request), headers=headers) as reply:
+            async with self._client().post(
+                url,
+                json=body,
+                headers=headers,
+                timeout=self._timeouts.client_timeout(),
+                # A redirect could carry the Authorization header to a host nobody confirmed.
+                allow_redirects=False,
+            ) as reply:
                 status = reply.status
                 retry_after = reply.headers.get("retry-after")
-                if status >= 400:
-                    text = (await reply.text())[:500]
-                else:
-                    data: dict[str, Any] = await reply.json(content_type=None)
+                location = reply.headers.get("location", "")
+                raw_body = await reply.read()
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise self._connection_error(request, e) from e
+            raise self._transport_failure(request, e) from e
+        text = raw_body.decode("utf-8", errors="replace")
+        if 300 <= status < 400:
+            raise ModelCallError(
+                self._redact(
+                    f"{request.model}: HTTP {status}: the server redirects to {location!r};"
+                    " redirects are not followed (set api_base to the final URL)"
+                ),
+                model=request.model,
+                status=status,
+            )
         if status >= 400:
-            raise self._status_error(request, status, text, retry_after)
-        choice = data["choices"][0]
-        usage = self._usage(data.get("usage") or {}, options)
-        completion = Completion(
-            text=(choice.get("message") or {}).get("content") or "",
-            logprob=_mean_logprob(choice) if request.logprobs else None,
-            finish_reason=choice.get("finish_reason"),
+            raise self._status_failure(request, status, text, retry_after)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise self._malformed(request, options, "invalid JSON", text, status) from None
+
+    def _malformed(
+        self, request: CompletionRequest, options: ModelOptions, reason: str, text: str, status: int
+    ) -> ModelCallError:
+        return ModelCallError(
+            self._redact(
+                f"{request.model}: the server at {options.api_base} did not send a chat"
+                f" completion ({reason}); it sent: {_snippet(text)}"
+            ),
+            model=request.model,
+            status=status,
         )
-        return CompletionResponse(completions=(completion,), usage=usage)
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        """POST one chat completion; errors become classified ModelCallErrors."""
+        data = await self._post(request, self.body(request))
+        options = self._options.get(request.model, ModelOptions())
+        try:
+            return _completion(data, request, options)
+        except _Malformed as e:
+            raise self._malformed(request, options, str(e), json.dumps(data), 200) from None
+
+    def batches_samples(self, model: str) -> bool:
+        """Samples go as one request with ``n`` unless the server showed it ignores ``n``."""
+        return model not in self._ignores_n
+
+    async def complete_samples(
+        self, request: CompletionRequest, seeds: tuple[int, ...]
+    ) -> CompletionResponse:
+        """``len(seeds)`` samples in one request with ``n`` (and the first seed). Choices the
+        server did not send (it ignores ``n``, as llama.cpp's server may) are asked for one
+        by one with their own seeds, and the model is remembered as one that ignores ``n``.
+        """
+        k = len(seeds)
+        body = {**self.body(request.model_copy(update={"seed": seeds[0]})), "n": k}
+        data = await self._post(request, body)
+        options = self._options.get(request.model, ModelOptions())
+        try:
+            first = _completions(data, request, options)
+        except _Malformed as e:
+            raise self._malformed(request, options, str(e), json.dumps(data), 200) from None
+        got = first.completions[:k]
+        if len(got) == k:
+            return first.model_copy(update={"completions": got})
+        self._ignores_n.add(request.model)
+        rest = await asyncio.gather(
+            *(self.complete(request.model_copy(update={"seed": s})) for s in seeds[len(got) :])
+        )
+        usage = sum((r.usage for r in rest), first.usage)
+        completions = got + tuple(r.completions[0] for r in rest)
+        return CompletionResponse(completions=completions, usage=usage)
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[str | CompletionResponse]:
         """POST one chat completion with ``stream: true``; yield the text pieces of the
@@ -179,10 +306,16 @@ class OpenAICompatClient:
         usage_data: Mapping[str, Any] = {}
         finish: str | None = None
         try:
-            async with self._client().post(url, json=body, headers=headers) as reply:
-                if reply.status >= 400:
+            async with self._client().post(
+                url,
+                json=body,
+                headers=headers,
+                timeout=self._timeouts.client_timeout(),
+                allow_redirects=False,
+            ) as reply:
+                if reply.status >= 300:
                     text = (await reply.text())[:500]
-                    raise self._status_error(
+                    raise self._status_failure(
                         request, reply.status, text, reply.headers.get("retry-after")
                     )
                 async for data in _sse_data(reply.content):
@@ -197,7 +330,7 @@ class OpenAICompatClient:
                             pieces.append(piece)
                             yield piece
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise self._connection_error(request, e) from e
+            raise self._transport_failure(request, e) from e
         text = "".join(pieces)
         if not usage_data:
             usage_data = {
@@ -205,19 +338,13 @@ class OpenAICompatClient:
                 "completion_tokens": len(pieces),
             }
         completion = Completion(text=text, finish_reason=finish)
-        usage = self._usage(usage_data, options)
+        usage = _usage(usage_data, options)
         yield CompletionResponse(completions=(completion,), usage=usage)
 
-    @staticmethod
-    def _usage(raw: Mapping[str, Any], options: ModelOptions) -> Usage:
-        usage = Usage(
-            calls=1,
-            prompt_tokens=int(raw.get("prompt_tokens") or 0),
-            completion_tokens=int(raw.get("completion_tokens") or 0),
-        )
-        if options.price is not None:
-            usage = usage.model_copy(update={"usd": options.price.cost(usage)})
-        return usage
+    def cache_scope(self, model: str) -> str:
+        """What besides the request shapes ``model``'s answers: this backend and endpoint."""
+        options = self._options.get(model, ModelOptions())
+        return f"{BACKEND} {normalise_api_base(options.api_base or '')}"
 
     def price(self, model: str) -> Price | None:
         """The user price of ``model`` (self-hosted servers have no price table)."""
@@ -229,3 +356,81 @@ class OpenAICompatClient:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _completion(data: Any, request: CompletionRequest, options: ModelOptions) -> CompletionResponse:
+    """The response of a parsed chat-completion body (its first choice); raises _Malformed
+    for anything else."""
+    response = _completions(data, request, options)
+    return response.model_copy(update={"completions": response.completions[:1]})
+
+
+def _completions(
+    data: Any, request: CompletionRequest, options: ModelOptions
+) -> CompletionResponse:
+    """Every choice of a parsed chat-completion body, in index order; usage counted once."""
+    if not isinstance(data, dict):
+        raise _Malformed(f"a JSON {type(data).__name__} instead of an object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise _Malformed("no 'choices'" if "choices" not in data else "'choices' is empty or bad")
+    ordered = sorted(
+        (c for c in choices if isinstance(c, dict)), key=lambda c: _count(c.get("index"))
+    )
+    raw = data.get("usage") or {}
+    usage = _usage(raw if isinstance(raw, dict) else {}, options)
+    return CompletionResponse(completions=tuple(_choice(c, request) for c in ordered), usage=usage)
+
+
+def _choice(choice: Mapping[str, Any], request: CompletionRequest) -> Completion:
+    message = choice.get("message") or {}
+    content = message.get("content") if isinstance(message, dict) else None
+    if content is not None and not isinstance(content, str):
+        raise _Malformed("the message content is not text")
+    finish = choice.get("finish_reason")
+    return Completion(
+        text=content or "",
+        logprob=_safe_logprob(choice) if request.logprobs else None,
+        finish_reason=finish if isinstance(finish, str) else None,
+    )
+
+
+def _usage(raw: Mapping[str, Any], options: ModelOptions) -> Usage:
+    usage = Usage(
+        calls=1,
+        prompt_tokens=_count(raw.get("prompt_tokens")),
+        completion_tokens=_count(raw.get("completion_tokens")),
+    )
+    if options.price is not None:
+        usage = usage.model_copy(update={"usd": options.price.cost(usage)})
+    return usage
+
+
+def _count(value: object) -> int:
+    """A token count from a reply (0 when missing or not a non-negative integer)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return 0
+    return int(value)
+
+
+def _safe_logprob(choice: Mapping[str, Any]) -> float | None:
+    try:
+        return _mean_logprob(choice)
+    except (AttributeError, TypeError, ValueError, KeyError):
+        raise _Malformed("unreadable logprobs") from None
+
+
+def _snippet(text: str) -> str:
+    """The start of what a server sent, on one line, for an error message."""
+    flat = " ".join(text.split())
+    if not flat:
+        return "an empty body"
+    return repr(flat[:_SNIPPET] + ("..." if len(flat) > _SNIPPET else ""))
+
+
+def _transport_error(error: BaseException) -> str:
+    if isinstance(error, aiohttp.ServerTimeoutError | TimeoutError):
+        return f"no reply in time ({type(error).__name__}: {error or 'timed out'})"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"cannot connect ({error})"
+    return f"{type(error).__name__}: {error}"

@@ -7,12 +7,18 @@ options (``api_base``, ``api_key_env``, prices) come from the pipeline's ``model
 .. code-block:: text
 
     models {
-      judge = "openai/my-model" (api_base = "http://127.0.0.1:8000/v1",
-                                 api_key_env = "MY_SERVER_KEY",
-                                 usd_per_mtok_in = 0.15, usd_per_mtok_out = 0.6)
+      judge = model("openai/my-model", api_base = "http://127.0.0.1:8000/v1",
+                    api_key_env = "MY_SERVER_API_KEY",
+                    usd_per_mtok_in = 0.15, usd_per_mtok_out = 0.6)
     }
 
-A literal ``api_key`` in a ``.pipe`` file is refused: keys come from the environment.
+A literal ``api_key`` in a ``.pipe`` file is refused: keys come from the environment, and
+go only where :class:`~archon.runtime.keys.KeyPolicy` allows (a custom ``api_base`` gets
+``MY_SERVER_API_KEY`` only once the user confirmed it with ``--allow-key`` or ``keys.toml``).
+
+For the call cache, :meth:`RouterClient.cache_scope` names everything besides the request
+that shapes an answer: the backend and its version, the endpoint, and for local models the
+GGUF file (its registry sha256, else its path, size, mtime and a hash of its head).
 
 Which path a model string takes:
 
@@ -24,20 +30,30 @@ Which path a model string takes:
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archon.errors import ArchonError
-from archon.ir import ModelSpec, Pipeline
+from archon.ir import ModelSpec, Pipeline, model_option_problem
 from archon.runtime.clients.base import (
+    ModelCallError,
     ModelClient,
     ModelOptions,
+    MultiSampleClient,
     Price,
     PricedClient,
     StreamingClient,
 )
 from archon.runtime.clients.local import PREFIX, LocalClient
+from archon.runtime.keys import KeyPolicy
 from archon.values import CompletionRequest, CompletionResponse
+
+if TYPE_CHECKING:  # aiohttp is imported only when an OpenAI-compatible server is used
+    from archon.runtime.clients.openai_compat import HttpTimeouts
 
 _PRICE_IN = ("usd_per_mtok_in", "input_usd_per_mtok")
 _PRICE_OUT = ("usd_per_mtok_out", "output_usd_per_mtok")
@@ -46,11 +62,11 @@ _PRICE_OUT = ("usd_per_mtok_out", "output_usd_per_mtok")
 def options_from_spec(spec: ModelSpec) -> ModelOptions:
     """Provider options of one ``models`` entry."""
     values = {p.name: p.value for p in spec.options}
-    if "api_key" in values:
-        raise ArchonError(
-            f"model '{spec.alias}': do not write API keys in .pipe files; put the key in an"
-            ' environment variable and name it with api_key_env = "MY_KEY_VAR"'
-        )
+    for name, value in values.items():
+        # The compiler reports these with a position; a hand-built IR is refused here.
+        refused = model_option_problem(name, value)
+        if refused is not None:
+            raise ArchonError(f"model '{spec.alias}': {refused[0]}; {refused[1]}")
     price_in = next((values.pop(k) for k in _PRICE_IN if k in values), None)
     price_out = next((values.pop(k) for k in _PRICE_OUT if k in values), None)
     price = None
@@ -81,6 +97,9 @@ class RouterClient:
         remote: factory of the API backend (default: ``LiteLLMClient(options)``).
         local_resolve: name -> GGUF path for ``local/<name>`` (e.g. pull into the cache).
         local_paths: explicit GGUF paths by name (``"*"`` for every name).
+        keys: which keys may go where (default: ``KeyPolicy()``: provider keys to their own
+            hosts only; the CLI adds ``--allow-key`` flags and ``keys.toml``).
+        http_timeouts: connect and first-byte timeouts of the OpenAI-compatible client.
     """
 
     def __init__(
@@ -91,13 +110,21 @@ class RouterClient:
         remote: Callable[[], ModelClient] | None = None,
         local_resolve: Callable[[str], Path] | None = None,
         local_paths: Mapping[str, str | Path] | None = None,
+        keys: KeyPolicy | None = None,
+        http_timeouts: HttpTimeouts | None = None,
     ) -> None:
         self._options = dict(options or {})
+        self._keys = keys or KeyPolicy()
+        self._http_timeouts = http_timeouts
+        self._custom_local = local is not None
+        self._local_resolve = local_resolve
+        self._local_paths = {k: Path(v) for k, v in (local_paths or {}).items()}
         self._local_factory = local or (lambda: LocalClient(local_resolve, paths=local_paths))
         self._remote_factory = remote or self._default_remote
         self._local: ModelClient | None = None
         self._remote: ModelClient | None = None
         self._compat: ModelClient | None = None
+        self._scopes: dict[str, str] = {}
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline, **kwargs: object) -> RouterClient:
@@ -107,7 +134,17 @@ class RouterClient:
     def _default_remote(self) -> ModelClient:
         from archon.runtime.clients.litellm import LiteLLMClient
 
-        return LiteLLMClient(self._options)
+        return LiteLLMClient(self._options, keys=self._keys)
+
+    def key_warnings(self) -> tuple[str, ...]:
+        """Why keys the pipeline asks for will not be sent (one line per model), read from
+        the environment now; the CLI prints these before the first call."""
+        return tuple(
+            decision.warning
+            for model, options in sorted(self._options.items())
+            if not model.startswith(PREFIX)
+            and (decision := self._keys.decide(model, options)).warning
+        )
 
     def client_for(self, model: str) -> ModelClient:
         """The backend serving ``model`` (created on first use)."""
@@ -120,7 +157,9 @@ class RouterClient:
             if self._compat is None:
                 from archon.runtime.clients.openai_compat import OpenAICompatClient
 
-                self._compat = OpenAICompatClient(self._options)
+                self._compat = OpenAICompatClient(
+                    self._options, keys=self._keys, timeouts=self._http_timeouts
+                )
             return self._compat
         if self._remote is None:
             self._remote = self._remote_factory()
@@ -129,6 +168,20 @@ class RouterClient:
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         """Forward to the backend of ``request.model``."""
         return await self.client_for(request.model).complete(request)
+
+    def batches_samples(self, model: str) -> bool:
+        """Whether ``model``'s backend takes several samples in one request (``n``)."""
+        backend = self.client_for(model)
+        return isinstance(backend, MultiSampleClient) and backend.batches_samples(model)
+
+    async def complete_samples(
+        self, request: CompletionRequest, seeds: tuple[int, ...]
+    ) -> CompletionResponse:
+        """Forward a multi-sample request to the backend of ``request.model``."""
+        backend = self.client_for(request.model)
+        if not isinstance(backend, MultiSampleClient):
+            raise ModelCallError(f"{request.model}: its backend cannot batch samples")
+        return await backend.complete_samples(request, seeds)
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[str | CompletionResponse]:
         """Stream from the backend of ``request.model`` when it can stream; otherwise its
@@ -139,6 +192,33 @@ class RouterClient:
                 yield item
         else:
             yield await backend.complete(request)
+
+    async def cache_scope(self, model: str) -> str:
+        """Everything besides the request that shapes ``model``'s answers (computed once per
+        model): backend and version, endpoint, and the local model file's identity."""
+        if model not in self._scopes:
+            if model.startswith(PREFIX):
+                identity = await asyncio.to_thread(self._local_identity, model)
+                self._scopes[model] = f"llama-cpp-python/{_version('llama_cpp_python')} {identity}"
+            else:
+                backend = self.client_for(model)
+                scope = getattr(backend, "cache_scope", None)
+                self._scopes[model] = scope(model) if callable(scope) else type(backend).__name__
+        return self._scopes[model]
+
+    def _local_identity(self, model: str) -> str:
+        name = model.removeprefix(PREFIX)
+        path = self._local_paths.get(name) or self._local_paths.get("*")
+        if path is None and name.endswith(".gguf"):
+            path = Path(name)
+        if path is None:
+            known = _registry_sha256(name)
+            if known is not None:
+                return f"sha256:{known}"
+            if self._custom_local or self._local_resolve is None:
+                return f"model:{name}"
+            path = self._local_resolve(name)
+        return file_identity(path)
 
     def price(self, model: str) -> Price | None:
         """User price, else the backend's (local models are free)."""
@@ -156,3 +236,36 @@ class RouterClient:
             if backend is not None:
                 await backend.aclose()
         self._local = self._remote = self._compat = None
+
+
+_HEAD_BYTES = 1 << 20
+GGUF_MAGIC = b"GGUF"
+
+
+def file_identity(path: Path) -> str:
+    """A model file's identity without hashing gigabytes: resolved path, size, mtime and
+    the sha256 of its first MiB. Raises ModelCallError when it is not a GGUF file."""
+    try:
+        resolved = path.expanduser().resolve()
+        info = resolved.stat()
+        with resolved.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError as error:
+        raise ModelCallError(f"cannot read model file {path}: {error.strerror or error}") from error
+    if not head.startswith(GGUF_MAGIC):
+        raise ModelCallError(f"{path} is not a GGUF model file (it does not start with 'GGUF')")
+    digest = hashlib.sha256(head).hexdigest()[:16]
+    return f"file:{resolved}:{info.st_size}:{info.st_mtime_ns}:{digest}"
+
+
+def _registry_sha256(name: str) -> str | None:
+    from archon.runtime.models import KNOWN_MODELS
+
+    return next((m.sha256 for m in KNOWN_MODELS if m.name == name), None)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "missing"
