@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archon.compiler import compile_source
-from archon.eval import EvalResult, evaluate, load_dataset
+from archon.eval import EvalConfig, EvalResult, evaluate, load_dataset
 from archon.ir import Pipeline
 from archon.runtime import CallCache, Limits
 from archon.runtime import models as local_models
@@ -89,14 +89,10 @@ async def measure(
     for config in configs:
         pipeline = build(table[config], model, TOKENS[dataset_name])
         started = time.perf_counter()
-        result = await evaluate(
-            pipeline,
-            dataset,
-            client=client,
-            limits=Limits(timeout_s=600.0),
-            cache=cache,
-            concurrency=concurrency,
+        config = EvalConfig(
+            client=client, limits=Limits(timeout_s=600.0), cache=cache, concurrency=concurrency
         )
+        result = await evaluate(pipeline, dataset, config)
         rows.append(Row(dataset_name, config, result, time.perf_counter() - started))
         print(f"  {dataset_name}/{config}: {line(rows[-1])}", file=sys.stderr, flush=True)
     return rows

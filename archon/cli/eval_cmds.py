@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,6 +24,7 @@ from archon.eval import (
     SPLITS,
     Dataset,
     DatasetError,
+    EvalConfig,
     EvalResult,
     MetricOptions,
     RecordsError,
@@ -39,7 +40,7 @@ from archon.eval.datasets import Format
 from archon.eval.splits import Split
 from archon.ir import Budget, Pipeline
 from archon.layers import default_registry
-from archon.runtime import CallCache, Limits
+from archon.runtime import Limits
 
 
 def register(app: typer.Typer) -> None:
@@ -123,15 +124,8 @@ def _dataset(
 
 
 async def _evaluate(
-    pipeline: Pipeline,
-    dataset: Dataset,
-    *,
-    cache: CallCache | None,
-    model_path: Path | None,
-    options: dict[str, Any],
-    console: Console,
+    pipeline: Pipeline, dataset: Dataset, config: EvalConfig, console: Console
 ) -> EvalResult:
-    client = make_client(pipeline, model_path)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -148,11 +142,9 @@ async def _evaluate(
 
     try:
         with progress:
-            return await evaluate(
-                pipeline, dataset, client=client, cache=cache, progress=advance, **options
-            )
+            return await evaluate(pipeline, dataset, config, progress=advance)
     finally:
-        await client.aclose()
+        await config.client.aclose()
 
 
 def eval_command(
@@ -245,29 +237,22 @@ def eval_command(
     except UnknownMetric as error:
         usage_error(str(error))
     budget = Budget(calls=max_calls, usd=max_usd)
-    options: dict[str, Any] = {
-        "limits": Limits(),
-        "metric": name,
-        "metric_options": metric_options,
-        "concurrency": concurrency,
-        "budget": None if budget.is_empty() else budget,
-        "records_path": records,
-        "resume": resume,
-        "registry": registry,
-        "seed": seed,
-    }
     cache = open_cache(no_cache)
+    config = EvalConfig(
+        client=make_client(pipeline, model_path),
+        limits=Limits(),
+        cache=cache,
+        metric=name,
+        metric_options=metric_options,
+        concurrency=concurrency,
+        budget=None if budget.is_empty() else budget,
+        records_path=records,
+        resume=resume,
+        registry=registry,
+        seed=seed,
+    )
     try:
-        result = asyncio.run(
-            _evaluate(
-                pipeline,
-                data,
-                cache=cache,
-                model_path=model_path,
-                options=options,
-                console=stderr(),
-            )
-        )
+        result = asyncio.run(_evaluate(pipeline, data, config, stderr()))
     except (RecordsError, ArchonError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_RUNTIME) from error

@@ -7,9 +7,9 @@ DSL).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,11 +28,12 @@ from archon.cli.common import (
 from archon.cli.session import load_template, make_client, open_cache
 from archon.compiler.emit import pipeline_to_pipe
 from archon.errors import ArchonError
+from archon.eval import Dataset, EvalConfig
 from archon.eval.datasets import load_dataset
 from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
-from archon.runtime import CallCache, Limits, ModelClient
+from archon.runtime import CallCache, Limits
 from archon.search import (
     SearchBudget,
     SearchEvent,
@@ -43,10 +44,9 @@ from archon.search import (
     default_storage_url,
     load_report,
     ranked,
-    search_async,
-    split_dataset,
+    search,
 )
-from archon.search.objective import EvalEvaluator, Evaluator
+from archon.search.objective import Evaluator
 
 
 class Objective(StrEnum):
@@ -170,6 +170,18 @@ class _Display:
 # --- search ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What ``archon search`` passes to :func:`archon.search.search` besides the evaluation."""
+
+    registry: Registry
+    options: SearchOptions
+    budget: SearchBudget
+    storage: str
+    study: str | None
+    limit: int | None
+
+
 def _write_best(result: SearchResult, out: Path) -> list[Path]:
     best = result.best[0] if result.best else None
     pipeline = best.pipeline() if best is not None else None
@@ -194,9 +206,8 @@ def _write_best(result: SearchResult, out: Path) -> list[Path]:
     return [out, params]
 
 
-def _evaluator(
+def _evaluation(
     template: Pipeline,
-    dataset: Any,
     *,
     simulate: int | None,
     metric: str | None,
@@ -204,17 +215,22 @@ def _evaluator(
     cache: CallCache | None,
     model_path: Path | None,
     seed: int,
-) -> tuple[Evaluator[Any], ModelClient | None]:
+) -> tuple[EvalConfig | None, Evaluator[Any] | None]:
+    """How trials are scored: a seeded synthetic landscape, or the models through ``EvalConfig``."""
     if simulate is not None:
         from archon.search.simulator import Landscape, SimulatedEvaluator
 
         landscape = Landscape.random(template, seed=simulate)
-        return SimulatedEvaluator(landscape.quality, registry, seed=simulate), None
-    client = make_client(template, model_path)
-    evaluator = EvalEvaluator(
-        dataset, client, metric=metric, limits=Limits(), cache=cache, registry=registry, seed=seed
+        return None, SimulatedEvaluator(landscape.quality, registry, seed=simulate)
+    config = EvalConfig(
+        client=make_client(template, model_path),
+        limits=Limits(),
+        cache=cache,
+        metric=metric,
+        registry=registry,
+        seed=seed,
     )
-    return evaluator, client
+    return config, None
 
 
 def search_command(
@@ -328,24 +344,18 @@ def search_command(
     cache = open_cache(no_cache)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     console = stdout()
+    settings = _Settings(registry, options, budget, storage, study, limit)
+    evaluation = _evaluation(
+        pipeline,
+        simulate=simulate,
+        metric=metric,
+        registry=registry,
+        cache=cache,
+        model_path=model_path,
+        seed=seed,
+    )
     try:
-        result = _run(
-            pipeline,
-            data,
-            registry,
-            options,
-            budget,
-            storage,
-            study,
-            limit,
-            cache,
-            simulate,
-            metric,
-            model_path,
-            seed,
-            console,
-            quiet=as_json,
-        )
+        result = _run(pipeline, data, evaluation, settings, console, quiet=as_json)
     except ArchonError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_RUNTIME) from error
@@ -374,58 +384,37 @@ def search_command(
 
 def _run(
     pipeline: Pipeline,
-    data: Any,
-    registry: Registry,
-    options: SearchOptions,
-    budget: SearchBudget,
-    storage: str,
-    study: str | None,
-    limit: int | None,
-    cache: CallCache | None,
-    simulate: int | None,
-    metric: str | None,
-    model_path: Path | None,
-    seed: int,
+    data: Dataset,
+    evaluation: tuple[EvalConfig | None, Evaluator[Any] | None],
+    settings: _Settings,
     console: Console,
     *,
     quiet: bool,
 ) -> SearchResult:
-    dev, test = split_dataset(data, limit=limit)
-    evaluator, client = _evaluator(
-        pipeline,
-        data,
-        simulate=simulate,
-        metric=metric,
-        registry=registry,
-        cache=cache,
-        model_path=model_path,
-        seed=seed,
-    )
+    config, evaluator = evaluation
     display = _Display(console)
 
-    async def go() -> SearchResult:
-        try:
-            return await search_async(
-                pipeline,
-                dev,
-                test,
-                evaluator=evaluator,
-                registry=registry,
-                storage=storage,
-                study_name=study,
-                options=options,
-                budget=budget,
-                on_event=display,
-            )
-        finally:
-            if client is not None:
-                await client.aclose()
+    def go() -> SearchResult:
+        return search(
+            pipeline,
+            data,
+            config,
+            evaluator=evaluator,
+            registry=settings.registry,
+            storage=settings.storage,
+            study=settings.study,
+            options=settings.options,
+            budget=settings.budget,
+            limit=settings.limit,
+            on_event=display,
+            close_client=True,
+        )
 
     if quiet:
-        return asyncio.run(go())
+        return go()
     with Live(display.render(), console=console, refresh_per_second=4, transient=True) as live:
         display.live = live
-        return asyncio.run(go())
+        return go()
 
 
 def _plots(storage: str, study: str, folder: Path, formats: str) -> list[Path]:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from archon.eval import (
     ChunkReport,
+    EvalConfig,
     EvalResult,
     MetricOptions,
     RecordsError,
@@ -159,7 +160,8 @@ def test_run_budget_stops_cleanly_and_resume_finishes(tmp_path: Path, limits: Li
         budget=Budget(calls=4),
         records_path=records,
     )
-    assert first.stopped is not None and "budget" in first.stopped
+    assert first.stopped is not None and first.stopped.limit == "calls"
+    assert first.stopped.scope == "run" and "budget" in str(first.stopped)
     assert first.summary.n == 4 and not first.complete
     assert len(read_records(records)[0]) == 4
     client = ScriptedClient(even_right)
@@ -248,10 +250,8 @@ def test_chunks_report_running_scores(limits: Limits) -> None:
             async for r in evaluate_chunks(
                 single(),
                 qa_dataset(n),
+                EvalConfig(client=ScriptedClient(even_right), limits=limits, concurrency=1),
                 chunk_size=size,
-                client=ScriptedClient(even_right),
-                limits=limits,
-                concurrency=1,
             )
         ]
 
@@ -262,6 +262,10 @@ def test_chunks_report_running_scores(limits: Limits) -> None:
         (3, 10, True),
     ]
     assert reports[0].summary.accuracy == 0.5 and reports[-1].summary.n == 10
+    # every item's record comes with exactly one report
+    assert sorted(r.id for report in reports for r in report.records) == sorted(
+        f"q{i}" for i in range(10)
+    )
     exact = asyncio.run(collect(8, 4))
     assert [(r.step, r.final) for r in exact] == [(4, False), (8, True)]
 
@@ -270,9 +274,8 @@ def test_breaking_out_of_chunks_stops_the_work(limits: Limits) -> None:
     client = ScriptedClient(even_right, latency_s=0.005)
 
     async def first_chunk() -> ChunkReport:
-        async for report in evaluate_chunks(
-            single(), qa_dataset(40), chunk_size=5, client=client, limits=limits, concurrency=2
-        ):
+        config = EvalConfig(client=client, limits=limits, concurrency=2)
+        async for report in evaluate_chunks(single(), qa_dataset(40), config, chunk_size=5):
             return report
         raise AssertionError("no report")
 
@@ -314,9 +317,8 @@ def test_unassigned_holes_fail_before_any_call(limits: Limits) -> None:
 
 
 def test_result_is_frozen_and_reports_json(limits: Limits) -> None:
-    result = asyncio.run(
-        evaluate(single(), qa_dataset(2), client=ScriptedClient(even_right), limits=limits)
-    )
+    config = EvalConfig(client=ScriptedClient(even_right), limits=limits)
+    result = asyncio.run(evaluate(single(), qa_dataset(2), config))
     assert isinstance(result, EvalResult)
     with pytest.raises(ValidationError):
         result.total = 5  # type: ignore[misc]
