@@ -260,6 +260,14 @@ class EvalEvaluator:
         self.dataset = dataset
         self.config = config if config.limits is not None else config.replace(limits=Limits())
 
+    @property
+    def metric_name(self) -> str:
+        """The name of the metric trials are scored with (``code``, ``exact_match`` ...)."""
+        metric = self.config.metric
+        if metric is None:
+            return self.dataset.metric
+        return metric if isinstance(metric, str) else metric.name
+
     async def evaluate_chunks(
         self,
         pipeline: Pipeline,
