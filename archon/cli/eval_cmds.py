@@ -93,6 +93,15 @@ def results_table(result: EvalResult) -> Table:
         rows.append(("unscorable (invalid) items", str(s.invalid)))
     if cost.judge.calls:
         rows.append(("judge calls / USD", f"{cost.judge.calls} / {cost.judge.usd:.6f}"))
+    items = max(1, cost.items)
+    for usage in cost.by_model if len(cost.by_model) > 1 else ():
+        tokens = (usage.prompt_tokens + usage.completion_tokens) / items
+        rows.append(
+            (
+                f"  {usage.model}: calls / tokens per query",
+                f"{usage.calls / items:.2f} / {tokens:.0f}",
+            )
+        )
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -145,6 +154,27 @@ async def _evaluate(
             return await evaluate(pipeline, dataset, config, progress=advance)
     finally:
         await config.client.aclose()
+
+
+def _metric_options(name: str, judge: str | None, parser_model: str | None) -> MetricOptions:
+    """The metric options, checked by building the metric once (unknown names: exit 2)."""
+    options = MetricOptions(judge_model=judge, parser_model=parser_model)
+    try:
+        default_metrics().build(name, options)
+    except UnknownMetric as error:
+        usage_error(str(error))
+    return options
+
+
+def _show(result: EvalResult, out: Path | None, as_json: bool) -> None:
+    report = result.report()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        stdout().print(results_table(result))
 
 
 def eval_command(
@@ -220,22 +250,9 @@ def eval_command(
         usage_error("--concurrency must be at least 1")
     registry = default_registry()
     pipeline = load_pipeline(file, params, registry)
-    data = _dataset(
-        dataset,
-        fmt,
-        input_field,
-        target_field,
-        reference,
-        split,
-        split_seed,
-        limit,
-    )
+    data = _dataset(dataset, fmt, input_field, target_field, reference, split, split_seed, limit)
     name = metric or data.metric
-    metric_options = MetricOptions(judge_model=judge, parser_model=parser_model)
-    try:
-        default_metrics().build(name, metric_options)
-    except UnknownMetric as error:
-        usage_error(str(error))
+    metric_options = _metric_options(name, judge, parser_model)
     budget = Budget(calls=max_calls, usd=max_usd)
     cache = open_cache(no_cache)
     config = EvalConfig(
@@ -259,14 +276,7 @@ def eval_command(
     finally:
         if cache is not None:
             cache.close()
-    report = result.report()
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if as_json:
-        typer.echo(json.dumps(report))
-    else:
-        stdout().print(results_table(result))
+    _show(result, out, as_json)
     if result.stopped is not None:
         typer.echo(
             f"stopped after {result.summary.n}/{result.total} items: {result.stopped}"

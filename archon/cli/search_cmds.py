@@ -30,6 +30,7 @@ from archon.compiler.emit import pipeline_to_pipe
 from archon.errors import ArchonError
 from archon.eval import Dataset, EvalConfig
 from archon.eval.datasets import load_dataset
+from archon.eval.stats import Difference
 from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
@@ -116,20 +117,55 @@ def trials_table(report: StudyReport, top: int) -> Table:
     return table
 
 
+def _trial_line(label: str, trial: TrialSummary, pareto: bool) -> str:
+    full = (
+        f" (whole dev split {_fmt(trial.full_dev_score)} on {trial.full_dev_items})"
+        if trial.full_dev_score is not None
+        else ""
+    )
+    cost = f"  {_fmt(trial.cost_per_query, 2)}" if pareto else ""
+    return (
+        f"{label:<8} (trial {trial.number}): dev {_fmt(trial.quality)}{full}"
+        f"  test {_fmt(trial.test_score)}{cost}"
+    )
+
+
+def _difference(label: str, diff: Difference | None) -> str:
+    if diff is None:
+        return f"{label}: -"
+    verdict = "excludes 0" if diff.excludes_zero else "includes 0: not significant"
+    return (
+        f"{label}: {100 * diff.diff:+.1f} points, 95% CI [{100 * diff.low:+.1f},"
+        f" {100 * diff.high:+.1f}] over {diff.items} paired test items ({verdict})"
+    )
+
+
+def _per_model(trial: TrialSummary) -> str | None:
+    items = max(1, trial.dev_items)
+    parts = [
+        f"{model} {float(usage.get('calls', 0)) / items:.1f}"
+        for model, usage in trial.by_model.items()
+        if isinstance(usage, dict)
+    ]
+    return ("calls/query by model (dev): " + ", ".join(parts)) if parts else None
+
+
 def _comparison(report: StudyReport) -> list[str]:
+    """The baseline, the best trial(s), their paired test differences and the references."""
+    pareto = report.objective == "pareto"
     lines = []
-    base = report.baseline
-    if base is not None:
-        lines.append(
-            f"baseline (trial {base.number}): dev {_fmt(base.quality)}"
-            f"  test {_fmt(base.test_score)}"
-        )
-    for trial in report.best[:3]:
-        cost = "" if report.objective != "pareto" else f"  {_fmt(trial.cost_per_query, 2)}"
-        lines.append(
-            f"best     (trial {trial.number}): dev {_fmt(trial.quality)}"
-            f"  test {_fmt(trial.test_score)}{cost}"
-        )
+    if report.baseline is not None:
+        lines.append(_trial_line("baseline", report.baseline, pareto))
+    lines += [_trial_line("best", trial, pareto) for trial in report.best[:3]]
+    if report.best and report.baseline is not None and report.best[0].test_scores:
+        lines.append(_difference("best - baseline on test", report.test_difference()))
+    per_model = _per_model(report.best[0]) if report.best else None
+    if per_model is not None:
+        lines.append(per_model)
+    for ref, diff in report.reference_differences():
+        calls = "-" if ref.calls_per_item is None else f"{ref.calls_per_item:.1f}"
+        lines.append(f"reference {ref.name}: test {_fmt(ref.score)} at {calls} calls/query")
+        lines.append(_difference(f"  best - {ref.name}", diff))
     return lines
 
 
@@ -278,6 +314,24 @@ def search_command(
     seed: Annotated[int, typer.Option(help="Sampler and run seed.")] = 0,
     metric: Annotated[str | None, typer.Option(help="Metric (default: the dataset's).")] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Dev items per pruning step.")] = None,
+    trial_items: Annotated[
+        int | None,
+        typer.Option(
+            help="Dev items each trial sees (default: all); the best are then promoted to"
+            " the whole dev split."
+        ),
+    ] = None,
+    promote_top: Annotated[
+        int, typer.Option(help="Best trials re-evaluated on the whole dev split.")
+    ] = 3,
+    baselines: Annotated[
+        bool | None,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="Also test single samples of each model and equal-cost majority vote"
+            " (default: on, off with --simulate).",
+        ),
+    ] = None,
     allow_template_change: Annotated[
         bool, typer.Option(help="Continue a study whose template changed (recorded).")
     ] = False,
@@ -309,22 +363,9 @@ def search_command(
     error, 3 runtime failure (or no configuration completed).
     """
     if report is not None:
-        if storage is None and template is not None:
-            storage = default_storage_url(template)
-        if storage is None:
-            usage_error("--report needs --storage URL (or the template the study sits next to)")
-        _print_report(storage, report or study, top, as_json)
+        _report_only(report or study, storage, template, top, as_json)
         return
-    if template is None:
-        usage_error("give the .pipe template to search")
-    if dataset is None:
-        usage_error("give --dataset NAME or FILE")
-    registry = default_registry()
-    pipeline = load_template(template, registry)
-    try:
-        data = load_dataset(dataset)
-    except ArchonError as error:
-        usage_error(str(error))
+    registry, pipeline, data, template = _inputs(template, dataset)
     if trials is None and all(v is None for v in (budget_calls, budget_usd, budget_seconds)):
         trials = 20
     storage = storage or default_storage_url(template)
@@ -339,11 +380,12 @@ def search_command(
         chunk_size=chunk_size,
         max_calls_per_query=max_calls_per_query,
         allow_template_change=allow_template_change,
+        trial_items=trial_items,
+        promote_top=promote_top,
+        baselines=simulate is None if baselines is None else baselines,
     )
     budget = SearchBudget(trials=trials, calls=budget_calls, usd=budget_usd, seconds=budget_seconds)
     cache = open_cache(no_cache)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
-    console = stdout()
     settings = _Settings(registry, options, budget, storage, study, limit)
     evaluation = _evaluation(
         pipeline,
@@ -354,8 +396,58 @@ def search_command(
         model_path=model_path,
         seed=seed,
     )
+    console = stdout()
+    result = _execute(pipeline, data, evaluation, settings, console, cache, quiet=as_json)
+    written = _write_best(result, out)
+    if not no_plots:
+        written += _plots(storage, result.report.study_name, plots or out.parent, plot_format)
+    if as_json:
+        from archon.search.report import to_json
+
+        typer.echo(to_json(result.report, top))
+    else:
+        _print_result(console, result, top, written)
+    if not result.best:
+        raise typer.Exit(EXIT_RUNTIME)
+
+
+def _report_only(
+    study: str | None, storage: str | None, template: Path | None, top: int, as_json: bool
+) -> None:
+    if storage is None and template is not None:
+        storage = default_storage_url(template)
+    if storage is None:
+        usage_error("--report needs --storage URL (or the template the study sits next to)")
+    _print_report(storage, study, top, as_json)
+
+
+def _inputs(template: Path | None, dataset: str | None) -> tuple[Registry, Pipeline, Dataset, Path]:
+    if template is None:
+        usage_error("give the .pipe template to search")
+    if dataset is None:
+        usage_error("give --dataset NAME or FILE")
+    registry = default_registry()
+    pipeline = load_template(template, registry)
     try:
-        result = _run(pipeline, data, evaluation, settings, console, quiet=as_json)
+        return registry, pipeline, load_dataset(dataset), template
+    except ArchonError as error:
+        usage_error(str(error))
+
+
+def _execute(
+    pipeline: Pipeline,
+    data: Dataset,
+    evaluation: tuple[EvalConfig | None, Evaluator[Any] | None],
+    settings: _Settings,
+    console: Console,
+    cache: CallCache | None,
+    *,
+    quiet: bool,
+) -> SearchResult:
+    """Run the search; errors and Ctrl-C become exit code 3 with a line saying what to do."""
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    try:
+        return _run(pipeline, data, evaluation, settings, console, quiet=quiet)
     except ArchonError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_RUNTIME) from error
@@ -369,17 +461,6 @@ def search_command(
     finally:
         if cache is not None:
             cache.close()
-    written = _write_best(result, out)
-    if not no_plots:
-        written += _plots(storage, result.report.study_name, plots or out.parent, plot_format)
-    if as_json:
-        from archon.search.report import to_json
-
-        typer.echo(to_json(result.report, top))
-    else:
-        _print_result(console, result, top, written)
-    if not result.best:
-        raise typer.Exit(EXIT_RUNTIME)
 
 
 def _run(

@@ -187,7 +187,7 @@ class RuntimeEvaluator(Generic[T]):
                 seed=self.seed,
                 max_in_flight=self.max_in_flight,
             ):
-                await state.add(result, chunk[result.index], self.score)
+                await state.add(result, chunk[result.index], start + result.index, self.score)
             progress = state.progress(tally)
             yield progress
             if progress.stopped is not None:
@@ -204,9 +204,14 @@ class _Totals:
     usd: float = 0.0
     failed: int = 0
     stopped: str | None = None
+    scores: list[tuple[str, float]] = field(default_factory=list)
 
     async def add(
-        self, result: ItemResult, item: T, score: Callable[[T, str], float | Awaitable[float]]
+        self,
+        result: ItemResult,
+        item: T,
+        position: int,
+        score: Callable[[T, str], float | Awaitable[float]],
     ) -> None:
         error = result.error
         if isinstance(error, BudgetExceeded) and error.scope == "run":
@@ -214,8 +219,10 @@ class _Totals:
             self.stopped = self.stopped or error.limit
             return
         self.done += 1
+        key = str(getattr(item, "id", position))
         if result.result is None:
             self.failed += 1
+            self.scores.append((key, 0.0))
             logger.debug("item %d failed: %s", result.index, error)
             return
         run = result.result
@@ -227,6 +234,7 @@ class _Totals:
         if not isinstance(value, float | int):
             value = await value
         self.total += float(value)
+        self.scores.append((key, float(value)))
 
     def progress(self, tally: _Tally) -> Progress:
         return Progress(
@@ -239,6 +247,7 @@ class _Totals:
             usd_equivalent=tally.usd_equivalent,
             failed=self.failed,
             stopped=self.stopped,
+            scores=tuple(self.scores),
         )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from archon.compiler import compile_source
 from archon.eval import (
     ChunkReport,
     EvalConfig,
@@ -24,6 +25,7 @@ from archon.eval import (
     load_dataset,
     read_records,
 )
+from archon.eval.summary import declared_filters
 from archon.ir import Budget
 from archon.layers.registry import Registry
 from archon.runtime import Limits, ModelCallError, PipelineNotConcrete
@@ -113,8 +115,7 @@ def test_verifier_false_positive_rate(registry: Registry, limits: Limits) -> Non
         qa_dataset(4),
         client=counted(correct),
         limits=limits,
-        registry=registry,
-        filter_kinds=("keep_first",),
+        registry=registry,  # keep_first declares is_filter: no filter_kinds needed
     )
     s = result.summary
     assert (s.verifier_kept, s.verifier_wrong) == (8, 6)
@@ -124,6 +125,41 @@ def test_verifier_false_positive_rate(registry: Registry, limits: Limits) -> Non
     record = next(r for r in result.records if r.id == "q1")
     assert [(c.node, c.source) for c in record.candidates].count(("generate_1", True)) == 4
     assert [c.correct for c in record.candidates if c.node == "keep_first_1"] == [False, False]
+
+
+def test_filter_kinds_come_from_the_registry(registry: Registry) -> None:
+    assert {"verify", "unit_test_evaluate"} <= set(declared_filters())
+    assert "generate" not in declared_filters() and "keep_first" not in declared_filters()
+    assert "keep_first" in declared_filters(registry)
+    p = pipe(
+        "generate(models = [m], samples = 4, temperature = 0.7, max_tokens = 64)\n"
+        "keep_first(keep = 2)",
+        registry,
+    )
+    correct = {0: {0}, 1: {2, 3}}
+    config = EvalConfig(client=counted(correct), registry=registry, filter_kinds=())
+    assert evaluate_sync(p, qa_dataset(2), config).summary.verifier_kept == 0
+
+
+def test_roles_on_two_models_are_reported_apart(limits: Limits) -> None:
+    p = compile_source(
+        'models { small = "fake/small"  big = "fake/big" }\n'
+        "pipeline p {\n"
+        "  generate(models = [small], samples = 3, temperature = 0.7, max_tokens = 64)\n"
+        "  rank(model = big, top_k = 1)\n"
+        "}\n"
+    )
+    result = evaluate_sync(p, qa_dataset(4), EvalConfig(client=ScriptedClient(even_right)))
+    by_model = {u.model: u for u in result.summary.cost.by_model}
+    assert set(by_model) == {"fake/small", "fake/big"}
+    assert by_model["fake/small"].calls == 12
+    big_calls = by_model["fake/big"].calls
+    assert big_calls >= 4 and big_calls + 12 == result.summary.cost.calls
+    assert by_model["fake/big"].prompt_tokens > 0
+    record = result.records[0]
+    assert {u.model for u in record.by_model} == {"fake/small", "fake/big"}
+    report = result.report()["cost"]["by_model"]
+    assert report["fake/small"]["calls_per_item"] == 3.0
 
 
 def test_failed_items_count_as_wrong_and_do_not_stop_the_run(limits: Limits) -> None:
