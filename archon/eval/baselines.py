@@ -23,6 +23,7 @@ architecture's per-item scores (:mod:`archon.eval.stats`).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ class BaselineRow:
     Attributes:
         name: ``single[model]`` or ``voteN[model]``.
         model: the model it samples; ``samples``: calls per query it spends.
-        result: its evaluation on the architecture's items.
+        result: its evaluation on the architecture's items; ``wall_s``: how long it took.
         versus: architecture minus baseline, paired by item (None: nothing to pair).
     """
 
@@ -124,6 +125,7 @@ class BaselineRow:
     samples: int
     result: EvalResult
     versus: Difference | None
+    wall_s: float = 0.0
 
 
 def _records(config: EvalConfig, name: str) -> EvalConfig:
@@ -137,10 +139,17 @@ def _records(config: EvalConfig, name: str) -> EvalConfig:
 
 
 async def _baseline(
-    pipeline: Pipeline, dataset: Dataset, config: EvalConfig, scores: Mapping[str, float]
-) -> tuple[EvalResult, Difference | None]:
+    pipeline: Pipeline,
+    model: str,
+    samples: int,
+    parts: tuple[Dataset, EvalConfig, Mapping[str, float]],
+) -> BaselineRow:
+    dataset, config, scores = parts
+    started = time.perf_counter()
     result = await evaluate(pipeline, dataset, _records(config, pipeline.name))
-    return result, paired_difference(scores, item_scores(result), seed=config.seed)
+    wall = time.perf_counter() - started
+    versus = paired_difference(scores, item_scores(result), seed=config.seed)
+    return BaselineRow(pipeline.name, model, samples, result, versus, wall)
 
 
 async def compare_baselines(
@@ -149,12 +158,11 @@ async def compare_baselines(
     """Single samples of each model of ``pipeline``, then equal-cost repeated sampling of the
     best of them, each evaluated on ``dataset`` with ``config`` (its own records file when
     ``config`` has one) and paired with the architecture's result."""
-    scores = item_scores(architecture)
-    rows: list[BaselineRow] = []
-    for model in models_of(pipeline):
-        single = single_sample(pipeline, model)
-        result, versus = await _baseline(single, dataset, config, scores)
-        rows.append(BaselineRow(single.name, model, 1, result, versus))
+    parts = (dataset, config, item_scores(architecture))
+    rows = [
+        await _baseline(single_sample(pipeline, model), model, 1, parts)
+        for model in models_of(pipeline)
+    ]
     if not rows:
         return ()
     best = max(rows, key=lambda row: row.result.summary.score or 0.0)  # first of equals
@@ -162,6 +170,5 @@ async def compare_baselines(
     samples = equal_cost_samples((cost.calls + cost.cache_hits) / max(1, cost.items))
     code = architecture.metric == "code"
     voted = repeated_sampling(pipeline, best.model, samples, code=code)
-    result, versus = await _baseline(voted, dataset, config, scores)
-    rows.append(BaselineRow(voted.name, best.model, samples, result, versus))
+    rows.append(await _baseline(voted, best.model, samples, parts))
     return tuple(rows)
