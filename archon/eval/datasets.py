@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from archon.errors import suggest
 from archon.eval.items import Dataset, DatasetError
@@ -49,20 +49,7 @@ Format = Literal[
     "code_contests",
     "apps",
 ]
-FORMATS: tuple[Format, ...] = (
-    "humaneval",
-    "bigbench",
-    "jsonl",
-    "math",
-    "mixeval",
-    "mt_bench",
-    "arena_hard",
-    "alpaca_eval",
-    "mbpp",
-    "gsm8k",
-    "code_contests",
-    "apps",
-)
+FORMATS: tuple[Format, ...] = get_args(Format)
 
 BIGBENCH_TASKS = (
     "arithmetic",

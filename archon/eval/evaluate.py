@@ -4,9 +4,9 @@
 Many items are in flight at once (``concurrency``), all sharing one
 :class:`~archon.runtime.Limits` (so model pressure is bounded in one place, exactly as in
 :func:`~archon.runtime.run_many`) and one run-level budget meter. Each item is answered with
-:func:`~archon.runtime.run` -- or :func:`~archon.runtime.run_conversation` for multi-turn
-items -- then scored, with its candidates, by the metric; its record is appended to the records
-file the moment it is done.
+:func:`~archon.runtime.run_conversation` (one :func:`~archon.runtime.run` per user turn), then
+scored, with its candidates, by the metric; its record is appended to the records file the
+moment it is done, with its calls and tokens per model.
 
 Failures are data, not crashes: a node error or a per-query budget limit makes a failed item
 (score 0). When the *run* budget is exhausted no new item starts, items in flight finish, and
@@ -51,7 +51,6 @@ from archon.runtime import (
     RunResult,
     TraceSink,
     prepare,
-    run,
     run_conversation,
 )
 from archon.runtime.concurrency import in_flight
@@ -265,20 +264,8 @@ def _failed(setup: _Setup, item: EvalItem, error: ArchonError, **fields: Any) ->
 
 
 async def _answer(setup: _Setup, item: EvalItem, trace: _ItemTrace) -> tuple[RunResult, ...]:
+    """The pipeline's answer to each user turn (one turn: a plain :func:`run`)."""
     a = setup.args
-    if len(item.turns) == 1:
-        result = await run(
-            setup.pipeline,
-            item.query,
-            client=a.client,
-            limits=a.limits,
-            registry=a.registry,
-            cache=a.cache,
-            trace=trace,
-            budget=a.budget,
-            seed=a.seed,
-        )
-        return (result,)
     return await run_conversation(
         setup.pipeline,
         item.turns,
