@@ -34,6 +34,7 @@ _EXPORTS = {
     "run": "archon.runtime",
     "run_sync": "archon.runtime",
     "run_many": "archon.runtime",
+    "EvalConfig": "archon.eval",
     "evaluate": "archon.eval",
     "evaluate_sync": "archon.eval",
     "load_dataset": "archon.eval",
@@ -46,6 +47,7 @@ _EXPORTS = {
 __all__ = [
     "ArchonError",
     "DiagnosticError",
+    "EvalConfig",
     "Pipeline",
     "__version__",
     "assign",
@@ -73,7 +75,7 @@ if TYPE_CHECKING:
     from archon.dsl.parser import parse
     from archon.dsl.printer import format_source
     from archon.errors import ArchonError, DiagnosticError
-    from archon.eval import evaluate, evaluate_sync, load_dataset
+    from archon.eval import EvalConfig, evaluate, evaluate_sync, load_dataset
     from archon.ir import Pipeline
     from archon.runtime import run, run_many, run_sync
     from archon.search import search

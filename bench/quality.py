@@ -1,21 +1,27 @@
-"""Quality benchmark: accuracy and cost per query of four architectures on the local model.
+"""Quality benchmark: architectures against their baselines, with paired confidence intervals.
 
-Configurations (all on ``local/qwen2.5-coder-0.5b`` unless ``--model`` says otherwise):
+For every architecture (a ``.pipe`` file, a template with ``=params.json``, or a built-in
+name) on one dataset slice, it reports accuracy, coverage, calls per query (in all and per
+model), wall seconds per item, and next to it the baselines of :mod:`archon.eval.baselines`:
 
-* ``single``      one greedy sample;
-* ``best_of_5``   5 samples, 5 generated tests run in the sandbox (code) or judged by the model
-                  (natural-language checks for arithmetic), keep the candidate passing most;
-* ``vote_5``      5 samples, majority vote on the extracted answer (code / number);
-* ``archon``      the Archon shape: 5 samples -> critique -> rank (top 3) -> fuse.
+* ``single[M]``: one greedy sample of each model ``M`` the architecture uses;
+* ``voteN[M]``: equal-cost repeated sampling -- as many samples of the best single model as
+  the architecture spends calls per query, selected by majority vote;
 
-Datasets: HumanEval (first ``--humaneval`` problems, pass@1 in the sandbox) and BIG-bench
-arithmetic (first ``--arithmetic`` items of the committed, subtask-balanced subset, exact match).
+each with the architecture-minus-baseline difference, its paired bootstrap 95 % confidence
+interval over the items, and whether the interval excludes 0.
 
-    python bench/quality.py --limit 5            # both datasets, 5 items each
-    python bench/quality.py --humaneval 40 --arithmetic 50 --out bench/results/quality.md
+Built-in architectures (built on ``--model``): ``single``, ``best_of_5`` (5 samples + 5
+generated tests), ``vote_5`` (5 samples + majority vote), ``archon`` (5 samples -> critique ->
+rank -> fuse); they adapt to code (HumanEval, MBPP ...) or short answers (arithmetic, GSM8K).
 
-Figures go to stdout as a Markdown table; ``--out`` appends them, with the date and sizes, to
-a results file. The call cache is off unless ``--cache`` is given, so timings are real.
+    python bench/quality.py examples/baseline.pipe single vote_5 --dataset humaneval --limit 2
+    python bench/quality.py code.pipe tpl.pipe=best.json --dataset humaneval --split dev \\
+        --records bench/records --resume              # a long run continues after a stop
+
+The table goes to stdout and, as a Markdown section with the date and the command, is
+appended to ``--out`` (default ``bench/results/quality.md``; ``--no-out`` to skip). The call
+cache is off unless ``--cache`` is given, so timings are real.
 """
 
 from __future__ import annotations
@@ -23,18 +29,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import json
 import platform
+import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from archon.compiler import compile_source
-from archon.eval import EvalResult, evaluate, load_dataset
-from archon.ir import Pipeline
-from archon.runtime import CallCache, Limits
+from archon.compiler.structure import assign
+from archon.eval import Dataset, EvalConfig, EvalResult, evaluate, load_dataset, select_split
+from archon.eval.baselines import BaselineRow, compare_baselines
+from archon.ir import Pipeline, Value
+from archon.layers import default_registry
+from archon.runtime import CallCache, Limits, ModelClient
 from archon.runtime import models as local_models
-from archon.runtime.clients.router import RouterClient
+from archon.runtime.clients.router import RouterClient, pipeline_options
 
 CODE = {
     "single": "generate(models = [q], temperature = 0.0, max_tokens = {tokens})",
@@ -51,7 +64,7 @@ CODE = {
       rank(model = q, top_k = 3)
       fuse(models = [q], max_tokens = {tokens})""",
 }
-ARITHMETIC = {
+SHORT = {
     "single": CODE["single"],
     "best_of_5": """
       candidates = generate(models = [q], samples = 5, temperature = 0.8, max_tokens = {tokens})
@@ -62,120 +75,225 @@ ARITHMETIC = {
       vote(extract = "number")""",
     "archon": CODE["archon"],
 }
-TOKENS = {"humaneval": 320, "arithmetic": 32}
+TOKENS = {"code": 320, "short": 32}
 
 
 @dataclass(frozen=True)
-class Row:
-    dataset: str
-    config: str
+class Arch:
+    """An architecture to measure: a label for the tables and its concrete pipeline."""
+
+    label: str
+    pipeline: Pipeline
+
+
+@dataclass(frozen=True)
+class Measured:
+    """An architecture's evaluation, its wall time, and its baselines."""
+
+    arch: Arch
     result: EvalResult
     wall_s: float
+    baselines: tuple[BaselineRow, ...] = ()
 
 
-def build(body: str, model: str, tokens: int) -> Pipeline:
-    text = f'models {{ q = "{model}" }}\npipeline {{name}} {{\n{body}\n}}\n'
-    return compile_source(text.replace("{tokens}", str(tokens)).replace("{name}", "bench"))
+def builtin(name: str, model: str, code: bool) -> Arch:
+    """A built-in architecture on ``model`` (code or short-answer variant)."""
+    body = (CODE if code else SHORT)[name].replace(
+        "{tokens}", str(TOKENS["code" if code else "short"])
+    )
+    text = f'models {{ q = "{model}" }}\npipeline {name} {{\n{body}\n}}\n'
+    return Arch(name, compile_source(text))
+
+
+def from_file(spec: str) -> Arch:
+    """``FILE.pipe`` or ``FILE.pipe=PARAMS.json`` (a template with its hole values)."""
+    path_text, _, params_text = spec.partition("=")
+    path = Path(path_text)
+    template = compile_source(path.read_text(encoding="utf-8"), path=str(path))
+    params: dict[str, object] = {}
+    if params_text:
+        data = json.loads(Path(params_text).read_text(encoding="utf-8"))
+        params = data["params"] if isinstance(data.get("params"), dict) else data
+    concrete, _ = assign(template, cast(dict[str, Value], params), default_registry())
+    label = path.stem + (f"[{Path(params_text).stem}]" if params_text else "")
+    return Arch(label, concrete)
+
+
+def architectures(specs: Sequence[str], model: str, code: bool) -> list[Arch]:
+    """The architectures named on the command line, in order."""
+    return [builtin(s, model, code) if s in CODE else from_file(s) for s in specs]
+
+
+def records_config(config: EvalConfig, folder: Path | None, dataset: str, label: str) -> EvalConfig:
+    """``config`` with the architecture's own records file under ``folder`` (if any)."""
+    if folder is None:
+        return config
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{dataset}.{label}")
+    return config.replace(records_path=folder / f"{slug}.jsonl")
 
 
 async def measure(
-    dataset_name: str, limit: int, configs: list[str], model: str, client: RouterClient,
-    cache: CallCache | None, concurrency: int,
-) -> list[Row]:  # fmt: skip
-    spec = "humaneval" if dataset_name == "humaneval" else "bigbench/arithmetic"
-    dataset = load_dataset(spec).head(limit)
-    table = CODE if dataset_name == "humaneval" else ARITHMETIC
-    rows = []
-    for config in configs:
-        pipeline = build(table[config], model, TOKENS[dataset_name])
-        started = time.perf_counter()
-        result = await evaluate(
-            pipeline,
-            dataset,
-            client=client,
-            limits=Limits(timeout_s=600.0),
-            cache=cache,
-            concurrency=concurrency,
-        )
-        rows.append(Row(dataset_name, config, result, time.perf_counter() - started))
-        print(f"  {dataset_name}/{config}: {line(rows[-1])}", file=sys.stderr, flush=True)
-    return rows
+    arch: Arch, dataset: Dataset, config: EvalConfig, *, baselines: bool = True
+) -> Measured:
+    """Evaluate ``arch`` on ``dataset``, then its baselines on the same items."""
+    started = time.perf_counter()
+    result = await evaluate(arch.pipeline, dataset, config)
+    wall = time.perf_counter() - started
+    rows = await compare_baselines(arch.pipeline, dataset, config, result) if baselines else ()
+    return Measured(arch, result, wall, rows)
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.0f}%"
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def line(row: Row) -> str:
-    s = row.result.summary
-    c = s.cost
-    return (
-        f"| {row.dataset} | {row.config} | {s.n} | {_pct(s.accuracy)} | {_pct(s.coverage)} |"
-        f" {c.calls_per_item:.1f} | {c.tokens_in_per_item:.0f} | {c.tokens_out_per_item:.0f} |"
-        f" {c.seconds_per_item:.1f} | {row.wall_s / max(1, s.n):.1f} | {s.errors} |"
-    )
+def _calls(result: EvalResult) -> float:
+    cost = result.summary.cost
+    return (cost.calls + cost.cache_hits) / max(1, cost.items)
 
 
-HEADER = (
-    "| dataset | config | items | accuracy | coverage | calls/query | tokens in/q |"
-    " tokens out/q | latency s/q | wall s/q | failed |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+def _by_model(result: EvalResult) -> str:
+    cost = result.summary.cost
+    items = max(1, cost.items)
+    return ", ".join(f"{m.model} {(m.calls + m.cache_hits) / items:.1f}" for m in cost.by_model)
+
+
+ARCH_HEADER = (
+    "| architecture | items | accuracy | coverage | calls/query | calls/query by model |"
+    " wall s/item | failed |\n|---|---|---|---|---|---|---|---|"
+)
+BASELINE_HEADER = (
+    "| architecture | baseline | accuracy | calls/query | wall s/item |"
+    " architecture - baseline [95% CI] | CI excludes 0 |\n|---|---|---|---|---|---|---|"
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--limit", type=int, help="items per dataset (sets both sizes)")
-    parser.add_argument("--humaneval", type=int, default=40, help="HumanEval problems")
-    parser.add_argument("--arithmetic", type=int, default=50, help="arithmetic items")
-    parser.add_argument("--configs", default=",".join(CODE), help="comma-separated configs")
-    parser.add_argument("--datasets", default="humaneval,arithmetic")
-    parser.add_argument("--model", default=f"local/{local_models.DEFAULT_MODEL}")
-    parser.add_argument("--model-path", type=Path, help="GGUF file for the local model")
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--cache", action="store_true", help="use the persistent call cache")
-    parser.add_argument("--out", type=Path, help="append the results (Markdown) to this file")
-    args = parser.parse_args()
-    sizes = {
-        "humaneval": args.limit or args.humaneval,
-        "arithmetic": args.limit or args.arithmetic,
-    }
-    configs = [c for c in args.configs.split(",") if c]
-    unknown = set(configs) - set(CODE)
-    if unknown:
-        parser.error(f"unknown configs {sorted(unknown)}; choose from {', '.join(CODE)}")
-    home = local_models.archon_home()
-    client = RouterClient(
-        local_resolve=lambda name: local_models.ensure(name, home),
-        local_paths={"*": args.model_path} if args.model_path else None,
+def arch_row(m: Measured) -> str:
+    """One line of the architecture table."""
+    s = m.result.summary
+    return (
+        f"| {m.arch.label} | {s.n} | {_pct(s.accuracy)} | {_pct(s.coverage)} |"
+        f" {_calls(m.result):.1f} | {_by_model(m.result)} | {m.wall_s / max(1, s.n):.1f} |"
+        f" {s.errors} |"
     )
-    cache = CallCache(home / "cache.sqlite") if args.cache else None
 
-    async def go() -> list[Row]:
-        rows: list[Row] = []
+
+def baseline_rows(m: Measured) -> list[str]:
+    """The architecture's baselines, one line each, with the paired difference."""
+    lines = []
+    for row in m.baselines:
+        s, diff = row.result.summary, row.versus
+        interval = "-" if diff is None else diff.text().removesuffix(" *") + " points"
+        excludes = "-" if diff is None else ("yes" if diff.excludes_zero else "no")
+        lines.append(
+            f"| {m.arch.label} | {row.name} | {_pct(s.accuracy)} | {_calls(row.result):.1f} |"
+            f" {row.wall_s / max(1, s.n):.1f} | {interval} | {excludes} |"
+        )
+    return lines
+
+
+def markdown(measured: Sequence[Measured], caption: str, command: str) -> str:
+    """The results section: caption, both tables, and the command that produced them."""
+    parts = [f"### {caption}", "", ARCH_HEADER, *(arch_row(m) for m in measured)]
+    with_baselines = [m for m in measured if m.baselines]
+    if with_baselines:
+        lines = [line for m in with_baselines for line in baseline_rows(m)]
+        parts += ["", BASELINE_HEADER, *lines]
+    parts += ["", f"Run with `{command}`."]
+    return "\n".join(parts) + "\n"
+
+
+def slice_of(args: argparse.Namespace) -> Dataset:
+    """The dataset slice: the seeded split, then the first ``--limit`` items."""
+    dataset = load_dataset(args.dataset)
+    if args.split != "all":
+        dataset = select_split(dataset, args.split, seed=args.split_seed)
+    return dataset.head(args.limit)
+
+
+def make_client(archs: Sequence[Arch], model_path: Path | None) -> ModelClient:
+    """One client for every architecture (local models load once and stay loaded)."""
+    options = {}
+    for arch in archs:
+        options.update(pipeline_options(arch.pipeline))
+    home = local_models.archon_home()
+    return RouterClient(
+        options,
+        local_resolve=lambda name: local_models.ensure(name, home),
+        local_paths={"*": model_path} if model_path else None,
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("archs", nargs="+", help="FILE.pipe, FILE.pipe=PARAMS.json or a built-in")
+    parser.add_argument("--dataset", default="humaneval", help="dataset name, path or hf:NAME")
+    parser.add_argument("--split", default="all", choices=("dev", "test", "all"))
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, help="at most N items of the slice")
+    parser.add_argument("--model", default=f"local/{local_models.DEFAULT_MODEL}")
+    parser.add_argument("--model-path", type=Path, help="GGUF file for every local model")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--records", type=Path, help="folder of per-item records (resumable)")
+    parser.add_argument("--resume", action="store_true", help="skip items already in --records")
+    parser.add_argument("--no-baselines", action="store_true", help="architectures only")
+    parser.add_argument("--cache", action="store_true", help="use the persistent call cache")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/quality.md"))
+    parser.add_argument("--no-out", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    if args.resume and args.records is None:
+        parser.error("--resume needs --records FOLDER")
+    return args
+
+
+async def run_all(
+    archs: Sequence[Arch], dataset: Dataset, config: EvalConfig, args: argparse.Namespace
+) -> list[Measured]:
+    measured = []
+    for arch in archs:
+        chosen = records_config(config, args.records, dataset.name, arch.label)
+        measured.append(await measure(arch, dataset, chosen, baselines=not args.no_baselines))
+        print(arch_row(measured[-1]), file=sys.stderr, flush=True)
+    return measured
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(arguments)
+    dataset = slice_of(args)
+    archs = architectures(args.archs, args.model, dataset.metric == "code")
+    home = local_models.archon_home()
+    cache = CallCache(home / "cache.sqlite") if args.cache else None
+    client = make_client(archs, args.model_path)
+    config = EvalConfig(
+        client=client,
+        limits=Limits(timeout_s=600.0),
+        cache=cache,
+        concurrency=args.concurrency,
+        resume=args.resume,
+        seed=args.seed,
+    )
+
+    async def go() -> list[Measured]:
         try:
-            for name in args.datasets.split(","):
-                rows += await measure(
-                    name, sizes[name], configs, args.model, client, cache, args.concurrency
-                )
+            return await run_all(archs, dataset, config, args)
         finally:
             await client.aclose()
-        return rows
 
     started = time.perf_counter()
-    rows = asyncio.run(go())
-    total = time.perf_counter() - started
-    stamp = datetime.date.today().isoformat()
+    measured = asyncio.run(go())
     caption = (
-        f"{stamp}: model {args.model}, HumanEval first {sizes['humaneval']}, BIG-bench arithmetic"
-        f" first {sizes['arithmetic']}; {platform.machine()} {sys.platform},"
-        f" {total / 60:.1f} min in all, cache {'on' if cache else 'off'}"
+        f"{datetime.date.today().isoformat()}: {dataset.name} ({args.split} split, seed"
+        f" {args.split_seed}, {len(dataset)} items); {platform.machine()} {sys.platform},"
+        f" {(time.perf_counter() - started) / 60:.1f} min in all, cache {'on' if cache else 'off'}"
     )
-    table = "\n".join([HEADER, *(line(r) for r in rows)])
-    print(f"{caption}\n\n{table}")
-    if args.out is not None:
+    command = "python bench/quality.py " + " ".join(shlex.quote(a) for a in arguments)
+    text = markdown(measured, caption, command)
+    print(text)
+    if not args.no_out:
         with args.out.open("a", encoding="utf-8") as handle:
-            handle.write(f"\n### {caption}\n\n{table}\n")
+            handle.write("\n" + text)
 
 
 if __name__ == "__main__":

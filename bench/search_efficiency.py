@@ -147,6 +147,7 @@ def simulate(seeds: int, max_trials: int, samplers: list[str]) -> str:
 
 
 def real(dev: int, test: int, trials: int, budget_calls: int, seed: int, storage: str) -> str:
+    from archon.eval import EvalConfig
     from archon.runtime import CallCache, Limits
     from archon.runtime import models as local_models
     from archon.runtime.clients.router import RouterClient
@@ -164,9 +165,10 @@ def real(dev: int, test: int, trials: int, budget_calls: int, seed: int, storage
         client = RouterClient.for_pipeline(
             template, local_resolve=lambda name: local_models.ensure(name, home)
         )
-        evaluator = EvalEvaluator(
-            dataset, client, limits=Limits(), cache=cache, registry=registry, seed=seed
+        config = EvalConfig(
+            client=client, limits=Limits(), cache=cache, registry=registry, seed=seed
         )
+        evaluator = EvalEvaluator(dataset, config)
         try:
             return await search_async(
                 template,

@@ -40,6 +40,7 @@ from archon.eval import (
     SPLITS,
     Dataset,
     DatasetError,
+    EvalConfig,
     EvalResult,
     MetricOptions,
     RecordsError,
@@ -55,7 +56,6 @@ from archon.eval.datasets import Format
 from archon.eval.splits import Split
 from archon.ir import Budget, Pipeline
 from archon.layers import default_registry
-from archon.runtime import CallCache
 
 
 def register(app: typer.Typer) -> None:
@@ -108,6 +108,15 @@ def results_table(result: EvalResult) -> Table:
         rows.append(("unscorable (invalid) items", str(s.invalid)))
     if cost.judge.calls:
         rows.append(("judge calls / USD", f"{cost.judge.calls} / {cost.judge.usd:.6f}"))
+    items = max(1, cost.items)
+    for usage in cost.by_model if len(cost.by_model) > 1 else ():
+        tokens = (usage.prompt_tokens + usage.completion_tokens) / items
+        rows.append(
+            (
+                f"  {usage.model}: calls / tokens per query",
+                f"{usage.calls / items:.2f} / {tokens:.0f}",
+            )
+        )
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -149,16 +158,8 @@ def load_dataset_or_exit(spec: str, **kwargs: Any) -> Dataset:
 
 
 async def _evaluate(
-    pipeline: Pipeline,
-    dataset: Dataset,
-    *,
-    cache: CallCache | None,
-    model_path: Path | None,
-    options: dict[str, Any],
-    console: Console,
-    connection: Connection,
+    pipeline: Pipeline, dataset: Dataset, config: EvalConfig, console: Console
 ) -> EvalResult:
-    client = make_client(pipeline, model_path, connection)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -175,11 +176,30 @@ async def _evaluate(
 
     try:
         with progress:
-            return await evaluate(
-                pipeline, dataset, client=client, cache=cache, progress=advance, **options
-            )
+            return await evaluate(pipeline, dataset, config, progress=advance)
     finally:
-        await client.aclose()
+        await config.client.aclose()
+
+
+def _metric_options(name: str, judge: str | None, parser_model: str | None) -> MetricOptions:
+    """The metric options, checked by building the metric once (unknown names: exit 2)."""
+    options = MetricOptions(judge_model=judge, parser_model=parser_model)
+    try:
+        default_metrics().build(name, options)
+    except UnknownMetric as error:
+        usage_error(str(error))
+    return options
+
+
+def _show(result: EvalResult, out: Path | None, as_json: bool) -> bool:
+    """Print the summary and write it to ``--out``; False when ``--out`` failed."""
+    report = result.report()
+    written = _write_report(out, report)
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        stdout().print(results_table(result))
+    return written
 
 
 def eval_command(
@@ -266,59 +286,33 @@ def eval_command(
     check_model_path(model_path)
     registry = default_registry()
     pipeline = load_pipeline(file, params, registry)
-    data = _dataset(
-        dataset,
-        fmt,
-        input_field,
-        target_field,
-        reference,
-        split,
-        split_seed,
-        limit,
-    )
+    data = _dataset(dataset, fmt, input_field, target_field, reference, split, split_seed, limit)
     name = metric or data.metric
-    metric_options = MetricOptions(judge_model=judge, parser_model=parser_model)
-    try:
-        default_metrics().build(name, metric_options)
-    except UnknownMetric as error:
-        usage_error(str(error))
+    metric_options = _metric_options(name, judge, parser_model)
     budget = Budget(calls=max_calls, usd=max_usd)
-    options: dict[str, Any] = {
-        "limits": connection.limits(),
-        "metric": name,
-        "metric_options": metric_options,
-        "concurrency": concurrency,
-        "budget": None if budget.is_empty() else budget,
-        "records_path": records,
-        "resume": resume,
-        "registry": registry,
-        "seed": seed,
-    }
     cache = open_cache(no_cache)
+    config = EvalConfig(
+        client=make_client(pipeline, model_path, connection),
+        limits=connection.limits(),
+        cache=cache,
+        metric=name,
+        metric_options=metric_options,
+        concurrency=concurrency,
+        budget=None if budget.is_empty() else budget,
+        records_path=records,
+        resume=resume,
+        registry=registry,
+        seed=seed,
+    )
     try:
-        result = asyncio.run(
-            _evaluate(
-                pipeline,
-                data,
-                cache=cache,
-                model_path=model_path,
-                options=options,
-                console=stderr(),
-                connection=connection,
-            )
-        )
+        result = asyncio.run(_evaluate(pipeline, data, config, stderr()))
     except (RecordsError, ArchonError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_RUNTIME) from error
     finally:
         if cache is not None:
             cache.close()
-    report = result.report()
-    written = _write_report(out, report)
-    if as_json:
-        typer.echo(json.dumps(report))
-    else:
-        stdout().print(results_table(result))
+    written = _show(result, out, as_json)
     if result.stopped is not None:
         typer.echo(
             f"stopped after {result.summary.n}/{result.total} items: {result.stopped}"

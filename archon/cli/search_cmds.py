@@ -7,9 +7,9 @@ DSL).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,10 +40,12 @@ from archon.cli.session import (
 )
 from archon.compiler.emit import pipeline_to_pipe
 from archon.errors import ArchonError
+from archon.eval import Dataset, EvalConfig
+from archon.eval.stats import Difference
 from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
-from archon.runtime import CallCache, ModelClient
+from archon.runtime import CallCache
 from archon.search import (
     SearchBudget,
     SearchEvent,
@@ -54,10 +56,9 @@ from archon.search import (
     default_storage_url,
     load_report,
     ranked,
-    search_async,
-    split_dataset,
+    search,
 )
-from archon.search.objective import EvalEvaluator, Evaluator
+from archon.search.objective import Evaluator
 from archon.search.storage import check_storage_url
 
 
@@ -128,20 +129,55 @@ def trials_table(report: StudyReport, top: int) -> Table:
     return table
 
 
+def _trial_line(label: str, trial: TrialSummary, pareto: bool) -> str:
+    full = (
+        f" (whole dev split {_fmt(trial.full_dev_score)} on {trial.full_dev_items})"
+        if trial.full_dev_score is not None
+        else ""
+    )
+    cost = f"  {_fmt(trial.cost_per_query, 2)}" if pareto else ""
+    return (
+        f"{label:<8} (trial {trial.number}): dev {_fmt(trial.quality)}{full}"
+        f"  test {_fmt(trial.test_score)}{cost}"
+    )
+
+
+def _difference(label: str, diff: Difference | None) -> str:
+    if diff is None:
+        return f"{label}: -"
+    verdict = "excludes 0" if diff.excludes_zero else "includes 0: not significant"
+    return (
+        f"{label}: {100 * diff.diff:+.1f} points, 95% CI [{100 * diff.low:+.1f},"
+        f" {100 * diff.high:+.1f}] over {diff.items} paired test items ({verdict})"
+    )
+
+
+def _per_model(trial: TrialSummary) -> str | None:
+    items = max(1, trial.dev_items)
+    parts = [
+        f"{model} {float(usage.get('calls', 0)) / items:.1f}"
+        for model, usage in trial.by_model.items()
+        if isinstance(usage, dict)
+    ]
+    return ("calls/query by model (dev): " + ", ".join(parts)) if parts else None
+
+
 def _comparison(report: StudyReport) -> list[str]:
+    """The baseline, the best trial(s), their paired test differences and the references."""
+    pareto = report.objective == "pareto"
     lines = []
-    base = report.baseline
-    if base is not None:
-        lines.append(
-            f"baseline (trial {base.number}): dev {_fmt(base.quality)}"
-            f"  test {_fmt(base.test_score)}"
-        )
-    for trial in report.best[:3]:
-        cost = "" if report.objective != "pareto" else f"  {_fmt(trial.cost_per_query, 2)}"
-        lines.append(
-            f"best     (trial {trial.number}): dev {_fmt(trial.quality)}"
-            f"  test {_fmt(trial.test_score)}{cost}"
-        )
+    if report.baseline is not None:
+        lines.append(_trial_line("baseline", report.baseline, pareto))
+    lines += [_trial_line("best", trial, pareto) for trial in report.best[:3]]
+    if report.best and report.baseline is not None and report.best[0].test_scores:
+        lines.append(_difference("best - baseline on test", report.test_difference()))
+    per_model = _per_model(report.best[0]) if report.best else None
+    if per_model is not None:
+        lines.append(per_model)
+    for ref, diff in report.reference_differences():
+        calls = "-" if ref.calls_per_item is None else f"{ref.calls_per_item:.1f}"
+        lines.append(f"reference {ref.name}: test {_fmt(ref.score)} at {calls} calls/query")
+        lines.append(_difference(f"  best - {ref.name}", diff))
     return lines
 
 
@@ -182,6 +218,18 @@ class _Display:
 # --- search ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What ``archon search`` passes to :func:`archon.search.search` besides the evaluation."""
+
+    registry: Registry
+    options: SearchOptions
+    budget: SearchBudget
+    storage: str
+    study: str | None
+    limit: int | None
+
+
 def _write_best(result: SearchResult, out: Path) -> list[Path]:
     best = result.best[0] if result.best else None
     pipeline = best.pipeline() if best is not None else None
@@ -206,9 +254,8 @@ def _write_best(result: SearchResult, out: Path) -> list[Path]:
     return [out, params]
 
 
-def _evaluator(
+def _evaluation(
     template: Pipeline,
-    dataset: Any,
     *,
     simulate: int | None,
     metric: str | None,
@@ -217,23 +264,22 @@ def _evaluator(
     model_path: Path | None,
     seed: int,
     connection: Connection,
-) -> tuple[Evaluator[Any], ModelClient | None]:
+) -> tuple[EvalConfig | None, Evaluator[Any] | None]:
+    """How trials are scored: a seeded synthetic landscape, or the models through ``EvalConfig``."""
     if simulate is not None:
         from archon.search.simulator import Landscape, SimulatedEvaluator
 
         landscape = Landscape.random(template, seed=simulate)
-        return SimulatedEvaluator(landscape.quality, registry, seed=simulate), None
-    client = make_client(template, model_path, connection)
-    evaluator = EvalEvaluator(
-        dataset,
-        client,
-        metric=metric,
+        return None, SimulatedEvaluator(landscape.quality, registry, seed=simulate)
+    config = EvalConfig(
+        client=make_client(template, model_path, connection),
         limits=connection.limits(),
         cache=cache,
+        metric=metric,
         registry=registry,
         seed=seed,
     )
-    return evaluator, client
+    return config, None
 
 
 def search_command(
@@ -281,6 +327,24 @@ def search_command(
     seed: Annotated[int, typer.Option(help="Sampler and run seed.")] = 0,
     metric: Annotated[str | None, typer.Option(help="Metric (default: the dataset's).")] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Dev items per pruning step.")] = None,
+    trial_items: Annotated[
+        int | None,
+        typer.Option(
+            help="Dev items each trial sees (default: all); the best are then promoted to"
+            " the whole dev split."
+        ),
+    ] = None,
+    promote_top: Annotated[
+        int, typer.Option(help="Best trials re-evaluated on the whole dev split.")
+    ] = 3,
+    baselines: Annotated[
+        bool | None,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="Also test single samples of each model and equal-cost majority vote"
+            " (default: on, off with --simulate).",
+        ),
+    ] = None,
     allow_template_change: Annotated[
         bool, typer.Option(help="Continue a study whose template changed (recorded).")
     ] = False,
@@ -314,44 +378,21 @@ def search_command(
     Rerunning the same command resumes the study. Exit codes: 0 ok, 1 diagnostics, 2 usage
     error, 3 runtime failure (or no configuration completed).
     """
-    _check_numbers(
-        limit=limit,
-        trials=trials,
-        parallel_trials=parallel_trials,
-        max_calls_per_query=max_calls_per_query,
-        chunk_size=chunk_size,
-        top=top,
-    )
-    check_positive(budget_calls, "--budget-calls")
-    check_positive(budget_usd, "--budget-usd")
-    check_positive(budget_seconds, "--budget-seconds")
-    if storage is not None:
-        try:
-            check_storage_url(storage)
-        except ArchonError as error:
-            usage_error(str(error))
+    _check_numbers(limit=limit, trials=trials, parallel_trials=parallel_trials, top=top)
+    _check_numbers(max_calls_per_query=max_calls_per_query, chunk_size=chunk_size)
+    for value, flag in ((budget_calls, "calls"), (budget_usd, "usd"), (budget_seconds, "seconds")):
+        check_positive(value, f"--budget-{flag}")
+    _check_storage(storage)
     connection = Connection.from_options(allow_key, timeout, retries)
     if report is not None:
-        if storage is None and template is not None:
-            storage = default_storage_url(template)
-        if storage is None:
-            usage_error("--report needs --storage URL (or the template the study sits next to)")
-        _print_report(storage, report or study, top, as_json)
+        _report_only(report or study, storage, template, top, as_json)
         return
-    if template is None:
-        usage_error("give the .pipe template to search")
-    if dataset is None:
-        usage_error("give --dataset NAME or FILE")
-    registry = default_registry()
-    pipeline = load_template(template, registry)
-    data = load_dataset_or_exit(dataset)
+    registry, pipeline, data, template = _inputs(template, dataset)
     if trials is None and all(v is None for v in (budget_calls, budget_usd, budget_seconds)):
         trials = 20
     storage = storage or default_storage_url(template)
     out = out or template.with_name(template.stem + ".best.pipe")
-    check_output_path(out, "--out")
-    check_output_path(out.with_suffix(".json"), "--out (its .json params)")
-    check_model_path(model_path)
+    _check_outputs(out, model_path)
     options = SearchOptions(
         objective=objective.value,
         cost=cost.value,
@@ -362,43 +403,25 @@ def search_command(
         chunk_size=chunk_size,
         max_calls_per_query=max_calls_per_query,
         allow_template_change=allow_template_change,
+        trial_items=trial_items,
+        promote_top=promote_top,
+        baselines=simulate is None if baselines is None else baselines,
     )
     budget = SearchBudget(trials=trials, calls=budget_calls, usd=budget_usd, seconds=budget_seconds)
     cache = open_cache(no_cache)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    settings = _Settings(registry, options, budget, storage, study, limit)
+    evaluation = _evaluation(
+        pipeline,
+        simulate=simulate,
+        metric=metric,
+        registry=registry,
+        cache=cache,
+        model_path=model_path,
+        seed=seed,
+        connection=connection,
+    )
     console = stdout()
-    try:
-        result = _run(
-            pipeline,
-            data,
-            registry,
-            options,
-            budget,
-            storage,
-            study,
-            limit,
-            cache,
-            simulate,
-            metric,
-            model_path,
-            seed,
-            console,
-            connection,
-            quiet=as_json,
-        )
-    except ArchonError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_RUNTIME) from error
-    except KeyboardInterrupt:
-        typer.echo(
-            "interrupted: finished trials are saved and running ones re-enqueued;"
-            " rerun the same command to resume",
-            err=True,
-        )
-        raise typer.Exit(EXIT_RUNTIME) from None
-    finally:
-        if cache is not None:
-            cache.close()
+    result = _execute(pipeline, data, evaluation, settings, console, cache, quiet=as_json)
     written = _write_best(result, out)
     if not no_plots:
         written += _plots(storage, result.report.study_name, plots or out.parent, plot_format)
@@ -412,6 +435,26 @@ def search_command(
         raise typer.Exit(EXIT_RUNTIME)
 
 
+def _report_only(
+    study: str | None, storage: str | None, template: Path | None, top: int, as_json: bool
+) -> None:
+    if storage is None and template is not None:
+        storage = default_storage_url(template)
+    if storage is None:
+        usage_error("--report needs --storage URL (or the template the study sits next to)")
+    _print_report(storage, study, top, as_json)
+
+
+def _inputs(template: Path | None, dataset: str | None) -> tuple[Registry, Pipeline, Dataset, Path]:
+    if template is None:
+        usage_error("give the .pipe template to search")
+    if dataset is None:
+        usage_error("give --dataset NAME or FILE")
+    registry = default_registry()
+    pipeline = load_template(template, registry)
+    return registry, pipeline, load_dataset_or_exit(dataset), template
+
+
 def _check_numbers(**values: int | None) -> None:
     """Usage error for a count below 1 (e.g. ``--limit -3``, which would slice from the end)."""
     for name, value in values.items():
@@ -419,62 +462,84 @@ def _check_numbers(**values: int | None) -> None:
             usage_error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
 
 
-def _run(
+def _check_storage(storage: str | None) -> None:
+    """Usage error for a storage URL that cannot name a study store."""
+    if storage is not None:
+        try:
+            check_storage_url(storage)
+        except ArchonError as error:
+            usage_error(str(error))
+
+
+def _check_outputs(out: Path, model_path: Path | None) -> None:
+    """Every output path and the model file, checked before the first (paid) model call."""
+    check_output_path(out, "--out")
+    check_output_path(out.with_suffix(".json"), "--out (its .json params)")
+    check_model_path(model_path)
+
+
+def _execute(
     pipeline: Pipeline,
-    data: Any,
-    registry: Registry,
-    options: SearchOptions,
-    budget: SearchBudget,
-    storage: str,
-    study: str | None,
-    limit: int | None,
-    cache: CallCache | None,
-    simulate: int | None,
-    metric: str | None,
-    model_path: Path | None,
-    seed: int,
+    data: Dataset,
+    evaluation: tuple[EvalConfig | None, Evaluator[Any] | None],
+    settings: _Settings,
     console: Console,
-    connection: Connection,
+    cache: CallCache | None,
     *,
     quiet: bool,
 ) -> SearchResult:
-    dev, test = split_dataset(data, limit=limit)
-    evaluator, client = _evaluator(
-        pipeline,
-        data,
-        simulate=simulate,
-        metric=metric,
-        registry=registry,
-        cache=cache,
-        model_path=model_path,
-        seed=seed,
-        connection=connection,
-    )
+    """Run the search; errors and Ctrl-C become exit code 3 with a line saying what to do."""
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    try:
+        return _run(pipeline, data, evaluation, settings, console, quiet=quiet)
+    except ArchonError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_RUNTIME) from error
+    except KeyboardInterrupt:
+        typer.echo(
+            "interrupted: finished trials are saved and running ones re-enqueued;"
+            " rerun the same command to resume",
+            err=True,
+        )
+        raise typer.Exit(EXIT_RUNTIME) from None
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _run(
+    pipeline: Pipeline,
+    data: Dataset,
+    evaluation: tuple[EvalConfig | None, Evaluator[Any] | None],
+    settings: _Settings,
+    console: Console,
+    *,
+    quiet: bool,
+) -> SearchResult:
+    config, evaluator = evaluation
     display = _Display(console)
 
-    async def go() -> SearchResult:
-        try:
-            return await search_async(
-                pipeline,
-                dev,
-                test,
-                evaluator=evaluator,
-                registry=registry,
-                storage=storage,
-                study_name=study,
-                options=options,
-                budget=budget,
-                on_event=display,
-            )
-        finally:
-            if client is not None:
-                await client.aclose()
+    def go() -> SearchResult:
+        return search(
+            pipeline,
+            data,
+            config,
+            evaluator=evaluator,
+            registry=settings.registry,
+            storage=settings.storage,
+            study=settings.study,
+            options=settings.options,
+            budget=settings.budget,
+            limit=settings.limit,
+            on_event=display,
+            close_client=True,
+        )
 
     if quiet:
-        return asyncio.run(go())
+        return go()
     with Live(display.render(), console=console, refresh_per_second=4, transient=True) as live:
         display.live = live
-        return asyncio.run(go())
+        return go()
 
 
 def _plots(storage: str, study: str, folder: Path, formats: str) -> list[Path]:

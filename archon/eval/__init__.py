@@ -6,7 +6,7 @@ Example (offline, with a scripted model)::
     from archon.runtime.clients.fake import ScriptedClient
 
     dataset = load_dataset("bigbench/arithmetic").head(10)
-    result = evaluate_sync(pipeline, dataset, client=ScriptedClient())
+    result = evaluate_sync(pipeline, dataset, EvalConfig(client=ScriptedClient()))
     print(result.summary.accuracy, result.summary.cost.calls_per_item)
 
 See ``docs/eval.md`` for the datasets, the metrics and the CLI.
@@ -14,6 +14,7 @@ See ``docs/eval.md`` for the datasets, the metrics and the CLI.
 
 from __future__ import annotations
 
+from archon.eval.config import EvalConfig
 from archon.eval.datasets import FORMATS, NAMED, Format, NamedDataset, detect_format, load_dataset
 from archon.eval.evaluate import (
     ChunkReport,
@@ -37,9 +38,15 @@ from archon.eval.metrics import (
     default_metrics,
     pass_at_k,
 )
-from archon.eval.records import CandidateRecord, ItemRecord, RecordsError, read_records
+from archon.eval.records import (
+    CandidateRecord,
+    ItemRecord,
+    ModelUsage,
+    RecordsError,
+    read_records,
+)
 from archon.eval.splits import SPLITS, Split, select_split, split_of
-from archon.eval.summary import Cost, Summary, summarize
+from archon.eval.summary import Cost, Summary, declared_filters, summarize
 
 __all__ = [
     "FORMATS",
@@ -51,6 +58,7 @@ __all__ = [
     "Cost",
     "Dataset",
     "DatasetError",
+    "EvalConfig",
     "EvalItem",
     "EvalResult",
     "Format",
@@ -60,6 +68,7 @@ __all__ = [
     "MetricError",
     "MetricOptions",
     "MetricRegistry",
+    "ModelUsage",
     "NamedDataset",
     "RecordsError",
     "Score",
@@ -67,6 +76,7 @@ __all__ = [
     "Summary",
     "UnknownMetric",
     "Update",
+    "declared_filters",
     "default_metrics",
     "detect_format",
     "evaluate",

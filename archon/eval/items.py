@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from archon.errors import ArchonError
-from archon.values import Message
+from archon.values import Message, TestCase
 
 
 class DatasetError(ArchonError):
@@ -34,6 +34,8 @@ class EvalItem(_Frozen):
         choices: the options of a multiple-choice question, in the order shown.
         correct_choices: indices into ``choices`` that are correct.
         tests: executable test code (``assert`` statements or a ``check`` call) for code items.
+        io_tests: stdin/stdout tests of a program (``TestCase(kind="io", stdin, stdout)``)
+            for competitive-programming items (CodeContests, APPS).
         code_prefix: code the answer completes (e.g. HumanEval's signature and docstring),
             prepended when the extracted answer does not define ``entry_point`` itself.
         entry_point: the function the tests call.
@@ -48,6 +50,7 @@ class EvalItem(_Frozen):
     choices: tuple[str, ...] = ()
     correct_choices: tuple[int, ...] = ()
     tests: tuple[str, ...] = ()
+    io_tests: tuple[TestCase, ...] = ()
     code_prefix: str = ""
     entry_point: str | None = None
     references: tuple[str, ...] = ()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -48,6 +49,43 @@ class CandidateRecord(_Frozen):
     correct: bool | None = None
 
 
+class ModelUsage(_Frozen):
+    """What one model was asked during one item (or, summed, during an evaluation).
+
+    Attributes:
+        model: the model as the runtime resolved it (``local/qwen2.5-coder-0.5b``...).
+        calls: calls made to it (failed calls included; cache hits excluded).
+        cache_hits: calls answered from the cache instead.
+        prompt_tokens, completion_tokens, usd: what those calls spent.
+    """
+
+    model: str
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float = 0.0
+
+    def __add__(self, other: ModelUsage) -> ModelUsage:
+        return ModelUsage(
+            model=self.model,
+            calls=self.calls + other.calls,
+            cache_hits=self.cache_hits + other.cache_hits,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            usd=self.usd + other.usd,
+        )
+
+
+def merge_usage(totals: Iterable[ModelUsage], more: Iterable[ModelUsage]) -> tuple[ModelUsage, ...]:
+    """Per-model sums of ``totals`` and ``more``, sorted by model name."""
+    merged: dict[str, ModelUsage] = {}
+    for usage in (*totals, *more):
+        earlier = merged.get(usage.model)
+        merged[usage.model] = usage if earlier is None else earlier + usage
+    return tuple(merged[name] for name in sorted(merged))
+
+
 class ItemRecord(_Frozen):
     """The outcome of one item.
 
@@ -58,6 +96,7 @@ class ItemRecord(_Frozen):
         score, correct, valid, detail: the metric's :class:`~archon.eval.metrics.Score`
             (``score`` 0 and ``correct`` False for a failed item).
         usage, seconds, cache_hits: what the pipeline spent (all turns).
+        by_model: ``usage`` and ``cache_hits`` split by model, sorted by model name.
         judge_usage: what the metric's own model calls spent.
         error, error_type: why the item failed (a node error, a per-query budget...).
         fingerprint, metric: the pipeline and metric that produced the record (resume checks).
@@ -73,6 +112,7 @@ class ItemRecord(_Frozen):
     usage: Usage = Usage()
     seconds: float = 0.0
     cache_hits: int = 0
+    by_model: tuple[ModelUsage, ...] = ()
     judge_usage: Usage = Usage()
     error: str | None = None
     error_type: str | None = None

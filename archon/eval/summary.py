@@ -15,8 +15,11 @@ Definitions (per item, then averaged over items):
   (nodes reading no other node, e.g. ``generate``): ``n`` samples, ``c`` correct.
 * ``coverage``: the share of items where *any* candidate of *any* node is correct -- the
   accuracy an oracle verifier could reach with what the pipeline produced.
-* ``verifier_fpr``: over the outputs of filtering nodes (``verify``, ``unit_test_evaluate``),
-  the share of candidates they kept that are wrong (wrong kept / kept).
+* ``verifier_fpr``: over the outputs of filtering nodes (kinds that declare
+  ``Layer.is_filter``, e.g. ``verify`` and ``unit_test_evaluate``), the share of candidates
+  they kept that are wrong (wrong kept / kept).
+* ``cost.by_model``: calls, cache hits and tokens per model, so that a role on a 1.5B model
+  and a role on a 0.5B model are reported apart.
 """
 
 from __future__ import annotations
@@ -26,17 +29,24 @@ from collections.abc import Iterable, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from archon.eval.metrics.sampling import pass_at_k
-from archon.eval.records import ItemRecord
+from archon.eval.records import ItemRecord, ModelUsage, merge_usage
+from archon.layers.registry import Registry
 from archon.values import Usage
-
-FILTER_KINDS: tuple[str, ...] = ("verify", "unit_test_evaluate")
-"""Layer kinds whose output is a filtered subset of their input (for ``verifier_fpr``)."""
 
 PASS_K: tuple[int, ...] = (1, 5, 10)
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def declared_filters(registry: Registry | None = None) -> tuple[str, ...]:
+    """The kinds of ``registry`` (default: the built-in one) that declare ``is_filter``."""
+    if registry is None:
+        from archon.layers import default_registry
+
+        registry = default_registry()
+    return tuple(layer.kind for layer in registry if layer.is_filter)
 
 
 class Cost(_Frozen):
@@ -50,6 +60,7 @@ class Cost(_Frozen):
     seconds: float = 0.0
     cache_hits: int = 0
     judge: Usage = Usage()
+    by_model: tuple[ModelUsage, ...] = ()
 
     def _per(self, total: float) -> float:
         return total / self.items if self.items else 0.0
@@ -104,9 +115,11 @@ class Summary(_Frozen):
 class Tally:
     """Running sums over records; :meth:`summary` gives a frozen :class:`Summary`."""
 
-    def __init__(self, pass_k: Sequence[int] = PASS_K, filter_kinds: Sequence[str] = FILTER_KINDS):
+    def __init__(
+        self, pass_k: Sequence[int] = PASS_K, filter_kinds: Sequence[str] | None = None
+    ) -> None:
         self._pass_k = tuple(pass_k)
-        self._filters = frozenset(filter_kinds)
+        self._filters = frozenset(filter_kinds if filter_kinds is not None else declared_filters())
         self.n = self.errors = self.invalid = 0
         self._value_sum = 0.0
         self._valued = 0
@@ -122,6 +135,7 @@ class Tally:
         self._judge = Usage()
         self._seconds = 0.0
         self._hits = 0
+        self._by_model: tuple[ModelUsage, ...] = ()
 
     def add(self, record: ItemRecord) -> None:
         """Count one record."""
@@ -130,6 +144,7 @@ class Tally:
         self._judge = self._judge + record.judge_usage
         self._seconds += record.seconds
         self._hits += record.cache_hits
+        self._by_model = merge_usage(self._by_model, record.by_model)
         if not record.ok:
             # A failed item scores 0, is wrong and covers nothing.
             self.errors += 1
@@ -189,6 +204,7 @@ class Tally:
                 seconds=self._seconds,
                 cache_hits=self._hits,
                 judge=self._judge,
+                by_model=self._by_model,
             ),
         )
 
@@ -197,9 +213,10 @@ def summarize(
     records: Iterable[ItemRecord],
     *,
     pass_k: Sequence[int] = PASS_K,
-    filter_kinds: Sequence[str] = FILTER_KINDS,
+    filter_kinds: Sequence[str] | None = None,
 ) -> Summary:
-    """Aggregates of ``records`` (see the module docstring)."""
+    """Aggregates of ``records`` (see the module docstring); ``filter_kinds`` defaults to
+    the built-in kinds that declare ``is_filter``."""
     tally = Tally(pass_k, filter_kinds)
     for record in records:
         tally.add(record)

@@ -111,6 +111,8 @@ class Layer(ABC):
     produces: ClassVar[type[Payload]]
     prompts: ClassVar[Mapping[str, str]] = MappingProxyType({})
     """Default prompt templates by name (what ``archon kinds KIND --prompts`` prints)."""
+    is_filter: ClassVar[bool] = False
+    """The output is a subset of the input candidates (evaluation reports what it kept)."""
 
     @classmethod
     @abstractmethod

@@ -58,6 +58,7 @@ class UnitTestEvaluate(Layer):
     Params: ClassVar[type[LayerParams]] = UnitTestEvaluateParams
     consumes = (Candidates, Tests)
     produces = Candidates
+    is_filter: ClassVar[bool] = True
     prompts = MappingProxyType({"system": SYSTEM_PROMPT, "check": CHECK_PROMPT})
 
     @classmethod

@@ -66,6 +66,7 @@ class Verify(Layer):
     Params: ClassVar[type[LayerParams]] = VerifyParams
     consumes = (Candidates,)
     produces = Candidates
+    is_filter: ClassVar[bool] = True
     prompts = MappingProxyType({"system": SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod

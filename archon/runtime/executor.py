@@ -18,7 +18,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
@@ -30,6 +32,7 @@ from archon.layers.registry import Registry
 from archon.runtime.budget import BudgetExceeded, Meter
 from archon.runtime.cache import CallCache
 from archon.runtime.clients.base import ModelClient
+from archon.runtime.concurrency import in_flight
 from archon.runtime.context import NodeContext, QueryState
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
@@ -378,7 +381,6 @@ async def run_many(
     shared = _shared(client, limits, cache, trace, seed, redactor)
     run_meter = _run_meter(budget)
     window = max(1, max_in_flight or shared.limits.max_concurrency)
-    pending: set[asyncio.Task[ItemResult]] = set()
 
     async def one(index: int, query: Query) -> ItemResult:
         messages: tuple[Message, ...] = ()
@@ -389,25 +391,10 @@ async def run_many(
         except ArchonError as error:
             return ItemResult(index, messages, error=error)
 
-    iterator = iter(enumerate(queries))
-    try:
-        while True:
-            while len(pending) < window:
-                nxt = next(iterator, None)
-                if nxt is None:
-                    break
-                pending.add(asyncio.create_task(one(*nxt)))
-            if not pending:
-                return
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                pending.discard(task)
-                yield task.result()
-    finally:
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+    jobs = (partial(one, index, query) for index, query in enumerate(queries))
+    async with aclosing(in_flight(jobs, window)) as results:
+        async for result in results:
+            yield result
 
 
 async def run_conversation(

@@ -8,9 +8,10 @@ viewable with ``optuna-dashboard``.
 
 Example::
 
+    from archon.eval import EvalConfig
     from archon.search import SearchBudget, SearchOptions, search
     result = search(
-        template, dataset, client=client,
+        template, dataset, EvalConfig(client=client),
         storage="sqlite:///moa.study.db",
         budget=SearchBudget(trials=30, calls=5000),
         options=SearchOptions(objective="quality", sampler="tpe", seed=0),
@@ -28,11 +29,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from archon.errors import ArchonError
+from archon.eval.config import EvalConfig
 from archon.eval.items import Dataset, EvalItem
 from archon.eval.splits import select_split
 from archon.ir import Pipeline
 from archon.layers.registry import Registry
-from archon.runtime import CallCache, Limits, ModelClient
 from archon.search.config import (
     PRUNERS,
     SAMPLERS,
@@ -135,13 +136,10 @@ def as_dataset(
 def search(
     template: Pipeline,
     dataset: Dataset | tuple[Sequence[EvalItem], Sequence[EvalItem]],
+    config: EvalConfig | None = None,
     *,
-    client: ModelClient | None = None,
     evaluator: Evaluator[Any] | None = None,
-    metric: str | None = None,
     registry: Registry | None = None,
-    limits: Limits | None = None,
-    cache: CallCache | None = None,
     storage: str | None = None,
     study: str | None = None,
     options: SearchOptions | None = None,
@@ -150,6 +148,7 @@ def search(
     dev_fraction: float = 0.5,
     split_seed: int = 0,
     on_event: EventSink | None = None,
+    close_client: bool = False,
 ) -> SearchResult:
     """Search the holes of ``template`` on ``dataset``'s dev split; report on its test split.
 
@@ -157,13 +156,13 @@ def search(
         template: a compiled pipeline with holes (the defaults are trial 0).
         dataset: an :class:`~archon.eval.items.Dataset` (split by a seeded hash of item ids)
             or an explicit ``(dev_items, test_items)`` pair.
-        client: the model client (needed unless ``evaluator`` is given).
-        evaluator: how a configuration is scored (default: run it with the runtime and
-            score with ``metric`` through :func:`archon.eval.evaluate.evaluate_chunks`);
-            e.g. :class:`archon.search.simulator.SimulatedEvaluator`.
-        metric: metric name (default: the dataset's).
-        registry: layer kinds (default: the built-in ones).
-        limits / cache: shared by every trial (one ``Limits``, one ``CallCache``).
+        config: how each configuration is evaluated (:class:`~archon.eval.EvalConfig`: the
+            client, limits and cache shared by every trial, the metric, the run seed ...);
+            needed unless ``evaluator`` is given.
+        evaluator: how a configuration is scored instead (default: an
+            :class:`~archon.search.objective.EvalEvaluator` over ``config``); e.g.
+            :class:`archon.search.simulator.SimulatedEvaluator`.
+        registry: layer kinds (default: ``config.registry``, else the built-in ones).
         storage: ``sqlite:///file.db``, ``postgresql://...``, ``journal:file.log`` or None
             (in memory).
         study: study name (default: the template's pipeline name).
@@ -172,6 +171,8 @@ def search(
         limit: at most this many dev and this many test items.
         dev_fraction / split_seed: how a ``Dataset`` is split.
         on_event: called with a :class:`SearchEvent` as trials start and finish.
+        close_client: close ``config.client`` on the search's event loop when it ends (for
+            callers that hand the client over, like the CLI).
 
     Returns:
         A :class:`SearchResult`: the study's trials, the best one(s) with dev and test scores,
@@ -183,6 +184,7 @@ def search(
     """
     if budget is not None:
         check_budget(budget)
+    registry = registry or (config.registry if config is not None else None)
     if registry is None:
         from archon.layers import default_registry
 
@@ -191,28 +193,27 @@ def search(
         dataset, limit=limit, dev_fraction=dev_fraction, split_seed=split_seed
     )
     if evaluator is None:
-        if client is None:
-            raise ArchonError("search needs a model client (or an evaluator)")
-        evaluator = EvalEvaluator(
-            as_dataset(dataset, metric),
-            client,
-            metric=metric,
-            limits=limits,
-            cache=cache,
-            registry=registry,
-            seed=(options or SearchOptions()).seed,
-        )
-    return asyncio.run(
-        search_async(
-            template,
-            dev,
-            test,
-            evaluator=evaluator,
-            registry=registry,
-            storage=storage,
-            study_name=study,
-            options=options,
-            budget=budget,
-            on_event=on_event,
-        )
-    )
+        if config is None:
+            raise ArchonError("search needs an EvalConfig with a model client (or an evaluator)")
+        metric = config.metric if isinstance(config.metric, str) else None
+        evaluator = EvalEvaluator(as_dataset(dataset, metric), config.replace(registry=registry))
+
+    async def go() -> SearchResult:
+        try:
+            return await search_async(
+                template,
+                dev,
+                test,
+                evaluator=evaluator,
+                registry=registry,
+                storage=storage,
+                study_name=study,
+                options=options,
+                budget=budget,
+                on_event=on_event,
+            )
+        finally:
+            if close_client and config is not None:
+                await config.client.aclose()
+
+    return asyncio.run(go())

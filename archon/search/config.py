@@ -78,8 +78,17 @@ class SearchOptions:
         max_calls_per_query / max_tokens_per_query: reject configurations whose static
             estimate exceeds these (the template's ``budget`` applies too).
         allow_template_change: continue a study whose template changed (recorded).
+        trial_items: dev items each trial is evaluated on (the first N of the dev split;
+            default: all of it). With fewer, successive halving prunes within these items and
+            the best ``promote_top`` trials plus the baseline are then re-evaluated on the
+            whole dev split, where the winner is chosen (quality objective).
+        promote_top: how many of the best trials are promoted to the whole dev split.
+        baselines: also evaluate, on the test split, one greedy sample of every model the
+            winner uses and equal-cost repeated sampling (majority vote) of the best of them
+            (:mod:`archon.eval.baselines`), for the report's comparison.
         test_top: how many of the best trials (pareto: of the front) to re-evaluate on test.
-        test_reserve: fraction of the calls / USD / seconds budgets kept for the test split.
+        test_reserve: fraction of the calls / USD / seconds budgets kept for the final phase
+            (promotion to the whole dev split, the test split, the baselines).
         heartbeat_s / stale_after_s: liveness stamps on running trials, and the age after
             which another worker may fail and retry a trial whose worker went silent.
     """
@@ -94,6 +103,9 @@ class SearchOptions:
     max_calls_per_query: int | None = None
     max_tokens_per_query: int | None = None
     allow_template_change: bool = False
+    trial_items: int | None = None
+    promote_top: int = 3
+    baselines: bool = False
     test_top: int = 3
     test_reserve: float = 0.2
     heartbeat_s: float = 15.0
@@ -113,6 +125,10 @@ class SearchOptions:
             raise SearchConfigError(f"unknown pruner {self.pruner!r}: one of {', '.join(PRUNERS)}")
         if self.parallel_trials < 1:
             raise SearchConfigError("parallel_trials must be at least 1")
+        if self.trial_items is not None and self.trial_items < 1:
+            raise SearchConfigError("trial_items must be at least 1")
+        if self.promote_top < 0:
+            raise SearchConfigError("promote_top must be at least 0")
         if not 0.0 <= self.test_reserve < 1.0:
             raise SearchConfigError("test_reserve must be in [0, 1)")
         if self.objective == "pareto" and self.sampler == "cmaes":

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from archon.eval.config import EvalConfig
 from archon.eval.items import Dataset, EvalItem
+from archon.eval.records import ModelUsage
 from archon.ir import Pipeline
 from archon.layers.registry import Registry
 from archon.runtime import (
@@ -37,6 +38,9 @@ from archon.runtime import (
     run_many,
 )
 from archon.values import Message
+
+if TYPE_CHECKING:
+    from archon.eval.evaluate import ChunkReport
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,9 @@ class Progress:
         failed: items that raised (node failure or per-query budget).
         stopped: the limit (``calls``, ``usd``, ``seconds``, ``tokens``) of the run-level
             (search) budget that ran out, making the evaluation incomplete; else None.
+        by_model: calls and tokens per model (when the evaluator knows them).
+        scores: ``(item id, score)`` of every item scored so far, for paired comparisons
+            (when the evaluator reports them).
     """
 
     items_done: int
@@ -70,6 +77,8 @@ class Progress:
     usd_equivalent: float = 0.0
     failed: int = 0
     stopped: str | None = None
+    by_model: tuple[ModelUsage, ...] = ()
+    scores: tuple[tuple[str, float], ...] = ()
 
     @property
     def calls_equivalent(self) -> int:
@@ -178,7 +187,7 @@ class RuntimeEvaluator(Generic[T]):
                 seed=self.seed,
                 max_in_flight=self.max_in_flight,
             ):
-                await state.add(result, chunk[result.index], self.score)
+                await state.add(result, chunk[result.index], start + result.index, self.score)
             progress = state.progress(tally)
             yield progress
             if progress.stopped is not None:
@@ -195,9 +204,14 @@ class _Totals:
     usd: float = 0.0
     failed: int = 0
     stopped: str | None = None
+    scores: list[tuple[str, float]] = field(default_factory=list)
 
     async def add(
-        self, result: ItemResult, item: T, score: Callable[[T, str], float | Awaitable[float]]
+        self,
+        result: ItemResult,
+        item: T,
+        position: int,
+        score: Callable[[T, str], float | Awaitable[float]],
     ) -> None:
         error = result.error
         if isinstance(error, BudgetExceeded) and error.scope == "run":
@@ -205,8 +219,10 @@ class _Totals:
             self.stopped = self.stopped or error.limit
             return
         self.done += 1
+        key = str(getattr(item, "id", position))
         if result.result is None:
             self.failed += 1
+            self.scores.append((key, 0.0))
             logger.debug("item %d failed: %s", result.index, error)
             return
         run = result.result
@@ -218,6 +234,7 @@ class _Totals:
         if not isinstance(value, float | int):
             value = await value
         self.total += float(value)
+        self.scores.append((key, float(value)))
 
     def progress(self, tally: _Tally) -> Progress:
         return Progress(
@@ -230,18 +247,8 @@ class _Totals:
             usd_equivalent=tally.usd_equivalent,
             failed=self.failed,
             stopped=self.stopped,
+            scores=tuple(self.scores),
         )
-
-
-_LIMIT = re.compile(r"budget exceeded: (\w+) <=")
-
-
-def _limit_of(stopped: str | None) -> str | None:
-    """The budget limit named in an evaluation's stop message (``calls``, ``usd`` ...)."""
-    if stopped is None:
-        return None
-    match = _LIMIT.search(stopped)
-    return match.group(1) if match else "search"
 
 
 class EvalEvaluator:
@@ -249,38 +256,26 @@ class EvalEvaluator:
 
     Args:
         dataset: the dataset the items come from (its name and default metric).
-        client: where model calls go (shared by every trial).
-        metric: a metric name (default: the dataset's).
-        limits / cache / registry / seed: shared by every trial.
-        concurrency: items of one trial in flight at once.
-        judge_client: client for judge metrics (default: ``client``).
+        config: how every trial is evaluated: the client, limits, cache, metric, seed,
+            concurrency (items of one trial in flight at once) ... The search's shared meter
+            replaces ``config.budget`` for each evaluation; a ``config.trace`` still receives
+            every call.
 
     Judge calls made by a metric are not charged to the search budget (evaluation keeps
     them apart from the pipeline's own cost).
     """
 
-    def __init__(
-        self,
-        dataset: Dataset,
-        client: ModelClient,
-        *,
-        metric: str | None = None,
-        limits: Limits | None = None,
-        cache: CallCache | None = None,
-        registry: Registry | None = None,
-        seed: int = 0,
-        concurrency: int = 8,
-        judge_client: ModelClient | None = None,
-    ) -> None:
+    def __init__(self, dataset: Dataset, config: EvalConfig) -> None:
         self.dataset = dataset
-        self.client = client
-        self.metric = metric
-        self.limits = limits or Limits()
-        self.cache = cache
-        self.registry = registry
-        self.seed = seed
-        self.concurrency = concurrency
-        self.judge_client = judge_client
+        self.config = config if config.limits is not None else config.replace(limits=Limits())
+
+    @property
+    def metric_name(self) -> str:
+        """The name of the metric trials are scored with (``code``, ``exact_match`` ...)."""
+        metric = self.config.metric
+        if metric is None:
+            return self.dataset.metric
+        return metric if isinstance(metric, str) else metric.name
 
     async def evaluate_chunks(
         self,
@@ -291,40 +286,37 @@ class EvalEvaluator:
         budget: Meter | None,
     ) -> AsyncGenerator[Progress, None]:
         """See :class:`Evaluator`."""
-        from archon.eval.evaluate import ChunkReport, evaluate_chunks
+        from archon.eval.evaluate import evaluate_chunks
 
-        tally = _Tally()
-        # an async generator (typed as an iterator there): closed at once when a trial is pruned
-        chunks = cast(
-            AsyncGenerator[ChunkReport, None],
-            evaluate_chunks(
-                pipeline,
-                self.dataset.with_items(items),
-                chunk_size=max(1, chunk_size),
-                client=self.client,
-                limits=self.limits,
-                cache=self.cache,
-                metric=self.metric,
-                concurrency=self.concurrency,
-                budget=budget,
-                registry=self.registry,
-                judge_client=self.judge_client,
-                trace=tally,
-                seed=self.seed,
-            ),
+        forward = self.config.trace
+        tally = _Tally(forward=[forward.record] if forward is not None else [])
+        config = self.config.replace(budget=budget, trace=tally)
+        chunks = evaluate_chunks(
+            pipeline, self.dataset.with_items(items), config, chunk_size=max(1, chunk_size)
         )
+        scores: list[tuple[str, float]] = []
+        # closed at once when a trial is pruned: the items in flight stop
         async with contextlib.aclosing(chunks):
             async for report in chunks:
-                summary = report.summary
-                cost = summary.cost
-                yield Progress(
-                    items_done=report.step,
-                    score=summary.score or 0.0,
-                    calls=cost.calls,
-                    cache_hits=cost.cache_hits,
-                    tokens=cost.prompt_tokens + cost.completion_tokens,
-                    usd=cost.usd,
-                    usd_equivalent=tally.usd_equivalent,
-                    failed=summary.errors,
-                    stopped=_limit_of(report.stopped),
-                )
+                scores += ((r.id, r.score) for r in report.records if r.valid)
+                yield _progress(report, tally, tuple(scores))
+
+
+def _progress(
+    report: ChunkReport, tally: _Tally, scores: tuple[tuple[str, float], ...]
+) -> Progress:
+    summary = report.summary
+    cost = summary.cost
+    return Progress(
+        items_done=report.step,
+        score=summary.score or 0.0,
+        calls=cost.calls,
+        cache_hits=cost.cache_hits,
+        tokens=cost.prompt_tokens + cost.completion_tokens,
+        usd=cost.usd,
+        usd_equivalent=tally.usd_equivalent,
+        failed=summary.errors,
+        stopped=None if report.stopped is None else report.stopped.limit,
+        by_model=cost.by_model,
+        scores=scores,
+    )

@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from archon.eval.stats import Difference, paired_difference
 from archon.ir import Pipeline
 from archon.search.space import decode_params, params_json
 from archon.search.storage import (
@@ -27,6 +28,59 @@ from archon.search.storage import (
     test_results,
 )
 from archon.values import Usage
+
+FULL_DEV_PREFIX = "dev_full."
+"""Study attribute prefix of a trial's re-evaluation on the whole dev split (promotion)."""
+REFERENCE_PREFIX = "reference."
+"""Study attribute prefix of a baseline's result on the test split (single sample, vote)."""
+
+
+def stored_results(study: optuna.Study, prefix: str) -> dict[str, Mapping[str, Any]]:
+    """Results stored as study user attributes ``prefix + key``, by key."""
+    return {
+        key[len(prefix) :]: value
+        for key, value in study.user_attrs.items()
+        if key.startswith(prefix) and isinstance(value, dict)
+    }
+
+
+def promoted_results(study: optuna.Study) -> dict[int, Mapping[str, Any]]:
+    """Whole-dev-split re-evaluations by trial number."""
+    return {
+        int(key): value
+        for key, value in stored_results(study, FULL_DEV_PREFIX).items()
+        if key.isdigit() and isinstance(value.get("score"), int | float)
+    }
+
+
+def item_scores(result: Mapping[str, Any]) -> dict[str, float]:
+    """The per-item scores a stored result holds (``scores``: ``[[id, score], ...]``)."""
+    pairs = result.get("scores")
+    if not isinstance(pairs, list):
+        return {}
+    return {
+        str(pair[0]): float(pair[1])
+        for pair in pairs
+        if isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[1], int | float)
+    }
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A baseline evaluated on the test split next to the best trial.
+
+    Attributes:
+        name: ``single[model]`` (one greedy sample) or ``voteN[model]`` (equal-cost repeated
+            sampling of the best single model, majority vote).
+        score, items: its test result; ``calls_per_item``: what it spent per query.
+        scores: per-item test scores, by item id.
+    """
+
+    name: str
+    score: float | None
+    items: int
+    calls_per_item: float | None
+    scores: Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -47,6 +101,10 @@ class TrialSummary:
         duplicate_of: an earlier trial with the same concrete pipeline whose result was reused.
         baseline: the template's defaults (trial 0 of a new study).
         test_score / test_items: held-out test result, when re-evaluated.
+        test_scores: per-item test scores by item id (for paired comparisons).
+        full_dev_score / full_dev_items: the re-evaluation on the whole dev split, when the
+            trial was promoted (trials saw only ``trial_items`` dev items).
+        by_model: calls and tokens per model of the dev evaluation.
         pipeline_json: the concrete pipeline as JSON.
     """
 
@@ -66,6 +124,10 @@ class TrialSummary:
     baseline: bool = False
     test_score: float | None = None
     test_items: int | None = None
+    test_scores: Mapping[str, float] = field(default_factory=dict)
+    full_dev_score: float | None = None
+    full_dev_items: int | None = None
+    by_model: Mapping[str, Any] = field(default_factory=dict)
     pipeline_json: str | None = None
 
     @property
@@ -82,7 +144,8 @@ class TrialSummary:
 
 @dataclass(frozen=True)
 class StudyReport:
-    """A study's trials, its best trials and its baseline, from storage."""
+    """A study's trials, its best trials, its baseline (trial 0) and the reference baselines
+    (single samples, equal-cost vote) on the test split, from storage."""
 
     study_name: str
     objective: str
@@ -91,6 +154,18 @@ class StudyReport:
     trials: tuple[TrialSummary, ...]
     best: tuple[TrialSummary, ...]
     baseline: TrialSummary | None
+    references: tuple[Reference, ...] = ()
+
+    def test_difference(self) -> Difference | None:
+        """Best minus baseline (trial 0) on the test split, paired by item, with its 95 % CI."""
+        if not self.best or self.baseline is None:
+            return None
+        return paired_difference(self.best[0].test_scores, self.baseline.test_scores)
+
+    def reference_differences(self) -> list[tuple[Reference, Difference | None]]:
+        """Best minus each reference baseline on the test split, paired by item."""
+        best = self.best[0].test_scores if self.best else {}
+        return [(ref, paired_difference(best, ref.scores)) for ref in self.references]
 
     def counts(self) -> dict[str, int]:
         """Number of trials per state, with ``infeasible`` split out of ``PRUNED``."""
@@ -154,7 +229,10 @@ def _int(value: Any) -> int | None:
 
 
 def summarize_trial(
-    trial: FrozenTrial, template: Pipeline | None, tests: Mapping[int, Mapping[str, Any]]
+    trial: FrozenTrial,
+    template: Pipeline | None,
+    tests: Mapping[int, Mapping[str, Any]],
+    promoted: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> TrialSummary:
     """A :class:`TrialSummary` of ``trial`` (``template`` decodes list-valued options)."""
     attrs = trial.user_attrs
@@ -167,7 +245,9 @@ def summarize_trial(
     except Exception:  # a trial of an older template: show what is stored
         params = dict(trial.params)
     test = tests.get(trial.number, {})
+    full = (promoted or {}).get(trial.number, {})
     values = tuple(trial.values) if trial.values is not None else None
+    by_model = attrs.get("by_model")
     return TrialSummary(
         number=trial.number,
         state=trial.state.name,
@@ -185,6 +265,10 @@ def summarize_trial(
         baseline=bool(attrs.get("baseline", False)),
         test_score=_float(test.get("score")),
         test_items=_int(test.get("items")),
+        test_scores=item_scores(test),
+        full_dev_score=_float(full.get("score")),
+        full_dev_items=_int(full.get("items")),
+        by_model=by_model if isinstance(by_model, dict) else {},
         pipeline_json=attrs.get("pipeline") if isinstance(attrs.get("pipeline"), str) else None,
     )
 
@@ -201,11 +285,25 @@ def stored_template(study: optuna.Study) -> Pipeline | None:
 
 
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The best trial (one objective) or the Pareto front sorted by quality, best first."""
+    """The best trial (one objective) or the Pareto front sorted by quality, best first.
+
+    With one objective, when trials were promoted to the whole dev split, the best is the
+    promoted trial with the highest whole-split score (ties: trial value, then number): the
+    choice is made on the most dev items, not on the few every trial saw.
+    """
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return []
     if len(study.directions) == 1:
+        promoted = promoted_results(study)
+        chosen = [t for t in complete if t.number in promoted]
+        if chosen:
+            return [
+                max(
+                    chosen,
+                    key=lambda t: (float(promoted[t.number]["score"]), t.values[0], -t.number),
+                )
+            ]
         return [study.best_trial]
     front = study.best_trials
     return sorted(front, key=lambda t: (-t.values[0], t.values[1], t.number))
@@ -215,8 +313,9 @@ def summarize(study: optuna.Study) -> StudyReport:
     """A :class:`StudyReport` of ``study``."""
     template = stored_template(study)
     tests = test_results(study)
+    promoted = promoted_results(study)
     trials = study.get_trials(deepcopy=False)
-    summaries = tuple(summarize_trial(t, template, tests) for t in trials)
+    summaries = tuple(summarize_trial(t, template, tests, promoted) for t in trials)
     by_number = {s.number: s for s in summaries}
     best = tuple(by_number[t.number] for t in best_trials(study))
     baseline = next(
@@ -232,6 +331,21 @@ def summarize(study: optuna.Study) -> StudyReport:
         trials=summaries,
         best=best,
         baseline=baseline,
+        references=_references(study),
+    )
+
+
+def _references(study: optuna.Study) -> tuple[Reference, ...]:
+    stored = stored_results(study, REFERENCE_PREFIX)
+    return tuple(
+        Reference(
+            name=name,
+            score=_float(result.get("score")),
+            items=_int(result.get("items")) or 0,
+            calls_per_item=_float(result.get("calls_per_item")),
+            scores=item_scores(result),
+        )
+        for name, result in sorted(stored.items(), key=lambda kv: int(kv[1].get("order", 0)))
     )
 
 
@@ -258,6 +372,17 @@ def ranked(report: StudyReport, top: int | None = None) -> list[TrialSummary]:
     return done if top is None else done[:top]
 
 
+def _difference(diff: Difference | None) -> dict[str, Any] | None:
+    if diff is None:
+        return None
+    return {
+        "diff": diff.diff,
+        "ci95": [diff.low, diff.high],
+        "items": diff.items,
+        "excludes_zero": diff.excludes_zero,
+    }
+
+
 def to_json(report: StudyReport, top: int | None = None) -> str:
     """The report as JSON (for ``--format json``)."""
 
@@ -271,6 +396,9 @@ def to_json(report: StudyReport, top: int | None = None) -> str:
             "dev_items": t.dev_items,
             "test_score": t.test_score,
             "test_items": t.test_items,
+            "full_dev_score": t.full_dev_score,
+            "full_dev_items": t.full_dev_items,
+            "by_model": dict(t.by_model),
             "cost_per_query": t.cost_per_query,
             "estimated_calls": t.estimated_calls,
             "baseline": t.baseline,
@@ -284,5 +412,16 @@ def to_json(report: StudyReport, top: int | None = None) -> str:
         "best": [trial(t) for t in report.best],
         "baseline": trial(report.baseline) if report.baseline else None,
         "top": [trial(t) for t in ranked(report, top)],
+        "test_difference": _difference(report.test_difference()),
+        "references": [
+            {
+                "name": ref.name,
+                "score": ref.score,
+                "items": ref.items,
+                "calls_per_item": ref.calls_per_item,
+                "best_minus_reference": _difference(diff),
+            }
+            for ref, diff in report.reference_differences()
+        ],
     }
     return json.dumps(data, indent=2)

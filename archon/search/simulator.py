@@ -167,6 +167,7 @@ class SimulatedEvaluator:
         q = self.quality(pipeline)
         per_item = estimate(pipeline, self.registry).calls
         done, total, calls = 0, 0.0, 0
+        scores: list[tuple[str, float]] = []
         for start in range(0, len(items), max(1, chunk_size)):
             for index in range(start, min(len(items), start + max(1, chunk_size))):
                 if budget is not None and per_item:
@@ -181,12 +182,11 @@ class SimulatedEvaluator:
                 calls += per_item
                 self.calls += per_item
                 done += 1
-                if self.noise:
-                    key = getattr(items[index], "id", index)
-                    total += float(_unit(self.seed, key, fingerprint) < q)
-                else:
-                    total += q
-            yield Progress(done, total / done, calls)
+                key = getattr(items[index], "id", index)
+                score = float(_unit(self.seed, key, fingerprint) < q) if self.noise else q
+                total += score
+                scores.append((str(key), score))
+            yield Progress(done, total / done, calls, scores=tuple(scores))
 
 
 # --- a simulated model client ----------------------------------------------------------------

@@ -51,6 +51,7 @@ class KeepFirst(Layer):
     Params: ClassVar[type[LayerParams]] = KeepFirstParams
     consumes = (Candidates,)
     produces = Candidates
+    is_filter: ClassVar[bool] = True
 
     @classmethod
     def estimate(

@@ -66,6 +66,11 @@ def test_every_name_is_tested() -> None:
         "arena_hard",
         "alpaca_eval",
         "math",
+        "mbpp",
+        "mbpp/sanitized",
+        "gsm8k",
+        "code_contests",
+        "apps",
     } | {
         f"bigbench/{t}"
         for t in (

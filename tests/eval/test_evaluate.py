@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from archon.compiler import compile_source
 from archon.eval import (
     ChunkReport,
+    EvalConfig,
     EvalResult,
     MetricOptions,
     RecordsError,
@@ -23,6 +25,7 @@ from archon.eval import (
     load_dataset,
     read_records,
 )
+from archon.eval.summary import declared_filters
 from archon.ir import Budget
 from archon.layers.registry import Registry
 from archon.runtime import Limits, ModelCallError, PipelineNotConcrete
@@ -112,8 +115,7 @@ def test_verifier_false_positive_rate(registry: Registry, limits: Limits) -> Non
         qa_dataset(4),
         client=counted(correct),
         limits=limits,
-        registry=registry,
-        filter_kinds=("keep_first",),
+        registry=registry,  # keep_first declares is_filter: no filter_kinds needed
     )
     s = result.summary
     assert (s.verifier_kept, s.verifier_wrong) == (8, 6)
@@ -123,6 +125,41 @@ def test_verifier_false_positive_rate(registry: Registry, limits: Limits) -> Non
     record = next(r for r in result.records if r.id == "q1")
     assert [(c.node, c.source) for c in record.candidates].count(("generate_1", True)) == 4
     assert [c.correct for c in record.candidates if c.node == "keep_first_1"] == [False, False]
+
+
+def test_filter_kinds_come_from_the_registry(registry: Registry) -> None:
+    assert {"verify", "unit_test_evaluate"} <= set(declared_filters())
+    assert "generate" not in declared_filters() and "keep_first" not in declared_filters()
+    assert "keep_first" in declared_filters(registry)
+    p = pipe(
+        "generate(models = [m], samples = 4, temperature = 0.7, max_tokens = 64)\n"
+        "keep_first(keep = 2)",
+        registry,
+    )
+    correct = {0: {0}, 1: {2, 3}}
+    config = EvalConfig(client=counted(correct), registry=registry, filter_kinds=())
+    assert evaluate_sync(p, qa_dataset(2), config).summary.verifier_kept == 0
+
+
+def test_roles_on_two_models_are_reported_apart(limits: Limits) -> None:
+    p = compile_source(
+        'models { small = "fake/small"  big = "fake/big" }\n'
+        "pipeline p {\n"
+        "  generate(models = [small], samples = 3, temperature = 0.7, max_tokens = 64)\n"
+        "  rank(model = big, top_k = 1)\n"
+        "}\n"
+    )
+    result = evaluate_sync(p, qa_dataset(4), EvalConfig(client=ScriptedClient(even_right)))
+    by_model = {u.model: u for u in result.summary.cost.by_model}
+    assert set(by_model) == {"fake/small", "fake/big"}
+    assert by_model["fake/small"].calls == 12
+    big_calls = by_model["fake/big"].calls
+    assert big_calls >= 4 and big_calls + 12 == result.summary.cost.calls
+    assert by_model["fake/big"].prompt_tokens > 0
+    record = result.records[0]
+    assert {u.model for u in record.by_model} == {"fake/small", "fake/big"}
+    report = result.report()["cost"]["by_model"]
+    assert report["fake/small"]["calls_per_item"] == 3.0
 
 
 def test_failed_items_count_as_wrong_and_do_not_stop_the_run(limits: Limits) -> None:
@@ -159,7 +196,8 @@ def test_run_budget_stops_cleanly_and_resume_finishes(tmp_path: Path, limits: Li
         budget=Budget(calls=4),
         records_path=records,
     )
-    assert first.stopped is not None and "budget" in first.stopped
+    assert first.stopped is not None and first.stopped.limit == "calls"
+    assert first.stopped.scope == "run" and "budget" in str(first.stopped)
     assert first.summary.n == 4 and not first.complete
     assert len(read_records(records)[0]) == 4
     client = ScriptedClient(even_right)
@@ -248,10 +286,8 @@ def test_chunks_report_running_scores(limits: Limits) -> None:
             async for r in evaluate_chunks(
                 single(),
                 qa_dataset(n),
+                EvalConfig(client=ScriptedClient(even_right), limits=limits, concurrency=1),
                 chunk_size=size,
-                client=ScriptedClient(even_right),
-                limits=limits,
-                concurrency=1,
             )
         ]
 
@@ -262,6 +298,10 @@ def test_chunks_report_running_scores(limits: Limits) -> None:
         (3, 10, True),
     ]
     assert reports[0].summary.accuracy == 0.5 and reports[-1].summary.n == 10
+    # every item's record comes with exactly one report
+    assert sorted(r.id for report in reports for r in report.records) == sorted(
+        f"q{i}" for i in range(10)
+    )
     exact = asyncio.run(collect(8, 4))
     assert [(r.step, r.final) for r in exact] == [(4, False), (8, True)]
 
@@ -270,9 +310,8 @@ def test_breaking_out_of_chunks_stops_the_work(limits: Limits) -> None:
     client = ScriptedClient(even_right, latency_s=0.005)
 
     async def first_chunk() -> ChunkReport:
-        async for report in evaluate_chunks(
-            single(), qa_dataset(40), chunk_size=5, client=client, limits=limits, concurrency=2
-        ):
+        config = EvalConfig(client=client, limits=limits, concurrency=2)
+        async for report in evaluate_chunks(single(), qa_dataset(40), config, chunk_size=5):
             return report
         raise AssertionError("no report")
 
@@ -314,9 +353,8 @@ def test_unassigned_holes_fail_before_any_call(limits: Limits) -> None:
 
 
 def test_result_is_frozen_and_reports_json(limits: Limits) -> None:
-    result = asyncio.run(
-        evaluate(single(), qa_dataset(2), client=ScriptedClient(even_right), limits=limits)
-    )
+    config = EvalConfig(client=ScriptedClient(even_right), limits=limits)
+    result = asyncio.run(evaluate(single(), qa_dataset(2), config))
     assert isinstance(result, EvalResult)
     with pytest.raises(ValidationError):
         result.total = 5  # type: ignore[misc]

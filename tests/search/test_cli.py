@@ -50,6 +50,7 @@ def test_search_writes_best_pipe_params_plots_and_resumes(template: Path) -> Non
     assert (template.parent / "t.study.db").exists()
     assert (template.parent / "t-history.png").stat().st_size > 0
     assert "baseline (trial 0)" in out and "best     (trial" in out
+    assert "best - baseline on test:" in out and "95% CI [" in out
     compiled = check_file(best, default_registry())
     assert compiled.pipeline is not None and not compiled.errors
     data = json.loads(params.read_text())
@@ -75,6 +76,12 @@ def test_report_from_storage(template: Path) -> None:
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.output)
     assert data["study"] == "t" and data["best"] and data["baseline"]["number"] == 0
+
+
+def test_trial_items_promote_the_best_to_the_whole_dev_split(template: Path) -> None:
+    code, out = search(str(template), "--trials", "5", "--no-plots", "--trial-items", "3")
+    assert code == 0, out
+    assert "(whole dev split" in out and "on 9)" in out
 
 
 def test_pareto_search(template: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from archon.compiler.structure import default_assignment
+from archon.eval import EvalConfig
 from archon.eval.items import Dataset
 from archon.ir import Pipeline
 from archon.layers.registry import Registry
@@ -453,7 +454,7 @@ def test_public_search_scores_with_the_dataset_metric(
     result = search(
         generate_template,
         dataset,
-        client=client,
+        EvalConfig(client=client),
         registry=registry,
         storage=sqlite(tmp_path),
         options=SearchOptions(seed=0, parallel_trials=2),

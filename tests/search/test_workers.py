@@ -25,9 +25,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def start(
     storage: str, study: str, trials: int, latency: float, seed: int = 0
 ) -> subprocess.Popen[str]:
+    # The script's folder comes first on its sys.path: point it at this checkout's archon.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     return subprocess.Popen(
         [sys.executable, str(SCRIPT), storage, study, str(trials), str(latency), str(seed)],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,0 +1,202 @@
+"""Trial evaluation: turn one Optuna trial into an :class:`Outcome`.
+
+For one trial, :class:`TrialRunner`:
+
+1. materialises the configuration from the trial's parameters;
+2. rejects it before any call when its static cost estimate is over the per-query budget
+   (``infeasible``, pruned);
+3. reuses the result of an identical concrete pipeline evaluated earlier (``duplicate_of``),
+   waiting for it when it is still being evaluated;
+4. otherwise evaluates it on the dev items in chunks, reporting each chunk to the pruner
+   (quality objective) and recording what it spent as trial user attributes.
+
+A trial cut short by the search budget raises :class:`Interrupted` (the study loop fails and
+re-enqueues it); pruning and failures are outcomes, not exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from archon.compiler.cost import estimate
+from archon.compiler.structure import AssignmentError
+from archon.ir import Pipeline, strip_spans
+from archon.search.context import SearchContext, SearchState
+from archon.search.objective import Progress
+from archon.search.space import SearchSpaceError, materialize
+
+logger = logging.getLogger(__name__)
+
+COPIED = ("items", "score", "cost_per_query")
+"""Result attributes a duplicate trial copies from the trial it duplicates."""
+
+
+@dataclass
+class Outcome:
+    """What a trial gives the study: its state, objective values and result attributes."""
+
+    state: TrialState
+    values: list[float] | None = None
+    number: int | None = None  # the trial that was evaluated (for duplicates)
+    results: dict[str, Any] = field(default_factory=dict)  # its score, items, cost per query
+
+
+class Interrupted(Exception):
+    """A trial stopped because the search budget ran out mid-evaluation.
+
+    Attributes:
+        limit: which limit of the search budget (``calls``, ``usd``, ``seconds`` ...).
+    """
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+def progress_attrs(context: SearchContext, progress: Progress) -> dict[str, Any]:
+    """What an evaluation spent, as JSON user attributes (per-model calls included)."""
+    return {
+        "items": progress.items_done,
+        "score": progress.score,
+        "calls": progress.calls,
+        "cache_hits": progress.cache_hits,
+        "tokens": progress.tokens,
+        "usd": progress.usd,
+        "usd_equivalent": progress.usd_equivalent,
+        "failed_items": progress.failed,
+        "cost_per_query": context.cost(progress),
+        "by_model": {m.model: m.model_dump(exclude={"model"}) for m in progress.by_model},
+    }
+
+
+class TrialRunner:
+    """Evaluates trials of one run; identical configurations are evaluated once.
+
+    Args:
+        context: the run's settings and meters.
+        state: the run's counters (cache savings, the streak of free trials).
+        known: completed results by pipeline fingerprint, from storage (shared by the run).
+    """
+
+    def __init__(
+        self,
+        context: SearchContext,
+        state: SearchState,
+        known: dict[str, asyncio.Future[Outcome]],
+    ) -> None:
+        self.context = context
+        self.state = state
+        self.known = known
+
+    def infeasible(self, concrete: Pipeline) -> tuple[str | None, int, int]:
+        """Why the configuration's static estimate exceeds a per-query budget (or None),
+        and the estimated calls and tokens per query."""
+        cost = estimate(concrete, self.context.registry)
+        options, budget = self.context.options, self.context.template.budget
+        limits: list[tuple[str, int | None, int]] = [
+            ("calls", budget.calls, cost.calls),
+            ("tokens", budget.tokens, cost.tokens),
+            ("calls", options.max_calls_per_query, cost.calls),
+            ("tokens", options.max_tokens_per_query, cost.tokens),
+        ]
+        for name, limit, value in limits:
+            if limit is not None and value > limit:
+                reason = f"estimated {value} {name} per query > budget {limit}"
+                return reason, cost.calls, cost.tokens
+        return None, cost.calls, cost.tokens
+
+    def _concrete(self, trial: optuna.Trial) -> Pipeline | None:
+        trial.set_user_attr("worker", self.context.worker.attrs())
+        trial.set_user_attr("heartbeat", time.time())
+        try:
+            concrete = materialize(self.context.template, trial, self.context.registry)
+        except (AssignmentError, SearchSpaceError, ValueError) as error:
+            trial.set_user_attr("error", str(error))
+            logger.warning("trial %d: %s", trial.number, error)
+            return None
+        trial.set_user_attr("fingerprint", concrete.fingerprint())
+        trial.set_user_attr("pipeline", json.dumps(strip_spans(concrete), separators=(",", ":")))
+        return concrete
+
+    async def run(self, trial: optuna.Trial) -> Outcome:
+        """The outcome of ``trial`` (raises :class:`Interrupted` when the budget ran out)."""
+        concrete = self._concrete(trial)
+        if concrete is None:
+            return Outcome(TrialState.FAIL)
+        reason, calls, tokens = self.infeasible(concrete)
+        trial.set_user_attr("est_calls", calls)
+        trial.set_user_attr("est_tokens", tokens)
+        if reason is not None:
+            trial.set_user_attr("infeasible", reason)
+            self.state.free_streak += 1
+            return Outcome(TrialState.PRUNED)
+        fingerprint = concrete.fingerprint()
+        earlier = self.known.get(fingerprint)
+        if earlier is not None:
+            outcome = await asyncio.shield(earlier)
+            if outcome.state == TrialState.COMPLETE:
+                trial.set_user_attr("duplicate_of", outcome.number)
+                for key, value in outcome.results.items():
+                    trial.set_user_attr(key, value)
+                self.state.free_streak += 1
+                return Outcome(TrialState.COMPLETE, outcome.values)
+        return await self._first(trial, concrete, fingerprint)
+
+    async def _first(self, trial: optuna.Trial, concrete: Pipeline, fingerprint: str) -> Outcome:
+        """Evaluate a configuration not seen before; later duplicates wait for this result."""
+        mine: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.known[fingerprint] = mine
+        try:
+            outcome = await self._evaluate(trial, concrete)
+        except BaseException:
+            mine.set_result(Outcome(TrialState.FAIL))
+            self.known.pop(fingerprint, None)
+            raise
+        outcome.number = trial.number
+        mine.set_result(outcome)
+        if outcome.state != TrialState.COMPLETE:
+            self.known.pop(fingerprint, None)
+        self.state.free_streak = 0
+        return outcome
+
+    async def _evaluate(self, trial: optuna.Trial, concrete: Pipeline) -> Outcome:
+        context = self.context
+        items = context.trial_items
+        last, pruned = Progress(0, 0.0), False
+        chunks = context.evaluator.evaluate_chunks(
+            concrete, items, chunk_size=context.chunk, budget=context.meter
+        )
+        async with contextlib.aclosing(chunks):  # pruning stops the items in flight at once
+            async for progress in chunks:
+                last = progress
+                if progress.stopped is not None:
+                    break
+                if not context.pareto and progress.items_done:
+                    trial.report(progress.score, step=progress.items_done)
+                    # a trial evaluated on all its items is a full result: never prune it
+                    if progress.items_done < len(items) and trial.should_prune():
+                        pruned = True
+                        break
+        self.state.spent(last)
+        for key, value in progress_attrs(context, last).items():
+            trial.set_user_attr(key, value)
+        if last.stopped is not None:
+            raise Interrupted(last.stopped)
+        if pruned:
+            return Outcome(TrialState.PRUNED)
+        if not last.items_done:
+            trial.set_user_attr("error", "no dev item was evaluated")
+            return Outcome(TrialState.FAIL)
+        cost = context.cost(last)
+        results = {"items": last.items_done, "score": last.score, "cost_per_query": cost}
+        values = [last.score] if not context.pareto else [last.score, cost]
+        return Outcome(TrialState.COMPLETE, values, trial.number, results)
