@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from archon.errors import ArchonError
-from archon.values import Message
+from archon.values import Message, TestCase
 
 
 class DatasetError(ArchonError):
@@ -37,6 +37,8 @@ class EvalItem(_Frozen):
         code_prefix: code the answer completes (e.g. HumanEval's signature and docstring),
             prepended when the extracted answer does not define ``entry_point`` itself.
         entry_point: the function the tests call.
+        io_tests: standard input/output cases (``TestCase(kind="io", stdin=..., stdout=...)``)
+            for programs that read stdin; run by the ``code`` metric like ``tests``.
         references: reference answers for judges, one per turn (may be empty).
         meta: free-form string attributes (category, benchmark, subtask...).
     """
@@ -50,6 +52,7 @@ class EvalItem(_Frozen):
     tests: tuple[str, ...] = ()
     code_prefix: str = ""
     entry_point: str | None = None
+    io_tests: tuple[TestCase, ...] = ()
     references: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()
 
