@@ -52,11 +52,15 @@ def _alarm(signum: int, frame: object) -> None:
     raise _Timeout()
 
 
-def _short(error: BaseException) -> str:
+def _message(error: BaseException) -> str:
     try:
-        text = str(error)
+        return str(error)[:_MESSAGE_CAP]
     except BaseException:  # a candidate's __str__ may raise anything
-        text = ""
+        return ""
+
+
+def _short(error: BaseException) -> str:
+    text = _message(error)
     return (type_name(error) + (": " + text if text else ""))[:_MESSAGE_CAP]
 
 
@@ -330,7 +334,7 @@ class Server:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         if self.compile_error is not None:
             error = self.compile_error
-            return {"status": "error", "error": type_name(error), "message": _short(error)}
+            return {"status": "error", "error": type_name(error), "message": _message(error)}
         self.count += 1
         folder = f"{self.job['root']}/r{self.count}"
         os.mkdir(folder)
@@ -396,7 +400,7 @@ class Server:
         if status != "ok":
             result = {"status": status, **(result or {})}
             if error is not None:
-                result.update(error=type_name(error), message=_short(error))
+                result.update(error=type_name(error), message=_message(error))
         _write_result(f"{folder}/res", result)
 
     def run_main(self, folder: str) -> int:

@@ -216,7 +216,8 @@ async def _setup(server: Server, *, loads: bool) -> tuple[TestOutcome, Reply]:
         return TestOutcome("passed"), reply
     if reply.status == "timeout":
         return TestOutcome("timeout", f"timed out after {server.timeout_s:g}s"), reply
-    return TestOutcome("error", reply.message or str(reply.error)), reply
+    text = f"{reply.error}: {reply.message}" if reply.message else str(reply.error)
+    return TestOutcome("error", text), reply
 
 
 async def _code_tests(
