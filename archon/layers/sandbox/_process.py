@@ -14,6 +14,8 @@ from archon.layers.sandbox.confine import Isolation, Launch, launch
 LINE_CAP = 4 << 20
 """Longest line archon reads from a runner; a longer one ends that runner."""
 _STDERR_CAP = 4096
+_SEND_S = 30.0  # a runner that reads nothing for this long is gone
+_STOP_S = 2.0
 
 
 class RunnerGone(Exception):
@@ -75,9 +77,11 @@ class Runner:
         assert stdin is not None
         try:
             stdin.write((json.dumps(message, separators=(",", ":")) + "\n").encode())
-            await stdin.drain()
+            await asyncio.wait_for(stdin.drain(), _SEND_S)
         except (ConnectionError, OSError) as error:
             raise self._fail(f"the runner stopped reading ({type(error).__name__})") from None
+        except TimeoutError:
+            raise self._fail("the runner stopped reading", timed_out=True) from None
 
     async def receive(self, timeout: float) -> dict[str, Any]:
         """The next line as a JSON object, within ``timeout`` seconds."""
@@ -119,10 +123,16 @@ class Runner:
         self.gone = self.gone or "stopped"
         self._kill()
         try:
-            await self._process.wait()
             stderr = self._process.stderr
-            if stderr is not None:  # the writer is dead: this returns at once
-                with contextlib.suppress(OSError, ValueError):
-                    self._stderr = await asyncio.wait_for(stderr.read(_STDERR_CAP), 1.0)
+            if stderr is not None:  # every writer is dead: this returns at once
+                with contextlib.suppress(OSError, ValueError, TimeoutError):
+                    self._stderr = await asyncio.wait_for(stderr.read(_STDERR_CAP), _STOP_S)
+            # wait() also waits for the pipes to close; bounded, should a process that
+            # escaped the kill still hold one (the namespace mode leaves none).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._process.wait(), _STOP_S)
         finally:
+            transport = getattr(self._process, "_transport", None)
+            if transport is not None:
+                transport.close()
             self._spec.close()
