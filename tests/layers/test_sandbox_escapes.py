@@ -318,12 +318,13 @@ def test_seccomp_refuses_namespaces_and_ptrace() -> None:
 
 
 @needs_namespace
-def test_the_filesystem_is_read_only_but_tmp() -> None:
+def test_the_filesystem_is_read_only_but_the_scratch_folder() -> None:
     probe = (
         "import os\n"
         "def probe():\n"
         "    out = []\n"
-        "    for path in ('/usr/x', '/etc/x', '/x', os.path.join(os.getcwd(), 'x'), '/tmp/y'):\n"
+        "    for path in ('/usr/x', '/etc/x', '/x', '/tmp/x', os.path.join(os.getcwd(), 'x'),"
+        " os.path.join(os.environ['TMPDIR'], 'y')):\n"
         "        try:\n"
         "            open(path, 'w').close()\n"
         "            out.append('ok')\n"
@@ -333,5 +334,5 @@ def test_the_filesystem_is_read_only_but_tmp() -> None:
     )
     outcome = call(probe, "probe()", Sandbox(isolation="namespace"))
     assert outcome.value is not None
-    usr, etc, top, cwd, tmp = eval(outcome.value)
-    assert "ok" not in (usr, etc, top) and cwd == tmp == "ok"
+    usr, etc, top, tmp, cwd, scratch = eval(outcome.value)
+    assert "ok" not in (usr, etc, top, tmp) and cwd == scratch == "ok"

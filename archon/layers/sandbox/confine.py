@@ -4,7 +4,7 @@ for each isolation mode, and which mode this machine supports.
 ``namespace`` (bubblewrap): new user (when archon is not root), PID, network, IPC, UTS and
 cgroup namespaces; a new root holding only read-only binds of ``/usr``, the interpreter's
 prefix and the loader cache; a fresh ``/proc`` and minimal ``/dev``; a private size-capped
-``tmpfs`` on ``/tmp`` as the only writable place; no capabilities (as root, a random
+``tmpfs`` on :data:`SCRATCH` as the only writable place; no capabilities (as root, a random
 unprivileged uid, taken by the runner before any candidate code); ``PR_SET_NO_NEW_PRIVS``;
 the seccomp filter of :mod:`._seccomp`; a new session; and death with its parent. Killing
 bubblewrap ends the namespace's init and with it every process inside.
@@ -33,8 +33,10 @@ from archon.layers.sandbox import _seccomp
 
 Isolation = Literal["namespace", "audit-hook"]
 
+SCRATCH = "/sandbox"
+"""The namespace mode's private writable folder (a tmpfs): cwd, ``HOME`` and ``TMPDIR``."""
 TMP_MB = 256
-"""Size of the private ``/tmp`` of the ``namespace`` mode."""
+"""Size of :data:`SCRATCH`."""
 NPROC = 64
 """Processes and threads one sandbox may have (namespace mode)."""
 
@@ -133,8 +135,10 @@ def _bwrap_argv(bwrap: str, seccomp_fd: int | None, as_root: bool, sized: bool) 
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777"]
     if sized:
         argv += ["--size", str(TMP_MB * 1024 * 1024)]
-    argv += ["--tmpfs", "/tmp", "--chdir", "/tmp", "--clearenv"]
-    for key, value in _env("/tmp").items():
+    # The private scratch folder is the only writable place (not /tmp: like the fallback,
+    # the sandbox refuses writes everywhere else); the new root itself is made read-only.
+    argv += ["--tmpfs", SCRATCH, "--remount-ro", "/", "--chdir", SCRATCH, "--clearenv"]
+    for key, value in _env(SCRATCH).items():
         argv += ["--setenv", key, value]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
@@ -164,7 +168,7 @@ def _namespace(role: str, features: tuple[str, bool]) -> Launch:
     launch = Launch([], {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, "/", {})
     launch.argv = [*_bwrap_argv(bwrap, _seccomp_fd(launch), as_root, sized), *_command(role)]
     launch.job = {
-        "root": "/tmp",
+        "root": SCRATCH,
         "guard": False,
         "groups": True,
         "nproc": NPROC,
