@@ -10,7 +10,7 @@ the seccomp filter of :mod:`._seccomp`; a new session; and death with its parent
 bubblewrap ends the namespace's init and with it every process inside.
 
 ``audit-hook``: the fallback where bubblewrap cannot run. The runner's audit hook
-(:func:`._inside.guard`) is the only filesystem guard; ``unshare -rnmpf`` adds network and
+(:func:`._guard.guard`) is the only filesystem guard; ``unshare -rnmpf`` adds network and
 PID namespaces when it works. It is not a security boundary, and a warning says so once.
 """
 
@@ -64,9 +64,9 @@ class Launch:
 
 @functools.cache
 def runner_source() -> str:
-    """The code run inside: the value codec, then the runner (one ``__future__`` line)."""
+    """The code run inside: the value codec, the guard, the runner (one ``__future__``)."""
     lines = ["from __future__ import annotations"]
-    for name in ("_wire.py", "_inside.py"):
+    for name in ("_wire.py", "_guard.py", "_inside.py"):
         text = (_SOURCE_DIR / name).read_text(encoding="utf-8")
         lines += [line for line in text.splitlines() if not line.startswith("from __future__")]
     return "\n".join(lines) + "\n"
