@@ -33,6 +33,7 @@ class Runner:
         self._process = process
         self._spec = spec
         self._stderr = b""
+        self._stopped = False
         self.gone: str | None = None
 
     @classmethod
@@ -112,14 +113,18 @@ class Runner:
 
     def _kill(self) -> None:
         # The runner leads its own process group; in the namespace mode it is bubblewrap,
-        # whose death ends the PID namespace and every process in it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._process.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            self._process.kill()
+        # whose death ends the PID namespace and every process in it. Not Process.kill():
+        # it polls, which would reap the process behind asyncio's child watcher.
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
 
     async def stop(self) -> None:
-        """Kill the runner and everything it started, wait for it, release its resources."""
+        """Kill the runner and everything it started, wait for it, release its resources.
+        Calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.gone = self.gone or "stopped"
         self._kill()
         try:
@@ -127,12 +132,21 @@ class Runner:
             if stderr is not None:  # every writer is dead: this returns at once
                 with contextlib.suppress(OSError, ValueError, TimeoutError):
                     self._stderr = await asyncio.wait_for(stderr.read(_STDERR_CAP), _STOP_S)
-            # wait() also waits for the pipes to close; bounded, should a process that
-            # escaped the kill still hold one (the namespace mode leaves none).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._process.wait(), _STOP_S)
         finally:
-            transport = getattr(self._process, "_transport", None)
-            if transport is not None:
-                transport.close()
+            self._close_transport()
             self._spec.close()
+
+    def _close_transport(self) -> None:
+        """Close our ends of the pipes now (a dying sandbox may still hold theirs)."""
+        transport = getattr(self._process, "_transport", None)
+        if transport is None:
+            return
+        if self._process.returncode is not None:
+            transport.close()  # polls only a process whose exit is not known yet
+            return
+        for fd in (0, 1, 2):
+            pipe = transport.get_pipe_transport(fd)
+            if pipe is not None:
+                pipe.close()

@@ -83,23 +83,27 @@ class Server:
 
     @classmethod
     async def start(cls, mode: Isolation, code: str, timeout_s: float, memory_mb: int) -> Server:
+        """Start the server; it boots while the caller goes on (see :meth:`ready`)."""
         job = {
             "code": code,
             "timeout": timeout_s,
             "memory_mb": memory_mb,
             "cpu_s": int(timeout_s * 2) + 2,
         }
-        server = cls(await Runner.start(mode, "server", job), timeout_s, memory_mb)
+        return cls(await Runner.start(mode, "server", job), timeout_s, memory_mb)
+
+    async def ready(self) -> None:
+        """Wait until the program is compiled (sets :attr:`compiled` and :attr:`message`)."""
+        server = self
         try:
             hello = await server.runner.receive(30.0)
         except RunnerGone as gone:
             await server.runner.stop()
             why = server.runner.diagnostics()
             server.message = f"the sandbox did not start: {gone}" + (f" ({why})" if why else "")
-            return server
+            return
         server.compiled = hello.get("compiled") is True
         server.message = _text(hello.get("message"))
-        return server
 
     async def request(self, op: str, **fields: Any) -> Reply:
         """One request; a runner that is gone or silent gives ``error``/``timeout``."""

@@ -135,14 +135,27 @@ class Sandbox:
         return self._isolation or isolation()
 
     @contextlib.asynccontextmanager
-    async def _server(self, code: str, timeout_s: float, memory_mb: int) -> AsyncIterator[Server]:
+    async def _runners(
+        self, code: str, timeout_s: float, memory_mb: int, *, tester: bool = False
+    ) -> AsyncIterator[tuple[Server, Runner | None]]:
+        """The server (ready) and, when asked, a tester that booted alongside it."""
         async with contextlib.AsyncExitStack() as stack:
             if self._limit is not None:
                 await stack.enter_async_context(self._limit)
-            server = await Server.start(
-                self.isolation, code, timeout_s, max(MIN_MEMORY_MB, memory_mb)
-            )
+            memory = max(MIN_MEMORY_MB, memory_mb)
+            server = await Server.start(self.isolation, code, timeout_s, memory)
             stack.push_async_callback(server.stop)
+            started = None
+            if tester:
+                job = {"timeout": timeout_s, "memory_mb": memory, "cpu_s": int(timeout_s * 4) + 4}
+                started = await Runner.start(self.isolation, "tester", job)
+                stack.push_async_callback(started.stop)
+            await server.ready()
+            yield server, started
+
+    @contextlib.asynccontextmanager
+    async def _server(self, code: str, timeout_s: float, memory_mb: int) -> AsyncIterator[Server]:
+        async with self._runners(code, timeout_s, memory_mb) as (server, _):
             yield server
 
     async def run_tests(
@@ -157,20 +170,16 @@ class Sandbox:
         cases = [_case(t) for t in tests]
         outcomes: list[TestOutcome | None] = [None] * len(cases)
         code_at = [i for i, c in enumerate(cases) if c.kind == "code"]
-        async with self._server(code, timeout_s, memory_mb) as server:
-            tester = None
-            if code_at and server.compiled:  # it boots while the program loads
-                tester = await Runner.start(self.isolation, "tester", _tester_job(server))
-            try:
-                setup, loaded = await _setup(server, loads=bool(code_at))
-                if code_at:
-                    texts = [cases[i].text for i in code_at]
-                    results = await _code_tests(server, tester, setup, loaded, texts)
-                    for i, outcome in zip(code_at, results, strict=True):
-                        outcomes[i] = outcome
-            finally:
+        runners = self._runners(code, timeout_s, memory_mb, tester=bool(code_at))
+        async with runners as (server, tester):
+            setup, loaded = await _setup(server, loads=bool(code_at))
+            if code_at:
+                texts = [cases[i].text for i in code_at]
+                results = await _code_tests(server, tester, setup, loaded, texts)
+                for i, outcome in zip(code_at, results, strict=True):
+                    outcomes[i] = outcome
                 if tester is not None:
-                    await tester.stop()
+                    await tester.stop()  # before the io runs: one sandbox at a time
             for i, case in enumerate(cases):
                 if case.kind == "io":
                     outcomes[i] = _io_outcome(case, await server.request("main", stdin=case.stdin))
@@ -198,11 +207,6 @@ class Sandbox:
             for text in inputs:
                 outcomes.append(_run_outcome(await server.request("main", stdin=text)))
         return CallsReport(tuple(outcomes), self.isolation)
-
-
-def _tester_job(server: Server) -> dict[str, Any]:
-    timeout = server.timeout_s
-    return {"timeout": timeout, "memory_mb": server.memory_mb, "cpu_s": int(timeout * 4) + 4}
 
 
 async def _setup(server: Server, *, loads: bool) -> tuple[TestOutcome, Reply]:
