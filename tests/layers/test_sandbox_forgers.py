@@ -351,3 +351,20 @@ def test_an_answer_cannot_redefine_the_prompts_helpers(answer: str, ok: bool) ->
     ctx = MetricContext(client=None, limits=Limits(), runner=sandbox_runner)
     score = asyncio.run(CodePassAt1(timeout_s=3.0).score(ROOT_ITEM, (answer,), ctx))
     assert score.correct is ok, score.detail
+
+
+def test_a_deeply_nested_reply_is_only_an_error() -> None:
+    # Written straight to the protocol channel: archon's JSON decoder must not crash on it.
+    code = (
+        "import os\n"
+        "def add(a, b):\n"
+        "    line = b'[' * 200000 + b']' * 200000 + b'\\n'\n"
+        "    for fd in range(3, 64):\n"
+        "        try:\n"
+        "            os.write(fd, line)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return a - b\n"
+    )
+    report = asyncio.run(run_tests(code, TESTS, timeout_s=2.0))
+    assert report.passed == 0

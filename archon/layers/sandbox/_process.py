@@ -100,7 +100,7 @@ class Runner:
             raise self._fail("the runner ended")
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting is a RecursionError
             raise self._fail("an answer that is not JSON") from None
         if not isinstance(message, dict):
             raise self._fail("an answer that is not an object")

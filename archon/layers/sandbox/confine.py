@@ -259,5 +259,5 @@ def warn_weak() -> None:
         "under an audit hook only%s. That guards against careless code, not against code "
         "written to escape or to read your files. Install bubblewrap (e.g. `apt-get install "
         "bubblewrap`) for the namespace sandbox.",
-        " and in network and PID namespaces" if _unshare() else ", with full network access",
+        " and in network and PID namespaces" if _unshare() else ", without any namespace",
     )
