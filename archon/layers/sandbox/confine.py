@@ -16,6 +16,7 @@ PID namespaces when it works. It is not a security boundary, and a warning says 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -171,12 +172,25 @@ def _namespace(role: str, features: tuple[str, bool]) -> Launch:
         "root": SCRATCH,
         "guard": False,
         "groups": True,
-        "nproc": NPROC,
-        # A fresh uid per sandbox: its processes cannot signal or trace any other's, and
-        # RLIMIT_NPROC (counted per uid) is this sandbox's alone.
+        # As root, a fresh uid per sandbox: its processes cannot signal or trace any
+        # other's, and RLIMIT_NPROC (counted per uid) is this sandbox's alone. Otherwise the
+        # count may include the user's own tasks (kernels before 5.14): allow for them.
+        "nproc": NPROC if as_root else NPROC + _user_tasks(),
         "uid": 0x100000 + secrets.randbelow(1 << 24) if as_root else None,
     }
     return launch
+
+
+def _user_tasks() -> int:
+    """Processes and threads of this user now (what RLIMIT_NPROC counts)."""
+    uid, count = os.getuid(), 0
+    with contextlib.suppress(OSError), os.scandir("/proc") as entries:
+        for entry in entries:
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_uid == uid:
+                        count += max(1, os.stat(f"/proc/{entry.name}/task").st_nlink - 2)
+    return count
 
 
 def _audit_hook(role: str, unshare: str | None) -> Launch:
