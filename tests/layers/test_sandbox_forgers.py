@@ -368,3 +368,12 @@ def test_a_deeply_nested_reply_is_only_an_error() -> None:
     )
     report = asyncio.run(run_tests(code, TESTS, timeout_s=2.0))
     assert report.passed == 0
+
+
+@pytest.mark.parametrize("truth", ["True", "False"])
+def test_an_object_cannot_stand_for_a_truth_value(truth: str, sandbox: Sandbox) -> None:
+    code = f"class Answer:\n    def __bool__(self): return {truth}\n"
+    code += "def positive(x):\n    return Answer()\n"
+    tests = ["assert positive(5)", "assert not positive(-5)", "assert positive(5) != False"]
+    report = asyncio.run(run_tests(code, tests, sandbox=sandbox))
+    assert report.passed == 0, [o.message for o in report.outcomes]

@@ -30,15 +30,23 @@ class WireError(ValueError):
 
 
 class Opaque:
-    """Stands for a value that is not plain. It equals only itself; its repr names the type."""
+    """Stands for a value that is not plain; its repr names the type. It cannot be compared
+    or used as a condition (``TypeError``), so no test can pass on it -- only identity and
+    ``is None`` checks work."""
 
     __slots__ = ("type_name",)
+    __hash__ = object.__hash__
 
     def __init__(self, type_name: str) -> None:
         self.type_name = type_name
 
     def __repr__(self) -> str:
         return f"<unrepresentable {self.type_name}>"
+
+    def _refuse(self, *args: object) -> bool:
+        raise TypeError(f"{self!r} cannot be compared or tested for truth")
+
+    __eq__ = __ne__ = __bool__ = _refuse
 
 
 def type_name(value: object) -> str:
