@@ -52,7 +52,8 @@ Isolation (see :mod:`.confine`)
 -------------------------------
 ``isolation()`` is ``"namespace"`` where bubblewrap works: user (unless archon runs as
 root, then a random unprivileged uid), PID, network, IPC and UTS namespaces, a read-only view
-of ``/usr`` and the interpreter only, a private size-capped ``/sandbox`` (cwd, ``HOME``), a
+of ``/usr`` and the interpreter only (installed-package folders shown empty: packages may
+carry datasets with their answers), a private size-capped ``/sandbox`` (cwd, ``HOME``), a
 minimal environment (never archon's: no API keys), no capabilities,
 ``PR_SET_NO_NEW_PRIVS``, a seccomp deny-list (x86-64), a new session, and ``RLIMIT_NPROC``.
 Killing the sandbox ends its PID namespace and every process in it, including ones that
