@@ -84,7 +84,8 @@ class UnitTestEvaluate(Layer):
         assert isinstance(params, UnitTestEvaluateParams)
         candidates = candidates_of(inputs)
         tests = [t for payload in tests_of(inputs) for t in payload.items]
-        code = [t.text for t in tests if t.kind == "code"]
+        # Executed in the sandbox: code tests, and io tests that say what output to expect.
+        code = [t for t in tests if t.kind == "code" or (t.kind == "io" and t.stdout is not None)]
         natural = [t for t in tests if t.kind == "natural"]
         if natural and params.model is None:
             ctx.warn(f"{len(natural)} natural-language checks ignored: no `model` to judge them")

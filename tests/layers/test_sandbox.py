@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from archon.layers.sandbox import SandboxReport, isolation, run_tests
+from archon.layers.sandbox.confine import SCRATCH
 
 
 def _run(code: str, tests: list[str], **options: float) -> SandboxReport:
@@ -66,6 +67,11 @@ def test_network_is_blocked() -> None:
     assert isolation() in ("namespace", "audit-hook") and report.isolation == isolation()
 
 
+@pytest.mark.skipif(os.environ.get("CI") != "true", reason="CI installs bubblewrap")
+def test_ci_tests_the_namespace_sandbox() -> None:
+    assert isolation() == "namespace"
+
+
 def test_cannot_write_outside_its_temporary_directory(tmp_path: Path) -> None:
     target = tmp_path / f"escape-{uuid.uuid4().hex}.txt"
     report = _run(
@@ -75,7 +81,7 @@ def test_cannot_write_outside_its_temporary_directory(tmp_path: Path) -> None:
             f"import os\nos.open({str(target)!r}, os.O_CREAT | os.O_WRONLY)",
             "open('inside.txt', 'w').write('ok')\nassert open('inside.txt').read() == 'ok'",
             "import os\nassert os.environ.get('HOME') == os.getcwd()",
-            "import subprocess\nsubprocess.run(['touch', '/tmp/archon-escape'])",
+            "import subprocess\nsubprocess.run(['touch', '/tmp/archon-escape'], check=True)",
         ],
     )
     assert [o.status for o in report.outcomes] == ["error", "error", "passed", "passed", "error"]
@@ -86,7 +92,9 @@ def test_cannot_write_outside_its_temporary_directory(tmp_path: Path) -> None:
 def test_temporary_directory_is_home_and_is_removed() -> None:
     report = _run("import os", ["assert os.environ['HOME'] == os.getcwd() and False, os.getcwd()"])
     where = report.outcomes[0].message.removeprefix("AssertionError: ")
-    assert report.outcomes[0].status == "failed" and "archon-sandbox-" in where
+    assert report.outcomes[0].status == "failed"
+    # The namespace mode's folder is a tmpfs only the sandbox sees; the fallback's is removed.
+    assert where == SCRATCH if isolation() == "namespace" else "archon-sandbox-" in where
     assert not os.path.exists(where)
 
 

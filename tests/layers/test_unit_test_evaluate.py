@@ -71,3 +71,26 @@ def test_natural_checks_without_a_model_are_skipped_with_a_warning() -> None:
     contract.params = UnitTestEvaluateParams(timeout_s=2.0)  # type: ignore[misc]
     result = contract.run_sync(2, ScriptedClient())
     assert any("no `model`" in w for w in result.warnings)
+
+
+def test_io_tests_rank_stdin_programs() -> None:
+    class IOOnly(TestUnitTestEvaluateContract):
+        params = UnitTestEvaluateParams(timeout_s=2.0)
+
+        def make_inputs(self, n: int) -> Sequence[Payload]:
+            programs = (
+                "print(sum(map(int, input().split())))",  # passes both
+                "print(3)",  # passes one
+                "import sys\nsys.exit(1)",  # passes none
+            )
+            candidates = tuple(Candidate(text=programs[i % 3], sample_index=i) for i in range(n))
+            io = (
+                TestCase(text="1+2", kind="io", stdin="1 2\n", stdout="3\n"),
+                TestCase(text="4+5", kind="io", stdin="4 5\n", stdout="9\n"),
+                TestCase(text="no expected output: not run", kind="io", stdin="1"),
+            )
+            return (Candidates(items=candidates), Tests(items=io))
+
+    result = IOOnly().run_sync(3, ScriptedClient())
+    assert isinstance(result.output, Candidates)
+    assert [c.score for c in result.output.items] == [1.0, 0.5, 0.0]

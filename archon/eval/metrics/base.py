@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from archon.errors import ArchonError
 from archon.eval.items import EvalItem
 from archon.runtime import CallCache, Limits, ModelClient, cache_key
-from archon.values import CompletionRequest, CompletionResponse, Message, Usage
+from archon.values import CompletionRequest, CompletionResponse, Message, TestCase, Usage
 
 
 class MetricError(ArchonError):
@@ -71,8 +71,9 @@ class CodeReport(BaseModel):
         return self.total > 0 and self.passed == self.total
 
 
-CodeRunner = Callable[[str, Sequence[str], float, int], Awaitable[CodeReport]]
-"""``runner(code, tests, timeout_s, memory_mb)``: run ``code`` then each test, sandboxed."""
+CodeRunner = Callable[[str, Sequence[str | TestCase], float, int], Awaitable[CodeReport]]
+"""``runner(code, tests, timeout_s, memory_mb)``: run ``code`` against each test (a code
+string, or an ``io`` :class:`~archon.values.TestCase`), sandboxed."""
 
 
 @dataclass(frozen=True)

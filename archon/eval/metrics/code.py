@@ -1,8 +1,16 @@
 """Code correctness: pass@1 of the final answer, executed by the sandbox of
-:mod:`archon.layers.sandbox` (a separate, resource-limited process; never in-process)."""
+:mod:`archon.layers.sandbox` (isolated processes; never in-process).
+
+The sandbox decides each verdict where the candidate cannot reach it (see its docstring).
+One more forgery is specific to datasets such as HumanEval, whose tests call helpers defined
+in the prompt (``poly`` in HumanEval/32): an answer could redefine the helper so that any
+result checks out. So the prompt's code, minus the entry point, runs in the tests' own
+process before each test -- the tests use the dataset's helpers, never the answer's.
+"""
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,10 +18,11 @@ from dataclasses import dataclass
 from archon.eval.items import EvalItem
 from archon.eval.metrics.base import CodeReport, MetricContext, MetricError, Score
 from archon.layers.sandbox import extract_code, run_tests
+from archon.values import TestCase
 
 
 async def sandbox_runner(
-    code: str, tests: Sequence[str], timeout_s: float, memory_mb: int
+    code: str, tests: Sequence[str | TestCase], timeout_s: float, memory_mb: int
 ) -> CodeReport:
     """The default :data:`~archon.eval.metrics.base.CodeRunner`: :func:`run_tests`."""
     report = await run_tests(code, tests, timeout_s=timeout_s, memory_mb=memory_mb)
@@ -47,6 +56,34 @@ def program(item: EvalItem, answer: str) -> str:
     return code
 
 
+def trusted_helpers(item: EvalItem) -> str:
+    """The prompt's code without the entry point's definition: its imports and helpers, run
+    in the tests' process so that tests never call an answer's redefinition of them."""
+    if not item.entry_point or not item.code_prefix.strip():
+        return ""
+    try:
+        tree = ast.parse(item.code_prefix)
+    except (SyntaxError, ValueError):
+        return ""
+    kept = [
+        node
+        for node in tree.body
+        if not (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.name == item.entry_point
+        )
+    ]
+    return ast.unparse(ast.Module(body=kept, type_ignores=[])) if kept else ""
+
+
+def item_tests(item: EvalItem) -> list[str | TestCase]:
+    """What the sandbox runs for ``item``: its code tests (after the trusted helpers), then
+    its stdin/stdout cases."""
+    helpers = trusted_helpers(item)
+    code: list[str | TestCase] = [f"{helpers}\n\n{t}" if helpers else t for t in item.tests]
+    return [*code, *item.io_tests]
+
+
 @dataclass(frozen=True)
 class CodePassAt1:
     """Correct when the program in the final answer passes every test of the item."""
@@ -57,12 +94,13 @@ class CodePassAt1:
     needs_model: bool = False
 
     async def score(self, item: EvalItem, answers: Sequence[str], ctx: MetricContext) -> Score:
-        if not item.tests:
+        if not item.tests and not item.io_tests:
             raise MetricError(f"{self.name}: item {item.id} has no tests")
         answer = answers[-1] if answers else ""
         if not answer.strip():
             return Score.of(False, "empty answer")
-        report = await ctx.runner(program(item, answer), item.tests, self.timeout_s, self.memory_mb)
+        tests = item_tests(item)
+        report = await ctx.runner(program(item, answer), tests, self.timeout_s, self.memory_mb)
         detail = f"{report.passed}/{report.total} tests passed"
         if report.detail:
             detail += f"; {report.detail}"

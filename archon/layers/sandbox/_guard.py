@@ -1,0 +1,117 @@
+"""The audit-hook guard of the ``audit-hook`` fallback (standard library only: its source also
+runs inside the sandbox). Where bubblewrap works, namespaces do this job and the guard is off.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+_REFUSED_IMPORTS = frozenset(
+    {
+        "_ctypes", "ctypes", "_posixsubprocess", "_sqlite3", "sqlite3", "_testcapi",
+        "_testinternalcapi", "_xxsubinterpreters", "_xxinterpchannels", "_tkinter",
+    }
+)  # fmt: skip
+
+
+def guard(root: str, readable: tuple[str, ...], hidden: tuple[str, ...] = ()) -> None:
+    """The audit-hook fallback: refuse processes, sockets, native code, ``..`` in relative
+    paths and directories outside ``root`` (so no ``dir_fd`` escape), reads outside ``root``
+    and ``readable`` (the interpreter and system libraries) or inside ``hidden`` (installed
+    packages, which may hold datasets with their answers), and writes outside ``root``.
+    Self-contained: it calls no function a candidate can replace."""
+    getcwd, fspath, stat, pid, str_, bytes_ = os.getcwd, os.fspath, os.stat, os.getpid(), str, bytes
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+    refused = frozenset(
+        {
+            "socket.__new__", "socket.connect", "socket.bind", "socket.sendto",
+            "socket.sendmsg", "socket.getaddrinfo", "socket.gethostbyname",
+            "socket.gethostbyaddr", "socket.getnameinfo", "subprocess.Popen", "os.system",
+            "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill",
+            "os.killpg", "signal.pthread_kill", "pty.spawn", "ctypes.dlopen", "ctypes.dlsym",
+            "ctypes.cdata", "os.symlink", "os.link", "gc.get_objects", "gc.get_referrers",
+            "gc.get_referents", "sys._current_frames", "os.chroot", "os.putenv",
+            "os.unsetenv", "shutil.chown", "sqlite3.connect", "mmap.__new__",
+        }
+    )  # fmt: skip
+    path_events = {
+        "os.remove": 1, "os.rmdir": 1, "os.mkdir": 1, "os.rename": 2, "os.replace": 2,
+        "os.chmod": 1, "os.chown": 1, "os.truncate": 1, "os.utime": 1, "shutil.rmtree": 1,
+        "shutil.copyfile": 2, "shutil.move": 2, "os.chflags": 1, "os.setxattr": 1,
+        "os.removexattr": 1, "os.chdir": 1,
+    }  # fmt: skip
+    root = root.rstrip("/") or "/"
+
+    def absolute(path: object) -> str | None:
+        try:
+            text = fspath(path)  # type: ignore[call-overload]
+        except BaseException:
+            return None
+        if type(text) is bytes_:
+            text = text.decode("utf-8", "surrogateescape")
+        if type(text) is not str_:
+            return None
+        if not text.startswith("/"):
+            if ".." in text.split("/"):  # relative to a dir_fd the hook cannot see
+                return None
+            text = getcwd() + "/" + text
+        parts: list[str] = []
+        for part in text.split("/"):
+            if part == "..":
+                if parts:
+                    parts.pop()
+            elif part and part != ".":
+                parts.append(part)
+        return "/" + "/".join(parts)
+
+    def inside(path: str) -> bool:
+        return path == root or path.startswith(root + "/")
+
+    def foreign_proc(path: str) -> bool:
+        parts = path.split("/")
+        return len(parts) > 2 and parts[1] == "proc" and parts[2] not in ("self", "thread-self")
+
+    def check_open(raw: object, mode: object, flags: object) -> None:
+        if type(raw) is int:
+            return
+        path = absolute(raw)
+        if path is None:
+            raise PermissionError("sandbox: unrecognised path")
+        own = path == f"/proc/{pid}" or path.startswith(f"/proc/{pid}/")
+        if foreign_proc(path) and not own:
+            raise PermissionError("sandbox: other processes are not visible")
+        wants = (type(mode) is str_ and any(c in mode for c in "wax+")) or (
+            type(flags) is int and flags & writing
+        )
+        if inside(path):
+            return
+        if wants:
+            raise PermissionError("sandbox: writing outside the temporary directory")
+        if not own and (
+            not any(path == p or path.startswith(p + "/") for p in readable)
+            or any(path == p or path.startswith(p + "/") for p in hidden)
+        ):
+            raise PermissionError("sandbox: reading outside the system directories")
+        try:
+            is_dir = (stat(path).st_mode & 0o170000) == 0o040000
+        except OSError:
+            return
+        if is_dir:
+            raise PermissionError("sandbox: directories outside the temporary directory")
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            check_open(*args[:3])
+        elif event == "import" and args and args[0] in _REFUSED_IMPORTS:
+            raise ImportError(f"sandbox: importing {args[0]} is not allowed")
+        elif event in refused:
+            raise PermissionError("sandbox: " + event + " is not allowed")
+        elif event in path_events:
+            for raw in args[: path_events[event]]:
+                path = absolute(raw) if type(raw) is not int else root
+                if path is None or not inside(path):
+                    raise PermissionError(f"sandbox: {event} outside the temporary directory")
+
+    sys.addaudithook(hook)
