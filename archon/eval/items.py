@@ -39,8 +39,6 @@ class EvalItem(_Frozen):
         code_prefix: code the answer completes (e.g. HumanEval's signature and docstring),
             prepended when the extracted answer does not define ``entry_point`` itself.
         entry_point: the function the tests call.
-        io_tests: standard input/output cases (``TestCase(kind="io", stdin=..., stdout=...)``)
-            for programs that read stdin; run by the ``code`` metric like ``tests``.
         references: reference answers for judges, one per turn (may be empty).
         meta: free-form string attributes (category, benchmark, subtask...).
     """
@@ -55,7 +53,6 @@ class EvalItem(_Frozen):
     io_tests: tuple[TestCase, ...] = ()
     code_prefix: str = ""
     entry_point: str | None = None
-    io_tests: tuple[TestCase, ...] = ()
     references: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from archon.layers import builtin_layer_modules, layers_in_module, load_builtin_layers
 
 EXPECTED = {
+    "execute",
     "adaptive_generate",
     "combine",
     "consensus",
@@ -21,7 +22,7 @@ EXPECTED = {
     "vote",
 }
 
-NO_MODEL = {"vote", "query_tests", "combine", "consensus"}
+NO_MODEL = {"vote", "query_tests", "combine", "consensus", "execute"}
 """Kinds that never call a model, so they have no prompts to show."""
 
 
