@@ -6,9 +6,11 @@ from archon.layers import builtin_layer_modules, layers_in_module, load_builtin_
 
 EXPECTED = {
     "adaptive_generate",
+    "beam_search",
     "critique",
     "fuse",
     "generate",
+    "particle_filter",
     "rank",
     "unit_test_evaluate",
     "unit_test_generate",
