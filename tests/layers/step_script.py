@@ -8,12 +8,17 @@ from step ``final_at`` on; every step's score is a fixed function of its text
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 from collections.abc import Callable
 from typing import Any
 
+from archon.ir import Budget
+from archon.layers.base import Layer, LayerParams
+from archon.runtime import Limits, RunResult, run
 from archon.runtime.clients.fake import ScriptedClient
+from archon.testing import LayerContract
 from archon.values import CompletionRequest
 
 DELIMITER = "\n\n"
@@ -63,3 +68,36 @@ def logprob(request: CompletionRequest, text: str) -> float | None:
 
 def step_client(final_at: int = 3, **options: Any) -> ScriptedClient:
     return ScriptedClient(make_reply(final_at), logprob=logprob, **options)
+
+
+def run_layer(
+    layer: type[Layer],
+    params: LayerParams,
+    client: ScriptedClient,
+    *,
+    budget: Budget | None = None,
+    seed: int = 0,
+    retries: int = 0,
+    query: str = LayerContract.query,
+) -> RunResult:
+    """Run one step-search node through the real runtime (optionally under a budget)."""
+
+    class Runner(LayerContract):
+        pass
+
+    Runner.layer = layer
+    Runner.params = params
+    runner = Runner()
+    pipeline = runner.pipeline(())
+    if budget is not None:
+        pipeline = pipeline.model_copy(update={"budget": budget})
+    return asyncio.run(
+        run(
+            pipeline,
+            query,
+            client=client,
+            registry=runner.registry(),
+            limits=Limits(retries=retries, timeout_s=10.0, backoff_s=0.01),
+            seed=seed,
+        )
+    )

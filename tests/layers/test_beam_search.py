@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -10,12 +9,19 @@ import pytest
 
 from archon.ir import Budget
 from archon.layers.beam_search import BeamSearch, BeamSearchParams
-from archon.runtime import Limits, RunResult, run
+from archon.runtime import RunResult
 from archon.runtime.clients.fake import ScriptedClient
 from archon.testing import LayerContract
 from archon.values import Candidates, CompletionRequest
 
-from .step_script import DELIMITER, is_judge, step_client, step_score, steps_before
+from .step_script import (
+    DELIMITER,
+    is_judge,
+    run_layer,
+    step_client,
+    step_score,
+    steps_before,
+)
 
 
 class TestBeamSearchContract(LayerContract):
@@ -29,20 +35,7 @@ class TestBeamSearchContract(LayerContract):
 def _run(
     params: BeamSearchParams, client: ScriptedClient, budget: Budget | None = None
 ) -> RunResult:
-    contract = TestBeamSearchContract()
-    contract.params = params  # type: ignore[misc]
-    pipeline = contract.pipeline(())
-    if budget is not None:
-        pipeline = pipeline.model_copy(update={"budget": budget})
-    return asyncio.run(
-        run(
-            pipeline,
-            contract.query,
-            client=client,
-            registry=contract.registry(),
-            limits=Limits(retries=0, timeout_s=30.0),
-        )
-    )
+    return run_layer(BeamSearch, params, client, budget=budget)
 
 
 def _rounds(client: ScriptedClient) -> dict[int, list[CompletionRequest]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 from collections import Counter, defaultdict
@@ -18,12 +17,19 @@ from archon.layers.particle_filter import (
     multinomial_resample,
     systematic_resample,
 )
-from archon.runtime import Limits, RunResult, run
+from archon.runtime import RunResult
 from archon.runtime.clients.fake import ScriptedClient
 from archon.testing import LayerContract
 from archon.values import Candidates, CompletionRequest
 
-from .step_script import DELIMITER, is_judge, step_client, step_score, steps_before
+from .step_script import (
+    DELIMITER,
+    is_judge,
+    run_layer,
+    step_client,
+    step_score,
+    steps_before,
+)
 
 WEIGHTS = [0.1, 0.2, 0.3, 0.4]
 
@@ -37,27 +43,9 @@ class TestParticleFilterContract(LayerContract):
 
 
 def _run(
-    params: ParticleFilterParams,
-    client: ScriptedClient,
-    *,
-    seed: int = 0,
-    budget: Budget | None = None,
+    params: ParticleFilterParams, client: ScriptedClient, *, budget: Budget | None = None
 ) -> RunResult:
-    contract = TestParticleFilterContract()
-    contract.params = params  # type: ignore[misc]
-    pipeline = contract.pipeline(())
-    if budget is not None:
-        pipeline = pipeline.model_copy(update={"budget": budget})
-    return asyncio.run(
-        run(
-            pipeline,
-            contract.query,
-            client=client,
-            registry=contract.registry(),
-            limits=Limits(retries=0, timeout_s=30.0),
-            seed=seed,
-        )
-    )
+    return run_layer(ParticleFilter, params, client, budget=budget)
 
 
 def test_systematic_resampling_copies_each_particle_floor_or_ceil_of_n_w() -> None:
