@@ -21,7 +21,6 @@ Private to the package (the leading underscore keeps it out of the kind scan).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Awaitable, Sequence
 from typing import Protocol, TypeVar
@@ -66,6 +65,8 @@ class ProcessScorer(Protocol):
 async def gather_all(coroutines: Sequence[Awaitable[T]]) -> list[T]:
     """Await ``coroutines`` concurrently (one gather, no task of the layer's own); the first
     failure is re-raised after all have finished."""
+    import asyncio  # here: importing the layers to compile a pipeline needs no event loop
+
     results = await asyncio.gather(*coroutines, return_exceptions=True)
     out: list[T] = []
     for result in results:

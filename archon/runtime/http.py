@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import aiohttp
-
 from archon.runtime.clients.base import ModelCallError
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -25,6 +23,8 @@ async def post_json(url: str, body: Mapping[str, object]) -> object:
     One short-lived session per call: these services are called a few times per step, and
     a session per call needs no shutdown hook in the runtime.
     """
+    import aiohttp  # here: only runs that call such a service pay for importing it
+
     try:
         async with aiohttp.ClientSession() as session, session.post(url, json=body) as reply:
             if reply.status >= 400:
