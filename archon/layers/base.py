@@ -75,6 +75,29 @@ class LayerContext(Protocol):
         """Record a recoverable problem (e.g. unparsable model output) in the trace."""
         ...
 
+    def budget_left(self) -> BudgetLeft:
+        """What the query may still spend (the tightest of its budget scopes), so a layer
+        that works in rounds can stop cleanly before a round that would not fit."""
+        ...
+
+    async def http_json(self, url: str, body: Mapping[str, object]) -> object:
+        """POST ``body`` as JSON to ``url`` and return the decoded JSON reply, under the
+        runtime's limits (concurrency, timeout, retries). For non-model services such as
+        an external process reward model; it is not metered as a model call."""
+        ...
+
+
+@dataclass(frozen=True)
+class BudgetLeft:
+    """Room left in a query's budget: calls, tokens, USD, seconds (``None``: unlimited).
+
+    Reserved amounts of calls in flight count as spent."""
+
+    calls: int | None = None
+    tokens: int | None = None
+    usd: float | None = None
+    seconds: float | None = None
+
 
 @dataclass(frozen=True)
 class Flow:

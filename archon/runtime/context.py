@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from archon.layers.base import BudgetLeft
 from archon.runtime.budget import Meter, Reservation, estimate_prompt_tokens
 from archon.runtime.cache import CallCache, ScopedClient, cache_key
 from archon.runtime.clients.base import (
@@ -31,6 +32,7 @@ from archon.runtime.clients.base import (
     PricedClient,
     StreamingClient,
 )
+from archon.runtime.http import post_json
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
 from archon.runtime.streaming import StreamTap, stream_call
@@ -149,6 +151,16 @@ class NodeContext:
         text = f"{self._node_id}: {self._state.redactor.redact(message)}"
         logger.warning("%s", text)
         self._state.warnings.append(text)
+
+    def budget_left(self) -> BudgetLeft:
+        """The room left in the tightest scope of each limit (spent and held count)."""
+        return budget_left(self._state.meter)
+
+    async def http_json(self, url: str, body: Mapping[str, object]) -> object:
+        """POST JSON to a non-model service under the limits (slot, timeout, retries)."""
+        state = self._state
+        state.meter.check_time()
+        return await state.limits.call(f"http:{url}", lambda: post_json(url, body))
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         """Sample ``request.n`` completions, each cached, budgeted, limited and traced."""
@@ -400,3 +412,28 @@ class NodeContext:
                 output=output,
             )
         )
+
+
+def budget_left(meter: Meter) -> BudgetLeft:
+    """What ``meter`` and its parents still allow: for each limit, the least room left."""
+    calls: int | None = None
+    tokens: int | None = None
+    usd: float | None = None
+    seconds: float | None = None
+    scope: Meter | None = meter
+    while scope is not None:
+        budget, spent, held = scope.budget, scope.spent, scope.held
+        if budget.calls is not None:
+            room = budget.calls - spent.calls - held.calls
+            calls = room if calls is None else min(calls, room)
+        if budget.tokens is not None:
+            room = budget.tokens - spent.tokens - held.tokens
+            tokens = room if tokens is None else min(tokens, room)
+        if budget.usd is not None:
+            left = budget.usd - spent.usd - held.usd
+            usd = left if usd is None else min(usd, left)
+        if budget.seconds is not None:
+            left = budget.seconds - scope.seconds
+            seconds = left if seconds is None else min(seconds, left)
+        scope = scope.parent
+    return BudgetLeft(calls=calls, tokens=tokens, usd=usd, seconds=seconds)

@@ -89,9 +89,17 @@ def test_a_backend_that_cannot_score_keeps_the_input_order_with_one_warning() ->
     assert len(warnings) == 1 and "could not score 3 of 3" in warnings[0]
 
 
+class IgnoresScoreOnly(ScriptedClient):
+    """A backend that ignores ``score_only`` and generates a reply instead."""
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        plain = request.model_copy(update={"score_only": False, "assistant_prefix": None})
+        return await super().complete(plain)
+
+
 def test_a_backend_that_generates_instead_is_not_trusted() -> None:
-    # a plain client ignores score_only and replies with text: that is no score
-    output, result = _run(LikelihoodParams(model="small"), 2, ScriptedClient())
+    # a backend that ignores score_only replies with text: that is no score
+    output, result = _run(LikelihoodParams(model="small"), 2, IgnoresScoreOnly())
     assert all(c.signal("logprob") is None for c in output.items)
     assert any("no log-probability" in w for w in result.warnings)
 

@@ -278,7 +278,9 @@ def _eval(
 ) -> dict[str, object]:
     monkeypatch.setenv("ARCHON_HOME", str(tmp_path / "home"))
 
-    def make_client(pipeline: Pipeline, model_path: Path | None = None) -> ScriptedClient:
+    def make_client(
+        pipeline: Pipeline, model_path: Path | None = None, connection: object = None
+    ) -> ScriptedClient:
         return _answers(answers)
 
     monkeypatch.setattr(eval_cmds, "make_client", make_client)

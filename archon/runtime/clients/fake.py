@@ -12,6 +12,19 @@ error you give), and it records every request it got and how many ran at once::
     client = ScriptedClient([(r"capital of France", "Paris")], latency_s=0.01, fail_first=1)
     ...
     assert client.calls == 2 and client.max_in_flight == 1
+
+Step-level search: a request with an ``assistant_prefix`` is answered like any other (the
+prefix is part of the text regex rules search, and a reply function can read
+``request.assistant_prefix``); the reply is the continuation only, cut before the first of
+``request.stop`` (the stop string is not included, as OpenAI-compatible servers do). A
+``score_only`` request generates nothing: its ``logprob`` is ``logprob`` (a number, or a
+function of the request and the text), or the call fails as on a backend without prompt
+log-probabilities when ``score_only=False``::
+
+    client = ScriptedClient(
+        lambda r: "Step 2." if r.assistant_prefix else "Step 1.\n\nStep 2.",
+        logprob=lambda request, text: -0.1 if "Yes" == request.assistant_prefix else None,
+    )
 """
 
 from __future__ import annotations
@@ -29,11 +42,16 @@ from archon.values import Completion, CompletionRequest, CompletionResponse, Usa
 Match = str | re.Pattern[str] | Callable[[CompletionRequest], bool] | None
 Reply = str | Callable[[CompletionRequest], str]
 Rule = tuple[Match, Reply]
+Logprob = float | Callable[[CompletionRequest, str], float | None]
 
 
 def prompt_text(request: CompletionRequest) -> str:
-    """All message contents of ``request`` joined by newlines (what regex rules search)."""
-    return "\n".join(m.content for m in request.messages)
+    """All message contents of ``request`` and its assistant prefix, joined by newlines
+    (what regex rules search)."""
+    parts = [m.content for m in request.messages]
+    if request.assistant_prefix is not None:
+        parts.append(request.assistant_prefix)
+    return "\n".join(parts)
 
 
 def last_user(request: CompletionRequest) -> str:
@@ -82,7 +100,11 @@ class ScriptedClient:
         failure: builds the injected error (default: a retryable HTTP 503).
         fail_when: calls whose request matches this predicate always fail.
         price: a :class:`~archon.runtime.clients.base.Price` to report costs with.
-        logprob: the mean token log-probability reported when a request asks for logprobs.
+        logprob: the mean token log-probability reported when a request asks for logprobs
+            (and for every ``score_only`` request): a number, or a function of the request
+            and the reply text (``""`` for ``score_only``) returning a number or None.
+        score_only: False makes ``score_only`` requests fail with a non-retryable
+            ``ModelCallError``, as on a backend without prompt log-probabilities.
         chunk_chars / chunk_delay_s: how :meth:`stream` splits an answer, and the pause
             between pieces.
 
@@ -103,7 +125,8 @@ class ScriptedClient:
         failure: Callable[[CompletionRequest], BaseException] = _retryable_failure,
         fail_when: Callable[[CompletionRequest], bool] | None = None,
         price: Price | None = None,
-        logprob: float = -0.5,
+        logprob: Logprob = -0.5,
+        score_only: bool = True,
         chunk_chars: int = 4,
         chunk_delay_s: float = 0.0,
     ) -> None:
@@ -116,6 +139,7 @@ class ScriptedClient:
         self._fail_when = fail_when
         self._price = price
         self._logprob = logprob
+        self._score_only = score_only
         self._chunk_chars = max(1, chunk_chars)
         self._chunk_delay_s = chunk_delay_s
         self.streamed = 0
@@ -159,7 +183,13 @@ class ScriptedClient:
                 await asyncio.sleep(latency)
             if number <= self._fail_first or (self._fail_when and self._fail_when(request)):
                 raise self._failure(request)
-            text = self.reply_for(request)
+            if request.score_only and not self._score_only:
+                raise ModelCallError(
+                    f"{request.model}: scripted backend without prompt log-probabilities"
+                    " (score_only)",
+                    model=request.model,
+                )
+            text = "" if request.score_only else self.reply_for(request)
         finally:
             self.in_flight -= 1
         self.intervals.append((start, time.monotonic()))
@@ -178,18 +208,34 @@ class ScriptedClient:
         yield response
 
     def _response(self, request: CompletionRequest, text: str) -> CompletionResponse:
-        if request.max_tokens is not None and fake_tokens(text) > request.max_tokens:
-            text, finish = text[: request.max_tokens * 4], "length"
-        else:
-            finish = "stop"
+        text, finish = _cut(text, request)
         prompt = sum(fake_tokens(m.content) + 4 for m in request.messages)
+        prompt += fake_tokens(request.assistant_prefix or "")
         usage = Usage(calls=1, prompt_tokens=prompt, completion_tokens=fake_tokens(text))
         if self._price is not None:
             usage = usage.model_copy(update={"usd": self._price.cost(usage)})
-        logprob = self._logprob if request.logprobs else None
+        logprob = (
+            self._logprob_for(request, text) if request.logprobs or request.score_only else None
+        )
         completion = Completion(text=text, logprob=logprob, finish_reason=finish)
         return CompletionResponse(completions=(completion,), usage=usage)
+
+    def _logprob_for(self, request: CompletionRequest, text: str) -> float | None:
+        if callable(self._logprob):
+            return self._logprob(request, text)
+        return self._logprob
 
     async def aclose(self) -> None:
         """Mark the client closed (nothing to release)."""
         self.closed = True
+
+
+def _cut(text: str, request: CompletionRequest) -> tuple[str, str]:
+    """The reply as a server returns it: cut before the first stop string, then at
+    ``max_tokens``; with the finish reason (``stop`` or ``length``)."""
+    ends = [text.find(stop) for stop in request.stop if stop and stop in text]
+    if ends:
+        text = text[: min(ends)]
+    if request.max_tokens is not None and fake_tokens(text) > request.max_tokens:
+        return text[: request.max_tokens * 4], "length"
+    return text, "stop"

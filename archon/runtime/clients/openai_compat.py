@@ -180,6 +180,12 @@ class OpenAICompatClient:
             body["stop"] = list(request.stop)
         if request.logprobs:
             body["logprobs"] = True
+        if request.assistant_prefix is not None:
+            # Continue the partial answer: a trailing assistant message, continued in place
+            # (vLLM's flags; llama.cpp's server continues a trailing assistant turn natively).
+            body["messages"].append({"role": "assistant", "content": request.assistant_prefix})
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
         return body
 
     def _endpoint(self, request: CompletionRequest) -> tuple[str, dict[str, str], ModelOptions]:
