@@ -75,6 +75,9 @@ class LocalClient:
         n_threads: CPU threads (default: every core available to the process).
         n_seq_max: sequences one model decodes together (batched path).
         prefix_cache: keep the KV of finished calls for later prompts sharing a prefix.
+        batch_invariant: an answer does not depend on what else is decoded with it (see
+            :class:`~archon.runtime.clients.local_engine.EngineConfig`).
+        tune_rows: measure, when a model loads, how many sequences to advance per decode.
         batched: False selects the old sequential path (one call at a time per model), kept
             as the benchmark's baseline; it does not support ``assistant_prefix``.
 
@@ -93,6 +96,8 @@ class LocalClient:
         n_threads: int | None = None,
         n_seq_max: int = DEFAULT_SEQUENCES,
         prefix_cache: bool = True,
+        batch_invariant: bool = True,
+        tune_rows: bool = True,
         batched: bool = True,
     ) -> None:
         if n_seq_max < 1:
@@ -103,6 +108,8 @@ class LocalClient:
         self.n_threads = n_threads or available_threads()
         self.n_seq_max = n_seq_max
         self.prefix_cache = prefix_cache
+        self.batch_invariant = batch_invariant
+        self.tune_rows = tune_rows
         self.batched = batched
         self._engines: dict[Path, LocalEngine] = {}
         self._models: dict[tuple[Path, bool], _Loaded] = {}
@@ -159,6 +166,8 @@ class LocalClient:
             n_seq_max=self.n_seq_max,
             n_threads=self.n_threads,
             prefix_cache=self.prefix_cache,
+            batch_invariant=self.batch_invariant,
+            tune_rows=self.tune_rows,
         )
         logger.info(
             "loading %s (n_ctx=%d shared by %d sequences, n_threads=%d)",

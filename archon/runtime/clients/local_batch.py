@@ -170,6 +170,26 @@ class Backend(Protocol):
 Done = Callable[["Outcome | BaseException"], None]
 
 
+def rows_per_step(seconds: Sequence[float], tolerance: float = 0.03) -> list[int]:
+    """For each number n of generating sequences, how many to advance per decode.
+
+    ``seconds[k - 1]`` is the measured time of one decode of ``k`` rows. CPU matmul kernels
+    are not linear in the row count (ggml uses a vector kernel for one row and 4-column
+    tiles for more), so advancing 4 of 5 sequences per step, in turn, can decode more tokens
+    per second than advancing all 5. Larger counts win near-ties (within ``tolerance``).
+
+    Example:
+        >>> rows_per_step([1.0, 2.2, 2.2, 2.2, 3.3])
+        [0, 1, 1, 3, 4, 4]
+    """
+    best = [0]
+    for n in range(1, len(seconds) + 1):
+        rates = [(k / seconds[k - 1], k) for k in range(1, n + 1)]
+        top = max(rate for rate, _ in rates)
+        best.append(max(k for rate, k in rates if rate >= top * (1 - tolerance)))
+    return best
+
+
 @dataclass(eq=False)
 class _Seq:
     job: Job
@@ -182,6 +202,7 @@ class _Seq:
     evaluated: int = 0
     lp_sum: float = 0.0
     lp_count: int = 0
+    turn: int = 0  # the step that last advanced this sequence
     scanner: StopScanner = field(default_factory=lambda: StopScanner(()))
 
     @property
@@ -192,9 +213,19 @@ class _Seq:
 class Scheduler:
     """The batching state machine of one context (single-threaded: the engine thread)."""
 
-    def __init__(self, backend: Backend, *, prefix_cache: bool = True) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        prefix_cache: bool = True,
+        step_rows: Sequence[int] | None = None,
+    ) -> None:
         self.backend = backend
         self.prefix_cache = prefix_cache
+        # step_rows[n]: sequences to advance in a step where n generate (and no prompt is
+        # read); see rows_per_step. Default: all of them.
+        self.step_rows = list(step_rows or range(backend.n_slots + 1))
+        self._clock = 0
         self.book = KvBook(backend.n_slots)
         self.slots = Slots(backend.n_slots)
         self.pending: deque[_Seq] = deque()
@@ -375,13 +406,24 @@ class Scheduler:
         return False
 
     def _build(self) -> tuple[list[Row], list[_Seq | None]]:
+        generating = [seq for seq in self.live if seq.next_token is not None]
+        rows, owners = self._prompt_rows(self.backend.n_batch - len(generating))
+        if not rows and generating:
+            # Only generation this step: advance as many sequences as decode most tokens per
+            # second on this machine, the ones that waited longest first.
+            k = self.step_rows[min(len(generating), len(self.step_rows) - 1)]
+            generating = sorted(generating, key=lambda seq: seq.turn)[:k]
+        self._clock += 1
+        for seq in generating:
+            assert seq.next_token is not None
+            seq.turn = self._clock
+            rows.append(Row(seq.next_token, len(seq.tokens), seq.slot, True))
+            owners.append(seq)
+        return rows, owners
+
+    def _prompt_rows(self, budget: int) -> tuple[list[Row], list[_Seq | None]]:
         rows: list[Row] = []
         owners: list[_Seq | None] = []  # owners[i]: the sequence row i belongs to
-        for seq in self.live:
-            if seq.next_token is not None:
-                rows.append(Row(seq.next_token, len(seq.tokens), seq.slot, True))
-                owners.append(seq)
-        budget = self.backend.n_batch - len(rows)
         outputs = SCORE_ROWS
         for seq in self.live:
             if not seq.prefilling or budget <= 0:

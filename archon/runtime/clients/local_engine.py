@@ -38,6 +38,7 @@ from archon.runtime.clients.local_batch import (
     Row,
     Sampling,
     Scheduler,
+    rows_per_step,
 )
 from archon.runtime.clients.local_kv import DEFAULT_SEQUENCES
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
@@ -54,6 +55,7 @@ DEFAULT_TOP_P = 0.95
 DEFAULT_TOP_K = 40
 DEFAULT_MIN_P = 0.05
 PENALTY_LAST_N = 64  # llama-cpp-python's last_n_tokens_size (the penalties are neutral)
+GGML_TYPE_BF16 = 30  # ggml.h; the bindings do not name it
 
 
 def import_llama_cpp() -> Any:
@@ -76,6 +78,14 @@ class EngineConfig:
         n_batch: tokens per decode (prompt chunks and one token per generating sequence).
         n_threads: CPU threads.
         prefix_cache: keep the KV of finished requests for later prompts that share a prefix.
+        batch_invariant: use kernels whose result for one sequence does not depend on the
+            other rows of the batch (flash attention, weights not repacked), so an answer
+            is the same alone or batched; False uses llama-cpp-python's defaults (the
+            sequential path's kernels), where the row count and a row's place in the batch
+            change the last bits of the logits (see docs/local_engine.md).
+        tune_rows: time decodes of 1..n_seq_max rows when the model loads and advance, in
+            steps that only generate, the number of sequences that decodes fastest per
+            token (see ``local_batch.rows_per_step``); False advances all of them.
     """
 
     n_ctx: int = 4096
@@ -83,6 +93,8 @@ class EngineConfig:
     n_batch: int = 512
     n_threads: int = 1
     prefix_cache: bool = True
+    batch_invariant: bool = True
+    tune_rows: bool = True
 
 
 class _Captured(Exception):
@@ -161,6 +173,9 @@ class LlamaBackend:
         self._lock = threading.Lock()  # prepare (any thread) against close (engine thread)
         model_params = lc.llama_model_default_params()
         model_params.n_gpu_layers = 0
+        # Repacked weights are multiplied four batch rows at a time by one kernel and the
+        # remaining rows by another, with different rounding: not batch-invariant.
+        model_params.use_extra_bufts = not config.batch_invariant
         self._model: Any = self._internals.LlamaModel(
             path_model=str(path), params=model_params, verbose=False
         )
@@ -188,8 +203,20 @@ class LlamaBackend:
         params.n_outputs_max = config.n_seq_max + SCORE_ROWS
         params.n_threads = config.n_threads
         params.n_threads_batch = config.n_threads
-        # Llama's default: the same attention kernels as the sequential path.
-        params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # Flash attention computes each row on its own; the default path multiplies the
+        # whole batch at once with kernels (tinyBLAS, vec_dot for one row) whose rounding
+        # depends on the row count and the row's place in it.
+        params.flash_attn_type = (
+            lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if config.batch_invariant
+            else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        if config.batch_invariant:
+            # ggml's CPU flash attention also has a tiled kernel (64+ tokens in a batch) and a
+            # split-KV one (a lone token over 512+ cells), each rounding differently; both
+            # need K and V of one type. A BF16 V cache (F16 K, same size) keeps every batch
+            # on the per-row kernel.
+            params.type_v = GGML_TYPE_BF16
         self._ctx: Any = self._internals.LlamaContext(
             model=self._model, params=params, verbose=False
         )
@@ -340,6 +367,21 @@ class LlamaBackend:
             )
         return bytes(self._piece.raw[:n])
 
+    def time_decodes(self, repeats: int = 2) -> list[float]:
+        """Seconds of one decode of 1..n_slots rows (the best of ``repeats``), KV left empty."""
+        import time
+
+        best = [math.inf] * self.n_slots
+        self.decode([Row(0, 0, 0, True)])  # warm up: page in the weights
+        self.clear()
+        for _ in range(repeats):
+            for k in range(1, self.n_slots + 1):  # interleaved: load drift hits every k alike
+                start = time.perf_counter()
+                self.decode([Row(0, 0, slot, True) for slot in range(k)])
+                best[k - 1] = min(best[k - 1], time.perf_counter() - start)
+                self.clear()
+        return best
+
     def close(self) -> None:
         """Free the batch, the context and the model."""
         with self._lock:
@@ -359,7 +401,18 @@ class LocalEngine:
     ) -> None:
         self.path = path
         self._backend = LlamaBackend(path, config)
-        scheduler = Scheduler(self._backend, prefix_cache=config.prefix_cache)
+        step_rows = None
+        if config.tune_rows and config.n_seq_max > 1:
+            seconds = self._backend.time_decodes()
+            step_rows = rows_per_step(seconds)
+            logger.info(
+                "%s: decode ms for 1..%d rows %s; sequences advanced per step %s",
+                path.name,
+                config.n_seq_max,
+                [round(t * 1000, 1) for t in seconds],
+                step_rows[1:],
+            )
+        scheduler = Scheduler(self._backend, prefix_cache=config.prefix_cache, step_rows=step_rows)
         self._engine = Engine(
             scheduler,
             name=f"archon-local:{path.name}",
