@@ -26,6 +26,7 @@ from archon.runtime.clients.local_batch import (
     Row,
     Sampling,
     Scheduler,
+    rows_per_step,
 )
 from archon.runtime.clients.local_kv import (
     KvBook,
@@ -443,3 +444,24 @@ def test_closing_the_engine_fails_waiting_requests() -> None:
 
     with pytest.raises(ModelCallError, match="closed"):
         asyncio.run(after())
+
+
+def test_rows_per_step_picks_the_fastest_count_per_token() -> None:
+    # One row uses a fast vector kernel; 2-4 rows cost one tile pass, 5-8 two.
+    seconds = [1.0, 2.2, 2.2, 2.2, 4.4, 4.4, 4.4, 4.4]
+    assert rows_per_step(seconds) == [0, 1, 1, 3, 4, 4, 4, 4, 8]
+    assert rows_per_step([1.0, 1.5, 2.0]) == [0, 1, 2, 3]  # linear-ish: all of them
+
+
+def test_steps_advance_the_sequences_that_waited_longest() -> None:
+    backend = FakeBackend(n_slots=5)
+    scheduler = Scheduler(backend, step_rows=[0, 1, 2, 3, 4, 4])
+    results = run_all(scheduler, [job([i + 1] * 3, max_new=12, seed=i) for i in range(5)])
+    solo = [
+        outcome(run_all(Scheduler(FakeBackend()), [job([i + 1] * 3, max_new=12, seed=i)])[0])
+        for i in range(5)
+    ]
+    assert [outcome(r).text for r in results] == [r.text for r in solo]
+    generation = [b for b in backend.batches if all(r.pos >= 3 for r in b)]
+    assert max(len(b) for b in generation) == 4  # never all five at once
+    assert all(outcome(r).completion_tokens == 12 for r in results)  # and nobody starves
