@@ -33,6 +33,9 @@ THIRD_PARTY_HOMES = {
     "litellm": lambda m: m == "archon.runtime.clients.litellm",
     "optuna": lambda m: _within(m, "archon.search"),
     "lark": lambda m: _within(m, "archon.dsl"),
+    "llama_cpp": lambda m: (
+        m in {"archon.runtime.clients.local", "archon.runtime.clients.local_engine"}
+    ),
 }
 
 

@@ -5,8 +5,9 @@ a query, all queries of :func:`~archon.runtime.run_many`, all trials of a search
 pressure on each provider is bounded in one place. Every model call goes through
 :meth:`Limits.call`, which
 
-1. takes a slot of the call's model (``per_model``; ``local/...`` models get one slot: an
-   in-process model serves one request at a time, so calls queue instead of oversubscribing),
+1. takes a slot of the call's model (``per_model``; ``local/...`` models get as many slots as
+   the embedded engine decodes sequences together, 8 by default, so concurrent calls reach
+   its batch instead of queueing here),
 2. then a slot of the global pool (``max_concurrency``) -- always in this order, so waiting
    can never deadlock,
 3. runs the call under ``timeout_s``,
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from archon.runtime.clients.base import ModelCallError, RetriesExhausted
+from archon.runtime.clients.local_kv import DEFAULT_SEQUENCES
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,7 +50,8 @@ class Limits:
         max_concurrency: model calls in flight at once, over all models.
         per_model: calls in flight per model string (exact match, or a prefix ending in
             ``/`` such as ``"openai/"``). Models not listed get ``default_per_model``
-            (``local/...`` models get ``local_concurrency``).
+            (``local/...`` models get ``local_concurrency``: the embedded engine's sequence
+            limit, so that the calls of a node's samples are decoded together).
         timeout_s: wall-clock limit of one attempt (None: no limit).
         retries: extra attempts after a retryable failure.
         backoff_s: first backoff delay; doubles each attempt up to ``max_backoff_s``.
@@ -58,7 +61,7 @@ class Limits:
     Example:
         >>> limits = Limits(max_concurrency=16, per_model={"openai/gpt-4o-mini": 8})
         >>> limits.capacity("local/qwen2.5-coder-0.5b")
-        1
+        8
     """
 
     def __init__(
@@ -67,7 +70,7 @@ class Limits:
         per_model: Mapping[str, int] | None = None,
         *,
         default_per_model: int | None = None,
-        local_concurrency: int = 1,
+        local_concurrency: int = DEFAULT_SEQUENCES,
         timeout_s: float | None = 300.0,
         retries: int = 4,
         backoff_s: float = 0.5,

@@ -174,10 +174,16 @@ def test_model_aliases_resolve_through_the_models_block(registry: Registry) -> N
     assert client.requests[0].model == "local/smollm2-135m"
 
 
-def test_local_models_get_one_request_at_a_time(registry: Registry) -> None:
+def test_local_models_get_at_most_local_concurrency_calls(registry: Registry) -> None:
+    # The batching engine takes Limits.local_concurrency (default 8) calls at once; with 1
+    # (the sequential engine's setting) they queue one at a time.
+    batched = ScriptedClient(latency_s=0.05)
+    p = pipeline(node("gen", models=["local/tiny"], samples=4))
+    run_sync(p, "q", client=batched, registry=registry)
+    assert batched.max_in_flight == 4
     client = ScriptedClient(latency_s=0.01)
     p = pipeline(node("gen", models=["local/tiny", "remote/x"], samples=4))
-    run_sync(p, "q", client=client, registry=registry)
+    run_sync(p, "q", client=client, registry=registry, limits=Limits(local_concurrency=1))
     local = [
         iv
         for r, iv in zip(client.requests, client.intervals, strict=True)

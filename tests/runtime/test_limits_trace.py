@@ -16,7 +16,7 @@ def test_capacities() -> None:
     limits = Limits(8, {"openai/": 4, "openai/gpt-4o": 2, "local/big": 2})
     assert limits.capacity("openai/gpt-4o") == 2
     assert limits.capacity("openai/gpt-4o-mini") == 4
-    assert limits.capacity("local/qwen2.5-coder-0.5b") == 1
+    assert limits.capacity("local/qwen2.5-coder-0.5b") == 8  # the engine batches 8 sequences
     assert limits.capacity("local/big") == 2
     assert limits.capacity("anthropic/claude") == 8
 

@@ -1,13 +1,20 @@
 """``LocalClient``: ``local/<name>`` models in-process through llama-cpp-python.
 
-The only module that imports ``llama_cpp`` (lazily, with an install hint). Each GGUF file is
-loaded once per client and shared by every call; generation runs in a worker thread
-(``asyncio.to_thread``) so the event loop keeps serving other nodes. One loaded model serves
-one request at a time: :class:`~archon.runtime.limits.Limits` queues ``local/...`` calls with
-a concurrency of 1, and a per-model lock here guards the native object regardless. The chat
-template comes from the GGUF metadata; seeds are honoured per call. A request asking for
-logprobs uses a second instance of the same file opened with ``logits_all=True`` (the
-weights are memory-mapped, so it shares their pages).
+With :mod:`archon.runtime.clients.local_engine`, the only module that imports ``llama_cpp``
+(lazily, with an install hint). Each GGUF file is loaded once per client and serves every call
+through a :class:`~archon.runtime.clients.local_engine.LocalEngine`: one llama.cpp context with
+``n_seq_max`` sequences (8 by default) and a scheduler thread that decodes the concurrent calls
+together (continuous batching), sharing the KV of common prompt prefixes (the samples of one
+node evaluate their prompt once; judge calls that embed the same query and candidates reuse
+it). :class:`~archon.runtime.limits.Limits` lets as many ``local/...`` calls through as the
+engine has sequences, so they reach it instead of queueing. Several models can be loaded at
+once, each with its own context and thread; they take turns on the CPU (one decode at a time
+per client). Each call still answers one sample with its own seed, sampler, stop strings and
+usage, so the cache, the budget and the trace see the same calls as before.
+
+``LocalClient(batched=False)`` keeps the old sequential path (``create_chat_completion``, one
+request at a time per model under a lock; a second ``logits_all`` instance for logprobs), used
+by ``bench/local_sampling.py`` as the baseline.
 """
 
 from __future__ import annotations
@@ -21,15 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from archon.runtime.clients.base import ModelCallError
+from archon.runtime.clients.local_engine import INSTALL_HINT, EngineConfig, LocalEngine
+from archon.runtime.clients.local_kv import DEFAULT_SEQUENCES
+from archon.runtime.engine_check import EngineGuard
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "local/"
-INSTALL_HINT = (
-    "local models need llama-cpp-python: pip install 'archon-pipe[local]' "
-    "(it compiles llama.cpp, a few minutes the first time)"
-)
+__all__ = ["INSTALL_HINT", "PREFIX", "LocalClient", "available_threads", "import_llama"]
 
 
 def available_threads() -> int:
@@ -64,8 +71,25 @@ class LocalClient:
             is itself a path to a ``.gguf`` file is used as is.
         paths: explicit name -> GGUF path overrides (``"*"`` matches any name:
             ``--model-path``).
-        n_ctx: context window.
+        n_ctx: context window: the KV cells one model's sequences share, and the most
+            tokens (prompt + answer) one call may use.
         n_threads: CPU threads (default: every core available to the process).
+        n_seq_max: sequences one model decodes together (batched path).
+        prefix_cache: keep the KV of finished calls for later prompts sharing a prefix.
+        batch_invariant: an answer does not depend on what else is decoded with it (see
+            :class:`~archon.runtime.clients.local_engine.EngineConfig`).
+        tune_rows: measure, when a model loads, how many sequences to advance per decode.
+        batched: False selects the old sequential path (one call at a time per model), kept
+            as the benchmark's baseline; it does not support ``assistant_prefix``.
+        engine_guard: checks, before the first model load, that the installed llama.cpp
+            build runs on this CPU (a test decode in a child process, so a build that dies
+            with SIGILL is an error here, not a dead process). Default: a guard remembering
+            its verdict in the archon home (``ARCHON_ENGINE_CHECK=0`` turns it off).
+
+    Example:
+        >>> client = LocalClient(paths={"*": "model.gguf"})
+        >>> client.n_seq_max
+        8
     """
 
     def __init__(
@@ -75,13 +99,31 @@ class LocalClient:
         paths: Mapping[str, str | Path] | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        n_seq_max: int = DEFAULT_SEQUENCES,
+        prefix_cache: bool = True,
+        batch_invariant: bool = True,
+        tune_rows: bool = True,
+        batched: bool = True,
+        engine_guard: EngineGuard | None = None,
     ) -> None:
+        if n_seq_max < 1:
+            raise ValueError("n_seq_max must be at least 1")
         self._resolve = resolve
         self._paths = {k: Path(v) for k, v in (paths or {}).items()}
         self.n_ctx = n_ctx
         self.n_threads = n_threads or available_threads()
+        self.n_seq_max = n_seq_max
+        self.prefix_cache = prefix_cache
+        self.batch_invariant = batch_invariant
+        self.tune_rows = tune_rows
+        self.batched = batched
+        self._guard = engine_guard
+        self._engines: dict[Path, LocalEngine] = {}
         self._models: dict[tuple[Path, bool], _Loaded] = {}
-        self._loading: dict[tuple[Path, bool], asyncio.Lock] = {}
+        self._loading: dict[object, asyncio.Lock] = {}
+        # Engines of one client take turns on the CPU: two decodes at once on the same
+        # cores would only slow both down.
+        self._decode_lock = threading.Lock()
 
     def path_for(self, model: str) -> Path:
         """The GGUF file behind ``local/<name>``."""
@@ -100,6 +142,65 @@ class LocalClient:
             )
         return self._resolve(name)
 
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        """One sample from the local model (decoded together with the other live calls)."""
+        if not self.batched:
+            if request.assistant_prefix is not None:
+                raise ModelCallError(
+                    f"{request.model}: assistant_prefix needs the batched local engine",
+                    model=request.model,
+                )
+            loaded = await self._model(request.model, request.logprobs)
+            return await asyncio.to_thread(self._generate, loaded, request)
+        engine = await self._engine(request.model)
+        return await engine.complete(request)
+
+    async def _engine(self, model: str) -> LocalEngine:
+        path = await asyncio.to_thread(self.path_for, model)
+        engine = self._engines.get(path)
+        if engine is not None:
+            return engine
+        lock = self._loading.setdefault(path, asyncio.Lock())
+        async with lock:
+            if path not in self._engines:
+                self._engines[path] = await asyncio.to_thread(self._load_engine, path)
+            return self._engines[path]
+
+    def _load_engine(self, path: Path) -> LocalEngine:
+        self._check_file(path)
+        config = EngineConfig(
+            n_ctx=self.n_ctx,
+            n_seq_max=self.n_seq_max,
+            n_threads=self.n_threads,
+            prefix_cache=self.prefix_cache,
+            batch_invariant=self.batch_invariant,
+            tune_rows=self.tune_rows,
+        )
+        logger.info(
+            "loading %s (n_ctx=%d shared by %d sequences, n_threads=%d)",
+            path,
+            self.n_ctx,
+            self.n_seq_max,
+            self.n_threads,
+        )
+        try:
+            return LocalEngine(path, config, decode_lock=self._decode_lock)
+        except (ValueError, RuntimeError) as e:
+            raise ModelCallError(f"could not load {path}: {e}") from e
+
+    def _check_file(self, path: Path) -> None:
+        if not path.is_file():
+            raise ModelCallError(f"model file not found: {path}")
+        if self._guard is None:
+            from archon.runtime.models import archon_home
+
+            self._guard = EngineGuard.from_environment(archon_home(), threads=self.n_threads)
+        # Runs the child check once per build and CPU (remembered on disk), before the first
+        # native load in this process can take the process down.
+        self._guard.require(path)
+
+    # -- the sequential path (batched=False) ---------------------------------------------
+
     async def _model(self, model: str, logits_all: bool) -> _Loaded:
         path = await asyncio.to_thread(self.path_for, model)
         key = (path, logits_all)
@@ -114,8 +215,7 @@ class LocalClient:
 
     def _load(self, path: Path, logits_all: bool) -> Any:
         llama = import_llama()
-        if not path.is_file():
-            raise ModelCallError(f"model file not found: {path}")
+        self._check_file(path)
         logger.info("loading %s (n_ctx=%d, n_threads=%d)", path, self.n_ctx, self.n_threads)
         try:
             return llama(
@@ -129,12 +229,11 @@ class LocalClient:
         except (ValueError, RuntimeError) as e:
             raise ModelCallError(f"could not load {path}: {e}") from e
 
-    async def complete(self, request: CompletionRequest) -> CompletionResponse:
-        """One sample from the local model, generated in a worker thread."""
-        loaded = await self._model(request.model, request.logprobs)
-        return await asyncio.to_thread(self._generate, loaded, request)
-
     def _generate(self, loaded: _Loaded, request: CompletionRequest) -> CompletionResponse:
+        if request.score_only:
+            raise ModelCallError(
+                f"{request.model}: score_only needs the batched local engine", model=request.model
+            )
         kwargs: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         }
@@ -167,7 +266,10 @@ class LocalClient:
         return CompletionResponse(completions=(completion,), usage=usage)
 
     async def aclose(self) -> None:
-        """Free the loaded models."""
+        """Stop the engines' threads and free every loaded model."""
+        engines, self._engines = self._engines, {}
+        for engine in engines.values():
+            await asyncio.to_thread(engine.close)
         models, self._models = self._models, {}
         for loaded in models.values():
             with loaded.lock:
