@@ -174,22 +174,27 @@ def test_model_aliases_resolve_through_the_models_block(registry: Registry) -> N
     assert client.requests[0].model == "local/smollm2-135m"
 
 
-def test_local_models_get_at_most_local_concurrency_calls(registry: Registry) -> None:
-    # The batching engine takes Limits.local_concurrency (default 8) calls at once; with 1
-    # (the sequential engine's setting) they queue one at a time.
-    batched = ScriptedClient(latency_s=0.05)
-    p = pipeline(node("gen", models=["local/tiny"], samples=4))
-    run_sync(p, "q", client=batched, registry=registry)
-    assert batched.max_in_flight == 4
-    client = ScriptedClient(latency_s=0.01)
-    p = pipeline(node("gen", models=["local/tiny", "remote/x"], samples=4))
-    run_sync(p, "q", client=client, registry=registry, limits=Limits(local_concurrency=1))
-    local = [
+def _local_intervals(client: ScriptedClient) -> list[tuple[float, float]]:
+    return sorted(
         iv
         for r, iv in zip(client.requests, client.intervals, strict=True)
         if r.model.startswith("local/")
-    ]
-    local.sort()
+    )
+
+
+def test_local_samples_reach_the_batching_engine_together(registry: Registry) -> None:
+    client = ScriptedClient(latency_s=0.05)
+    p = pipeline(node("gen", models=["local/tiny"], samples=4))
+    run_sync(p, "q", client=client, registry=registry)
+    local = _local_intervals(client)
+    assert len(local) == 4 and max(start for start, _ in local) < min(end for _, end in local)
+
+
+def test_local_concurrency_one_queues_local_calls(registry: Registry) -> None:
+    client = ScriptedClient(latency_s=0.01)
+    p = pipeline(node("gen", models=["local/tiny", "remote/x"], samples=4))
+    run_sync(p, "q", client=client, registry=registry, limits=Limits(local_concurrency=1))
+    local = _local_intervals(client)
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(local))
     assert client.max_in_flight >= 2  # the remote samples still ran alongside
 

@@ -20,7 +20,6 @@ import pytest
 from archon.runtime.clients.base import ModelCallError
 from archon.runtime.clients.local_batch import (
     DecodeError,
-    Engine,
     Job,
     Outcome,
     Row,
@@ -35,6 +34,7 @@ from archon.runtime.clients.local_kv import (
     StopScanner,
     common_prefix,
 )
+from archon.runtime.clients.local_thread import Engine
 
 EOG = 0
 VOCAB = 50

@@ -32,7 +32,6 @@ from archon.runtime.clients.base import ModelCallError
 from archon.runtime.clients.local_batch import (
     SCORE_ROWS,
     DecodeError,
-    Engine,
     Job,
     Outcome,
     Row,
@@ -41,6 +40,7 @@ from archon.runtime.clients.local_batch import (
     rows_per_step,
 )
 from archon.runtime.clients.local_kv import DEFAULT_SEQUENCES
+from archon.runtime.clients.local_thread import Engine
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
 logger = logging.getLogger(__name__)
