@@ -20,7 +20,8 @@ from aiohttp import web
 
 
 class FakeOpenAIServer:
-    """See the module docstring. ``fail_status`` answers every request with that status."""
+    """See the module docstring. ``fail_status`` answers every request with that status;
+    ``supports_n`` False ignores ``n`` and always answers one choice (as some servers do)."""
 
     def __init__(
         self,
@@ -29,11 +30,13 @@ class FakeOpenAIServer:
         reply: str = "answer to {query}",
         chunk_chars: int = 4,
         fail_status: int | None = None,
+        supports_n: bool = True,
     ) -> None:
         self.latency_s = latency_s
         self.reply = reply
         self.chunk_chars = chunk_chars
         self.fail_status = fail_status
+        self.supports_n = supports_n
         self.received = 0
         self.in_flight = 0
         self.bodies: list[dict[str, Any]] = []
@@ -86,6 +89,7 @@ class FakeOpenAIServer:
                 error = {"error": {"message": "fake failure", "type": "server_error"}}
                 return web.json_response(error, status=self.fail_status)
             text = self._text(body)
+            choices = max(1, int(body.get("n") or 1)) if self.supports_n else 1
             if body.get("stream"):
                 return await self._stream(request, body, text)
             return web.json_response(
@@ -96,12 +100,13 @@ class FakeOpenAIServer:
                     "model": body.get("model", ""),
                     "choices": [
                         {
-                            "index": 0,
+                            "index": i,
                             "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": text},
+                            "message": {"role": "assistant", "content": _nth(text, i, choices)},
                         }
+                        for i in range(choices)
                     ],
-                    "usage": _usage(text),
+                    "usage": _usage(text, choices),
                 }
             )
         finally:
@@ -129,6 +134,11 @@ class FakeOpenAIServer:
         return response
 
 
-def _usage(text: str) -> dict[str, int]:
-    completion = max(1, len(text) // 4)
+def _usage(text: str, choices: int = 1) -> dict[str, int]:
+    completion = max(1, len(text) // 4) * choices
     return {"prompt_tokens": 10, "completion_tokens": completion, "total_tokens": 10 + completion}
+
+
+def _nth(text: str, index: int, choices: int) -> str:
+    """Choice ``index`` of ``choices``: the reply itself when there is one, numbered else."""
+    return text if choices == 1 else f"{text} #{index}"

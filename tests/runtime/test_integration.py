@@ -121,13 +121,13 @@ def test_api_clients_reach_an_openai_compatible_server(
     llama_server: str, registry: Registry, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     """litellm directly, and the router's lean openai_compat path, against llama.cpp."""
-    monkeypatch.setenv("SMOL_SERVER_KEY", "not-a-real-key-123")
+    monkeypatch.setenv("SMOL_SERVER_API_KEY", "not-a-real-key-123")
     spec = ModelSpec(
         alias="judge",
         model="openai/smol",
         options=(
             Param(name="api_base", value=llama_server),
-            Param(name="api_key_env", value="SMOL_SERVER_KEY"),
+            Param(name="api_key_env", value="SMOL_SERVER_API_KEY"),
         ),
     )
     p = pipeline(node("gen", models=["judge"], max_tokens=12, temperature=0.0, samples=2))
