@@ -21,7 +21,8 @@ from aiohttp import web
 
 class FakeOpenAIServer:
     """See the module docstring. ``fail_status`` answers every request with that status;
-    ``supports_n`` False ignores ``n`` and always answers one choice (as some servers do)."""
+    ``supports_n`` False ignores ``n`` and always answers one choice (as some servers do);
+    ``"reject"`` answers a request with ``n > 1`` with HTTP 400."""
 
     def __init__(
         self,
@@ -30,7 +31,7 @@ class FakeOpenAIServer:
         reply: str = "answer to {query}",
         chunk_chars: int = 4,
         fail_status: int | None = None,
-        supports_n: bool = True,
+        supports_n: bool | str = True,
     ) -> None:
         self.latency_s = latency_s
         self.reply = reply
@@ -89,7 +90,11 @@ class FakeOpenAIServer:
                 error = {"error": {"message": "fake failure", "type": "server_error"}}
                 return web.json_response(error, status=self.fail_status)
             text = self._text(body)
-            choices = max(1, int(body.get("n") or 1)) if self.supports_n else 1
+            asked = max(1, int(body.get("n") or 1))
+            if asked > 1 and self.supports_n == "reject":
+                error = {"error": {"message": "n must be 1", "type": "invalid_request_error"}}
+                return web.json_response(error, status=400)
+            choices = asked if self.supports_n is True else 1
             if body.get("stream"):
                 return await self._stream(request, body, text)
             return web.json_response(

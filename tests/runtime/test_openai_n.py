@@ -33,9 +33,9 @@ async def _run(
         await client.aclose()
 
 
-@pytest.mark.parametrize("supports_n", [True, False])
+@pytest.mark.parametrize("supports_n", [True, False, "reject"])
 def test_five_samples_are_one_request_or_five(
-    registry: Registry, tmp_path: Path, supports_n: bool
+    registry: Registry, tmp_path: Path, supports_n: bool | str
 ) -> None:
     async def main() -> tuple[RunResult, RunResult, FakeOpenAIServer]:
         async with FakeOpenAIServer(supports_n=supports_n) as fake:
@@ -47,15 +47,20 @@ def test_five_samples_are_one_request_or_five(
     first, again, fake = asyncio.run(main())
     assert isinstance(first.output, Candidates) and len(first.output.items) == 5
     assert [c.sample_index for c in first.output.items] == [0, 1, 2, 3, 4]
-    if supports_n:
+    if supports_n is True:
         assert fake.received == 1 and fake.bodies[0]["n"] == 5
         assert len({c.text for c in first.output.items}) == 5  # five distinct choices
         assert first.usage.prompt_tokens == 10  # the prompt is counted once
-    else:
+    elif supports_n is False:
         # the server answered one choice: the other four went as single requests
         assert fake.received == 5
         assert [b.get("n") for b in fake.bodies] == [5, None, None, None, None]
         assert len({b.get("seed") for b in fake.bodies}) == 5
+    else:
+        # the server refused n = 5 with HTTP 400: all five went as single requests
+        assert fake.received == 6
+        assert [b.get("n") for b in fake.bodies] == [5, None, None, None, None, None]
+        assert len({b.get("seed") for b in fake.bodies[1:]}) == 5
     assert first.usage.calls == 5
     # five cached samples: the rerun makes no request
     assert again.usage.calls == 0 and again.output == first.output

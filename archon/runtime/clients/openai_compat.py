@@ -285,7 +285,14 @@ class OpenAICompatClient:
         """
         k = len(seeds)
         body = {**self.body(request.model_copy(update={"seed": seeds[0]})), "n": k}
-        data = await self._post(request, body)
+        try:
+            data = await self._post(request, body)
+        except ModelCallError as error:
+            if error.status not in (400, 422):
+                raise
+            # The server refuses n > 1 itself: ask for the samples one by one from now on.
+            self._ignores_n.add(request.model)
+            return await self._one_by_one(request, seeds)
         options = self._options.get(request.model, ModelOptions())
         try:
             first = _completions(data, request, options)
@@ -295,12 +302,22 @@ class OpenAICompatClient:
         if len(got) == k:
             return first.model_copy(update={"completions": got})
         self._ignores_n.add(request.model)
-        rest = await asyncio.gather(
-            *(self.complete(request.model_copy(update={"seed": s})) for s in seeds[len(got) :])
+        rest = await self._one_by_one(request, seeds[len(got) :])
+        return CompletionResponse(
+            completions=got + rest.completions, usage=first.usage + rest.usage
         )
-        usage = sum((r.usage for r in rest), first.usage)
-        completions = got + tuple(r.completions[0] for r in rest)
-        return CompletionResponse(completions=completions, usage=usage)
+
+    async def _one_by_one(
+        self, request: CompletionRequest, seeds: tuple[int, ...]
+    ) -> CompletionResponse:
+        """One single-sample request per seed, concurrently; usage summed."""
+        replies = await asyncio.gather(
+            *(self.complete(request.model_copy(update={"seed": s})) for s in seeds)
+        )
+        return CompletionResponse(
+            completions=tuple(r.completions[0] for r in replies),
+            usage=sum((r.usage for r in replies), Usage()),
+        )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[str | CompletionResponse]:
         """POST one chat completion with ``stream: true``; yield the text pieces of the
