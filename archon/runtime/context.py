@@ -186,6 +186,18 @@ class NodeContext:
             cached=all(r.cached for r in results),
         )
 
+    def _upper_bound(
+        self, request: CompletionRequest, samples: int
+    ) -> tuple[Price | None, Reservation]:
+        """The model's price (when a USD budget needs it) and what ``samples`` samples of
+        ``request`` may spend at most: the prompt once, ``max_tokens`` per sample."""
+        state = self._state
+        price = state.price(request.model) if state.usd_limited() else None
+        out = samples * (request.max_tokens or DEFAULT_MAX_TOKENS)
+        tokens_in = estimate_prompt_tokens(request.messages)
+        usd = price.cost(Usage(prompt_tokens=tokens_in, completion_tokens=out)) if price else 0.0
+        return price, Reservation(samples, tokens_in + out, usd)
+
     async def _cache_key(self, single: CompletionRequest, index: int, base_seed: int) -> str:
         """The cache key of sample ``index``, scoped by the client: the scope (endpoint, model
         file, backend version) keeps answers of different servers or files apart even when
@@ -240,15 +252,8 @@ class NodeContext:
         state = self._state
         k = len(indices)
         first = single.model_copy(update={"seed": seeds[indices[0]]})
-        price = state.price(first.model) if state.usd_limited() else None
-        max_tokens = first.max_tokens or DEFAULT_MAX_TOKENS
-        tokens_in = estimate_prompt_tokens(first.messages)
-        usd = (
-            price.cost(Usage(prompt_tokens=tokens_in, completion_tokens=k * max_tokens))
-            if price
-            else 0.0
-        )
-        held = await state.meter.reserve(Reservation(k, tokens_in + k * max_tokens, usd))
+        price, bound = self._upper_bound(first, k)
+        held = await state.meter.reserve(bound)
         sample_seeds = tuple(seeds[i] for i in indices)
         started = time.perf_counter()
         try:
@@ -300,15 +305,8 @@ class NodeContext:
                 self._trace(request, index, hit, 0.0, cache_hit=True)
                 return hit
         model = request.model
-        price = state.price(model) if state.usd_limited() else None
-        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
-        tokens_in = estimate_prompt_tokens(request.messages)
-        usd = (
-            price.cost(Usage(prompt_tokens=tokens_in, completion_tokens=max_tokens))
-            if (price is not None)
-            else 0.0
-        )
-        held = await state.meter.reserve(Reservation(1, tokens_in + max_tokens, usd))
+        price, bound = self._upper_bound(request, 1)
+        held = await state.meter.reserve(bound)
         attempts = 1
 
         def count_retry(attempt: int, error: ModelCallError) -> None:
