@@ -9,7 +9,10 @@ model), wall seconds per item, and next to it the baselines of :mod:`archon.eval
   the architecture spends calls per query, selected by majority vote;
 
 each with the architecture-minus-baseline difference, its paired bootstrap 95 % confidence
-interval over the items, and whether the interval excludes 0.
+interval over the items, and whether the interval excludes 0. With several architectures the
+first is also compared, the same way, with each of the others on the items both scored (so
+``--no-baselines`` with explicit baseline files, such as ``bench/archs/single_small.pipe``,
+gives plain-prompt baselines).
 
 Built-in architectures (built on ``--model``): ``single``, ``best_of_5`` (5 samples + 5
 generated tests), ``vote_5`` (5 samples + majority vote), ``archon`` (5 samples -> critique ->
@@ -43,6 +46,7 @@ from archon.compiler import compile_source
 from archon.compiler.structure import assign
 from archon.eval import Dataset, EvalConfig, EvalResult, evaluate, load_dataset, select_split
 from archon.eval.baselines import BaselineRow, compare_baselines
+from archon.eval.stats import paired_difference
 from archon.ir import Pipeline, Value
 from archon.layers import default_registry
 from archon.runtime import CallCache, Limits, ModelClient
@@ -192,9 +196,39 @@ def baseline_rows(m: Measured) -> list[str]:
     return lines
 
 
+VERSUS_HEADER = (
+    "| architecture | versus | items | architecture - versus [95% CI] | CI excludes 0 |\n"
+    "|---|---|---|---|---|"
+)
+
+
+def scores_by_id(result: EvalResult) -> dict[str, float]:
+    """Per-item scores keyed by item id (failed items score 0, as in the accuracy)."""
+    return {record.id: record.score for record in result.records}
+
+
+def versus_rows(measured: Sequence[Measured]) -> list[str]:
+    """The first architecture against each other one, paired on the items both scored."""
+    if len(measured) < 2:
+        return []
+    first, lines = measured[0], []
+    for other in measured[1:]:
+        diff = paired_difference(scores_by_id(first.result), scores_by_id(other.result))
+        if diff is None:
+            continue
+        lines.append(
+            f"| {first.arch.label} | {other.arch.label} | {diff.items} |"
+            f" {diff.text().removesuffix(' *')} points | {'yes' if diff.excludes_zero else 'no'} |"
+        )
+    return lines
+
+
 def markdown(measured: Sequence[Measured], caption: str, command: str) -> str:
-    """The results section: caption, both tables, and the command that produced them."""
+    """The results section: caption, the tables, and the command that produced them."""
     parts = [f"### {caption}", "", ARCH_HEADER, *(arch_row(m) for m in measured)]
+    versus = versus_rows(measured)
+    if versus:
+        parts += ["", VERSUS_HEADER, *versus]
     with_baselines = [m for m in measured if m.baselines]
     if with_baselines:
         lines = [line for m in with_baselines for line in baseline_rows(m)]

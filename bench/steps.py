@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archon.compiler import compile_source
-from archon.eval import EvalResult, evaluate, load_dataset
+from archon.eval import EvalConfig, EvalResult, evaluate, load_dataset
+from archon.eval.stats import paired_difference
 from archon.ir import Pipeline
 from archon.layers._steps import STEP_SYSTEM_PROMPT
 from archon.runtime import CallCache, Limits
@@ -96,23 +97,21 @@ def build(body: str, model: str) -> Pipeline:
 
 
 async def measure(
-    name: str, items: int, plan: list[Shape], model: str, client: RouterClient,
-    cache: CallCache | None, concurrency: int,
+    name: str, items: int, plan: list[Shape], model: str, config: EvalConfig,
+    records: Path | None,
 ) -> list[Row]:  # fmt: skip
     spec, _ = DATASETS[name]
     dataset = load_dataset(spec).head(items)
     rows = []
     for shape in plan:
         pipeline = build(shape.body, model)
+        chosen = config
+        if records is not None:
+            chosen = config.replace(
+                records_path=records / f"{name}.{shape.config}.{shape.budget}.jsonl"
+            )
         started = time.perf_counter()
-        result = await evaluate(
-            pipeline,
-            dataset,
-            client=client,
-            limits=Limits(timeout_s=600.0),
-            cache=cache,
-            concurrency=concurrency,
-        )
+        result = await evaluate(pipeline, dataset, chosen)
         rows.append(Row(name, shape, result, time.perf_counter() - started))
         print(f"  {line(rows[-1])}", file=sys.stderr, flush=True)
     return rows
@@ -137,6 +136,36 @@ HEADER = (
     " tokens out/q | wall s/q | failed |\n"
     "|---|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def versus_best_of_n(rows: list[Row]) -> list[str]:
+    """Each search against best-of-N + vote at the same budget, paired by item."""
+    out = []
+    for row in rows:
+        if row.shape.config == "bon_vote":
+            continue
+        base = next(
+            (
+                r
+                for r in rows
+                if (r.dataset, r.shape.budget, r.shape.config)
+                == (row.dataset, row.shape.budget, "bon_vote")
+            ),
+            None,
+        )
+        if base is None:
+            continue
+        diff = paired_difference(
+            {r.id: r.score for r in row.result.records},
+            {r.id: r.score for r in base.result.records},
+        )
+        if diff is not None:
+            out.append(
+                f"* {row.dataset} at {row.shape.budget} calls: {row.shape.config} - bon_vote ="
+                f" {diff.text().removesuffix(' *')} points over {diff.items} items"
+                f" ({'CI excludes 0' if diff.excludes_zero else 'noise: CI includes 0'})"
+            )
+    return out
 
 
 def winners(rows: list[Row]) -> list[str]:
@@ -164,6 +193,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--cache", action="store_true", help="use the persistent call cache")
     parser.add_argument("--out", type=Path, help="append the results (Markdown) to this file")
+    parser.add_argument("--records", type=Path, help="folder of per-item records (resumable)")
+    parser.add_argument("--resume", action="store_true", help="skip items already in --records")
     args = parser.parse_args()
     configs = [c for c in args.configs.split(",") if c]
     names = [d for d in args.datasets.split(",") if d]
@@ -176,6 +207,15 @@ def main() -> None:
         local_paths={"*": args.model_path} if args.model_path else None,
     )
     cache = CallCache(home / "cache.sqlite") if args.cache else None
+    if args.resume and args.records is None:
+        parser.error("--resume needs --records FOLDER")
+    config = EvalConfig(
+        client=client,
+        limits=Limits(timeout_s=600.0),
+        cache=cache,
+        concurrency=args.concurrency,
+        resume=args.resume,
+    )
 
     async def go() -> list[Row]:
         rows: list[Row] = []
@@ -189,9 +229,7 @@ def main() -> None:
                     )
                     if shape.config in configs
                 ]
-                rows += await measure(
-                    name, args.items, plan, args.model, client, cache, args.concurrency
-                )
+                rows += await measure(name, args.items, plan, args.model, config, args.records)
         finally:
             await client.aclose()
         return rows
@@ -206,7 +244,12 @@ def main() -> None:
         f" cache {'on' if cache else 'off'}"
     )
     table = "\n".join([HEADER, *(line(r) for r in rows)])
-    text = f"{caption}\n\n{table}\n\nWinner at each budget:\n\n" + "\n".join(winners(rows))
+    text = (
+        f"{caption}\n\n{table}\n\nWinner at each budget:\n\n"
+        + "\n".join(winners(rows))
+        + "\n\nPaired against best-of-N + vote (bootstrap 95% CI):\n\n"
+        + "\n".join(versus_best_of_n(rows))
+    )
     print(text)
     if args.out is not None:
         with args.out.open("a", encoding="utf-8") as handle:

@@ -65,6 +65,25 @@ def test_architectures_baselines_and_markdown(quality: ModuleType, tmp_path: Pat
     assert "+50.0 [" in text and "| yes |" in text  # the interval excludes 0
     assert "| vote_5 | vote5[fake/q] | 100.0% | 5.0 |" in text
     assert text.rstrip().endswith("Run with `python bench/quality.py single vote_5`.")
+    # the first architecture against the other one, paired on their common items
+    assert "| single | vote_5 | 6 | -50.0 [" in text
+
+
+def test_versus_rows_pair_on_common_items(quality: ModuleType) -> None:
+    archs = quality.architectures(["single", "vote_5"], "fake/q", code=False)
+    config = EvalConfig(client=ScriptedClient(reply))
+
+    async def go() -> list[object]:
+        return [
+            await quality.measure(archs[0], dataset(6), config, baselines=False),
+            await quality.measure(archs[1], dataset(4), config, baselines=False),
+        ]
+
+    single, vote = asyncio.run(go())
+    (row,) = quality.versus_rows([vote, single])
+    # items q0..q3: vote right on all four, single on q0 and q2
+    assert row.startswith("| vote_5 | single | 4 | +50.0 [")
+    assert quality.versus_rows([vote]) == []
 
 
 def test_templates_with_params_and_records_per_architecture(
