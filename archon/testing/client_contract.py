@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -296,8 +297,8 @@ class ClientContract:
         async def check() -> None:
             async with self.serve(FakeTransport(), self.options, KeyPolicy()) as client:
                 assert isinstance(client, ModelClient)
-                assert asyncio.iscoroutinefunction(client.complete)
-                assert asyncio.iscoroutinefunction(client.aclose)
+                assert inspect.iscoroutinefunction(client.complete)
+                assert inspect.iscoroutinefunction(client.aclose)
 
         asyncio.run(check())
 

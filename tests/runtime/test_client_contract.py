@@ -25,7 +25,7 @@ from archon.errors import ArchonError
 from archon.ir import ModelSpec, Param, Pipeline
 from archon.runtime.clients.base import ModelCallError, ModelClient, ModelOptions
 from archon.runtime.clients.fake import ScriptedClient, fake_tokens
-from archon.runtime.clients.litellm import LiteLLMClient
+from archon.runtime.clients.litellm import LiteLLMClient, import_litellm
 from archon.runtime.clients.local import LocalClient
 from archon.runtime.clients.openai_compat import HttpTimeouts, OpenAICompatClient
 from archon.runtime.clients.router import RouterClient
@@ -150,6 +150,16 @@ class TestLiteLLMClient(ClientContract):
         client = LiteLLMClient(litellm=module)
         with pytest.raises(ModelCallError, match="no choices"):
             asyncio.run(client.complete(self.request()))
+
+
+@pytest.mark.integration
+def test_the_stand_in_uses_litellms_own_exception_names() -> None:
+    """The client classifies litellm's errors by class name: the real module must have them
+    (importing litellm takes seconds, hence integration)."""
+    pytest.importorskip("litellm")
+    litellm = import_litellm()
+    for error in _LITELLM_ERRORS.values():
+        assert issubclass(getattr(litellm, error.__name__), Exception), error.__name__
 
 
 # --- OpenAI-compatible: a loopback server ---------------------------------------------------

@@ -40,8 +40,9 @@ _V = TypeVar("_V")
 
 PREFIX = "local/"
 DIALECT = Dialect(sends_model=False, logprobs=(("logprobs", True), ("top_logprobs", 1)))
-"""``create_chat_completion`` of the loaded model: no model name; logprobs of the sampled
-tokens only."""
+"""``create_chat_completion`` of the loaded model: no model name (the file is the model);
+llama-cpp-python returns logprobs only with ``top_logprobs`` (one is enough: the client reads
+the sampled tokens' own)."""
 __all__ = ["INSTALL_HINT", "PREFIX", "LocalClient", "available_threads", "import_llama"]
 
 
