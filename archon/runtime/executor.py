@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
 
@@ -276,22 +276,40 @@ def _run_meter(budget: Meter | Budget | None) -> Meter | None:
     return Meter(budget, scope="run")
 
 
-def _shared(
-    client: ModelClient,
-    limits: Limits | None,
-    cache: CallCache | None,
-    trace: TraceSink | None,
-    seed: int,
-    redactor: Redactor | None,
-) -> _Shared:
-    return _Shared(
+class RunOptions(TypedDict, total=False):
+    """The keyword options :func:`run` and :func:`run_many` share (described at :func:`run`)."""
+
+    limits: Limits | None
+    registry: Registry | None
+    cache: CallCache | None
+    trace: TraceSink | None
+    budget: Meter | Budget | None
+    seed: int
+    redactor: Redactor | None
+
+
+def _setup(
+    pipeline: Pipeline, client: ModelClient, options: RunOptions, caller: str
+) -> tuple[Prepared, _Shared, Meter | None]:
+    """The prepared pipeline, what every query of the call shares, and the run-level meter."""
+    unknown = sorted(set(options) - RunOptions.__optional_keys__)
+    if unknown:  # what a misspelt keyword argument raises in Python
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    registry = options.get("registry")
+    if registry is None:
+        from archon.layers import default_registry
+
+        registry = default_registry()
+    prepared = prepare(pipeline, registry)
+    shared = _Shared(
         client=client,
-        limits=limits or Limits(),
-        cache=cache,
-        trace=trace,
-        redactor=redactor or Redactor.from_environ(),
-        seed=seed,
+        limits=options.get("limits") or Limits(),
+        cache=options.get("cache"),
+        trace=options.get("trace"),
+        redactor=options.get("redactor") or Redactor.from_environ(),
+        seed=options.get("seed", 0),
     )
+    return prepared, shared, _run_meter(options.get("budget"))
 
 
 async def run(
@@ -299,15 +317,9 @@ async def run(
     query: Query,
     *,
     client: ModelClient,
-    limits: Limits | None = None,
-    registry: Registry | None = None,
-    cache: CallCache | None = None,
-    trace: TraceSink | None = None,
-    budget: Meter | Budget | None = None,
-    seed: int = 0,
-    redactor: Redactor | None = None,
     stream_tap: StreamTap | None = None,
     query_index: int | None = None,
+    **options: Unpack[RunOptions],
 ) -> RunResult:
     """Answer one query with a concrete pipeline.
 
@@ -315,16 +327,18 @@ async def run(
         pipeline: a pipeline without holes (assign them first).
         query: a user message, or a conversation ending with the user's turn.
         client: where model calls go (e.g. ``RouterClient`` or ``ScriptedClient``).
-        limits: concurrency, timeouts and retries (share one instance between runs).
-        registry: layer kinds (default: the built-in ones).
-        cache: persistent call cache (None: no caching).
-        trace: sink for one record per model call.
-        budget: an extra run-level budget or meter on top of ``pipeline.budget``.
-        seed: run seed: layer RNGs and unset sampling seeds derive from it.
-        redactor: secret redaction (default: from the environment at call time).
         stream_tap: pass the text of one node's call on while it is generated (see
             :mod:`archon.runtime.streaming`).
         query_index: recorded in the call traces (e.g. the choice of a served request).
+        **options: the :class:`RunOptions`, all optional:
+
+            * ``limits``: concurrency, timeouts and retries (share one instance between runs);
+            * ``registry``: layer kinds (default: the built-in ones);
+            * ``cache``: persistent call cache (None: no caching);
+            * ``trace``: sink for one record per model call;
+            * ``budget``: an extra run-level budget or meter on top of ``pipeline.budget``;
+            * ``seed``: run seed (default 0): layer RNGs and unset sampling seeds derive from it;
+            * ``redactor``: secret redaction (default: from the environment at call time).
 
     Raises:
         PipelineNotConcrete, InvalidNode: the pipeline cannot run as given.
@@ -335,14 +349,9 @@ async def run(
         >>> from archon.runtime.clients.fake import ScriptedClient
         >>> result = run_sync(pipeline, "2+2?", client=ScriptedClient())  # doctest: +SKIP
     """
-    if registry is None:
-        from archon.layers import default_registry
-
-        registry = default_registry()
-    prepared = prepare(pipeline, registry)
-    shared = _shared(client, limits, cache, trace, seed, redactor)
+    prepared, shared, run_meter = _setup(pipeline, client, options, "run")
     messages = as_conversation(query)
-    state = _state(prepared, shared, messages, _run_meter(budget), query_index, stream_tap)
+    state = _state(prepared, shared, messages, run_meter, query_index, stream_tap)
     return await execute(prepared, state)
 
 
@@ -356,30 +365,19 @@ async def run_many(
     queries: Iterable[Query],
     *,
     client: ModelClient,
-    limits: Limits | None = None,
-    registry: Registry | None = None,
-    cache: CallCache | None = None,
-    trace: TraceSink | None = None,
-    budget: Meter | Budget | None = None,
-    seed: int = 0,
-    redactor: Redactor | None = None,
     max_in_flight: int | None = None,
+    **options: Unpack[RunOptions],
 ) -> AsyncIterator[ItemResult]:
     """Answer many queries concurrently, yielding each :class:`ItemResult` as it completes.
 
-    All queries share one :class:`Limits` (so provider pressure is bounded once) and one
-    run-level meter built from ``budget``; each query also has its own ``pipeline.budget``.
+    The options are :func:`run`'s. All queries share one :class:`Limits` (so provider
+    pressure is bounded once) and one run-level meter built from ``budget``; each query also
+    has its own ``pipeline.budget``.
     A failing query (a node error, a budget limit) is yielded as an item with ``error`` set;
     it never stops the others. At most ``max_in_flight`` queries (default: the limits'
     ``max_concurrency``) are started at once.
     """
-    if registry is None:
-        from archon.layers import default_registry
-
-        registry = default_registry()
-    prepared = prepare(pipeline, registry)
-    shared = _shared(client, limits, cache, trace, seed, redactor)
-    run_meter = _run_meter(budget)
+    prepared, shared, run_meter = _setup(pipeline, client, options, "run_many")
     window = max(1, max_in_flight or shared.limits.max_concurrency)
 
     async def one(index: int, query: Query) -> ItemResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from archon.testing.client_contract import ClientContract
 from archon.testing.layer_contract import GARBAGE, LayerContract
 
-__all__ = ["GARBAGE", "LayerContract"]
+__all__ = ["GARBAGE", "ClientContract", "LayerContract"]

@@ -7,16 +7,24 @@ and a usage chunk when ``stream_options.include_usage`` is set), and counts requ
     async with FakeOpenAIServer(latency_s=0.2) as fake:
         ...  # point a client at fake.url (ends in /v1)
         assert fake.received == 3
+
+``on_request(request, body)`` sees every request first (its headers, its JSON body); a
+response it returns is sent instead of the built-in one, so a test can script replies,
+failures or a dropped connection per request (the client contract does).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+OnRequest = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse | None]]
+"""A hook called with each request and its parsed body; a response it returns is sent."""
 
 
 class FakeOpenAIServer:
@@ -32,12 +40,14 @@ class FakeOpenAIServer:
         chunk_chars: int = 4,
         fail_status: int | None = None,
         supports_n: bool | str = True,
+        on_request: OnRequest | None = None,
     ) -> None:
         self.latency_s = latency_s
         self.reply = reply
         self.chunk_chars = chunk_chars
         self.fail_status = fail_status
         self.supports_n = supports_n
+        self.on_request = on_request
         self.received = 0
         self.in_flight = 0
         self.bodies: list[dict[str, Any]] = []
@@ -86,6 +96,10 @@ class FakeOpenAIServer:
         try:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
+            if self.on_request is not None:
+                scripted = await self.on_request(request, body)
+                if scripted is not None:
+                    return scripted
             if self.fail_status is not None:
                 error = {"error": {"message": "fake failure", "type": "server_error"}}
                 return web.json_response(error, status=self.fail_status)

@@ -16,6 +16,12 @@ from typing import Protocol, runtime_checkable
 from archon.errors import ArchonError
 from archon.values import CompletionRequest, CompletionResponse, Usage
 
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+"""HTTP statuses a later attempt may get past: timeouts, conflicts, rate limits, server errors
+(529: overloaded). Every other 4xx -- a bad request, authentication, an unknown model -- is not."""
+AUTH_STATUS = frozenset({401, 403})
+"""HTTP statuses of a refused or missing key (the error then says which key went, if any)."""
+
 
 class ModelCallError(ArchonError):
     """A model call failed. ``retryable`` says whether the same call may succeed later.

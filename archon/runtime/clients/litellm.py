@@ -25,7 +25,15 @@ from types import ModuleType
 from typing import Any
 
 from archon.ir import model_option_problem
-from archon.runtime.clients.base import ModelCallError, ModelOptions, Price
+from archon.runtime.clients.base import (
+    AUTH_STATUS,
+    RETRYABLE_STATUS,
+    ModelCallError,
+    ModelOptions,
+    Price,
+)
+from archon.runtime.clients.credentials import Credentials
+from archon.runtime.clients.translate import Dialect, chat_arguments
 from archon.runtime.keys import KeyDecision, KeyPolicy, normalise_api_base
 from archon.runtime.secrets import Redactor
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
@@ -33,11 +41,13 @@ from archon.values import Completion, CompletionRequest, CompletionResponse, Usa
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "litellm is not installed: pip install litellm (a dependency of archon-pipe)"
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 _OWN_OPTIONS = frozenset({"api_base", "api_key", "api_key_env"})
 NO_KEY = "no-key"
 """Sent as ``api_key`` to a custom ``api_base`` that gets no real key (litellm would otherwise
 fill in the provider's variable, e.g. ``OPENAI_API_KEY``)."""
+DIALECT = Dialect(fixed=(("num_retries", 0), ("drop_params", True)))
+"""litellm takes the model string unchanged; its own retries are off and arguments a provider
+does not know are dropped."""
 
 
 def import_litellm() -> ModuleType:
@@ -68,7 +78,7 @@ def _retryable(litellm: ModuleType, error: Exception) -> tuple[bool, int | None]
     )
     if isinstance(error, (*transient, TimeoutError, ConnectionError)):
         return True, status
-    return status in _RETRYABLE_STATUS, status
+    return status in RETRYABLE_STATUS, status
 
 
 def _retry_after(error: Exception) -> float | None:
@@ -103,6 +113,8 @@ class LiteLLMClient:
         options: per-model options keyed by model string (api_base, keys, prices, extras).
         redactor: redacts error messages (default: from the environment when first needed).
         keys: which keys may go where (default: none confirmed, only provider hosts).
+        litellm: the litellm module to call (default: imported on first use); tests pass a
+            stand-in with ``acompletion``, the exception classes and ``completion_cost``.
 
     Example:
         >>> client = LiteLLMClient({"openai/local": ModelOptions(api_base="http://h:8000/v1")})
@@ -114,12 +126,11 @@ class LiteLLMClient:
         *,
         redactor: Redactor | None = None,
         keys: KeyPolicy | None = None,
+        litellm: ModuleType | None = None,
     ) -> None:
         self._options = dict(options or {})
-        self._redactor = redactor
-        self._keys = keys or KeyPolicy()
-        self._decisions: dict[str, KeyDecision] = {}
-        self._litellm: ModuleType | None = None
+        self._credentials = Credentials(self._options, keys, redactor)
+        self._litellm = litellm
 
     def _lib(self) -> ModuleType:
         if self._litellm is None:
@@ -127,19 +138,11 @@ class LiteLLMClient:
         return self._litellm
 
     def _redact(self, text: str) -> str:
-        if self._redactor is None:
-            keys = [o.api_key for o in self._options.values() if o.api_key]
-            keys += [d.key for d in self._decisions.values() if d.key]
-            self._redactor = Redactor.from_environ(extra=keys)
-        return self._redactor.redact(text)
+        return self._credentials.redact(text)
 
     def key_decision(self, model: str) -> KeyDecision:
         """Which key requests for ``model`` carry (decided once, on first use)."""
-        if model not in self._decisions:
-            options = self._options.get(model, ModelOptions())
-            self._decisions[model] = self._keys.decide(model, options)
-            self._redactor = None  # a new key to redact
-        return self._decisions[model]
+        return self._credentials.decision(model)
 
     def cache_scope(self, model: str) -> str:
         """What besides the request shapes ``model``'s answers: litellm's version, the
@@ -152,20 +155,7 @@ class LiteLLMClient:
     def kwargs(self, request: CompletionRequest) -> dict[str, Any]:
         """The litellm ``acompletion`` arguments for one sample of ``request``."""
         options = self._options.get(request.model, ModelOptions())
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "num_retries": 0,
-            "drop_params": True,
-        }
-        for name in ("temperature", "top_p", "max_tokens", "seed"):
-            value = getattr(request, name)
-            if value is not None:
-                kwargs[name] = value
-        if request.stop:
-            kwargs["stop"] = list(request.stop)
-        if request.logprobs:
-            kwargs["logprobs"] = True
+        kwargs = chat_arguments(request, DIALECT)
         # Options that could redirect a request or carry a credential never pass through.
         kwargs.update(
             (name, value)
@@ -187,7 +177,7 @@ class LiteLLMClient:
             response = await litellm.acompletion(**self.kwargs(request))
         except Exception as e:
             retryable, status = _retryable(litellm, e)
-            hint = self.key_decision(request.model).auth_hint() if status in (401, 403) else ""
+            hint = self.key_decision(request.model).auth_hint() if status in AUTH_STATUS else ""
             message = self._redact(f"{request.model}: {type(e).__name__}: {e}{hint}")
             raise ModelCallError(
                 message,

@@ -25,17 +25,24 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from archon.runtime.clients.base import ModelCallError
 from archon.runtime.clients.local_engine import INSTALL_HINT, EngineConfig, LocalEngine
 from archon.runtime.clients.local_kv import DEFAULT_SEQUENCES
+from archon.runtime.clients.translate import Dialect, chat_arguments, mean_logprob
 from archon.runtime.engine_check import EngineGuard
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
 logger = logging.getLogger(__name__)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 PREFIX = "local/"
+DIALECT = Dialect(sends_model=False, logprobs=(("logprobs", True), ("top_logprobs", 1)))
+"""``create_chat_completion`` of the loaded model: no model name (the file is the model);
+llama-cpp-python returns logprobs only with ``top_logprobs`` (one is enough: the client reads
+the sampled tokens' own)."""
 __all__ = ["INSTALL_HINT", "PREFIX", "LocalClient", "available_threads", "import_llama"]
 
 
@@ -85,6 +92,8 @@ class LocalClient:
             build runs on this CPU (a test decode in a child process, so a build that dies
             with SIGILL is an error here, not a dead process). Default: a guard remembering
             its verdict in the archon home (``ARCHON_ENGINE_CHECK=0`` turns it off).
+        llama: the ``Llama`` class of the sequential path (default: ``llama_cpp.Llama``,
+            imported on the first load); tests pass a stand-in.
 
     Example:
         >>> client = LocalClient(paths={"*": "model.gguf"})
@@ -105,6 +114,7 @@ class LocalClient:
         tune_rows: bool = True,
         batched: bool = True,
         engine_guard: EngineGuard | None = None,
+        llama: Callable[..., Any] | None = None,
     ) -> None:
         if n_seq_max < 1:
             raise ValueError("n_seq_max must be at least 1")
@@ -118,6 +128,7 @@ class LocalClient:
         self.tune_rows = tune_rows
         self.batched = batched
         self._guard = engine_guard
+        self._llama = llama
         self._engines: dict[Path, LocalEngine] = {}
         self._models: dict[tuple[Path, bool], _Loaded] = {}
         self._loading: dict[object, asyncio.Lock] = {}
@@ -157,14 +168,17 @@ class LocalClient:
 
     async def _engine(self, model: str) -> LocalEngine:
         path = await asyncio.to_thread(self.path_for, model)
-        engine = self._engines.get(path)
-        if engine is not None:
-            return engine
-        lock = self._loading.setdefault(path, asyncio.Lock())
-        async with lock:
-            if path not in self._engines:
-                self._engines[path] = await asyncio.to_thread(self._load_engine, path)
-            return self._engines[path]
+        return await self._once(self._engines, path, lambda: self._load_engine(path))
+
+    async def _once(self, loaded: dict[_K, _V], key: _K, load: Callable[[], _V]) -> _V:
+        """``loaded[key]``, loaded in a thread by the first caller; concurrent callers wait
+        for that load instead of loading the same file again."""
+        if key in loaded:
+            return loaded[key]
+        async with self._loading.setdefault(key, asyncio.Lock()):
+            if key not in loaded:
+                loaded[key] = await asyncio.to_thread(load)
+            return loaded[key]
 
     def _load_engine(self, path: Path) -> LocalEngine:
         self._check_file(path)
@@ -203,18 +217,12 @@ class LocalClient:
 
     async def _model(self, model: str, logits_all: bool) -> _Loaded:
         path = await asyncio.to_thread(self.path_for, model)
-        key = (path, logits_all)
-        loaded = self._models.get(key)
-        if loaded is not None:
-            return loaded
-        lock = self._loading.setdefault(key, asyncio.Lock())
-        async with lock:
-            if key not in self._models:
-                self._models[key] = _Loaded(await asyncio.to_thread(self._load, path, logits_all))
-            return self._models[key]
+        return await self._once(
+            self._models, (path, logits_all), lambda: _Loaded(self._load(path, logits_all))
+        )
 
     def _load(self, path: Path, logits_all: bool) -> Any:
-        llama = import_llama()
+        llama = self._llama or import_llama()
         self._check_file(path)
         logger.info("loading %s (n_ctx=%d, n_threads=%d)", path, self.n_ctx, self.n_threads)
         try:
@@ -234,18 +242,7 @@ class LocalClient:
             raise ModelCallError(
                 f"{request.model}: score_only needs the batched local engine", model=request.model
             )
-        kwargs: dict[str, Any] = {
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        }
-        for name in ("temperature", "top_p", "max_tokens", "seed"):
-            value = getattr(request, name)
-            if value is not None:
-                kwargs[name] = value
-        if request.stop:
-            kwargs["stop"] = list(request.stop)
-        if request.logprobs:
-            kwargs["logprobs"] = True
-            kwargs["top_logprobs"] = 1
+        kwargs = chat_arguments(request, DIALECT)
         with loaded.lock:
             try:
                 result = loaded.llm.create_chat_completion(**kwargs)
@@ -260,7 +257,7 @@ class LocalClient:
         )
         completion = Completion(
             text=choice["message"].get("content") or "",
-            logprob=_mean_logprob(choice) if request.logprobs else None,
+            logprob=mean_logprob(choice) if request.logprobs else None,
             finish_reason=choice.get("finish_reason"),
         )
         return CompletionResponse(completions=(completion,), usage=usage)
@@ -276,9 +273,3 @@ class LocalClient:
                 close = getattr(loaded.llm, "close", None)
                 if close is not None:
                     close()
-
-
-def _mean_logprob(choice: Mapping[str, Any]) -> float | None:
-    content = (choice.get("logprobs") or {}).get("content") or ()
-    values = [float(t["logprob"]) for t in content if t.get("logprob") is not None]
-    return sum(values) / len(values) if values else None

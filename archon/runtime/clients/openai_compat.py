@@ -22,20 +22,28 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from archon.runtime.budget import estimate_prompt_tokens
-from archon.runtime.clients.base import ModelCallError, ModelOptions, Price
+from archon.runtime.clients.base import (
+    AUTH_STATUS,
+    RETRYABLE_STATUS,
+    ModelCallError,
+    ModelOptions,
+    Price,
+)
+from archon.runtime.clients.credentials import Credentials
+from archon.runtime.clients.translate import Dialect, chat_arguments, mean_logprob
 from archon.runtime.keys import KeyDecision, KeyPolicy, normalise_api_base
-from archon.runtime.secrets import Redactor
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
-_AUTH_STATUS = frozenset({401, 403})
 PREFIX = "openai/"
+DIALECT = Dialect(strip_prefix=PREFIX)
+"""The server is asked for the model name after ``openai/``."""
 BACKEND = "openai-compat/1"
 """Names this client in cache keys; bump it when a change could alter answers."""
 _SNIPPET = 300  # characters of a bad reply quoted in errors
@@ -112,12 +120,6 @@ def _chunk_json(request: CompletionRequest, data: str) -> Mapping[str, Any] | No
     return chunk
 
 
-def _mean_logprob(choice: Mapping[str, Any]) -> float | None:
-    content = (choice.get("logprobs") or {}).get("content") or ()
-    values = [float(t["logprob"]) for t in content if t.get("logprob") is not None]
-    return sum(values) / len(values) if values else None
-
-
 class OpenAICompatClient:
     """A :class:`~archon.runtime.clients.base.ModelClient` for ``openai/<name>`` + api_base.
 
@@ -138,12 +140,10 @@ class OpenAICompatClient:
     ) -> None:
         self._options = dict(options)
         self._max_connections = max_connections
-        self._keys = keys or KeyPolicy()
+        self._credentials = Credentials(self._options, keys)
         self._timeouts = timeouts or HttpTimeouts()
-        self._decisions: dict[str, KeyDecision] = {}
         self._ignores_n: set[str] = set()  # models whose server answered n > 1 with fewer
         self._session: aiohttp.ClientSession | None = None
-        self._redactor: Redactor | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -152,34 +152,15 @@ class OpenAICompatClient:
         return self._session
 
     def _redact(self, text: str) -> str:
-        if self._redactor is None:
-            keys = [o.api_key for o in self._options.values() if o.api_key]
-            keys += [d.key for d in self._decisions.values() if d.key]
-            self._redactor = Redactor.from_environ(extra=keys)
-        return self._redactor.redact(text)
+        return self._credentials.redact(text)
 
     def key_decision(self, model: str) -> KeyDecision:
         """Which key requests for ``model`` carry (decided once, on first use)."""
-        if model not in self._decisions:
-            options = self._options.get(model, ModelOptions())
-            self._decisions[model] = self._keys.decide(model, options)
-            self._redactor = None  # a new key to redact
-        return self._decisions[model]
+        return self._credentials.decision(model)
 
     def body(self, request: CompletionRequest) -> dict[str, Any]:
         """The JSON body of one sample of ``request``."""
-        body: dict[str, Any] = {
-            "model": request.model.removeprefix(PREFIX),
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        }
-        for name in ("temperature", "top_p", "max_tokens", "seed"):
-            value = getattr(request, name)
-            if value is not None:
-                body[name] = value
-        if request.stop:
-            body["stop"] = list(request.stop)
-        if request.logprobs:
-            body["logprobs"] = True
+        body = chat_arguments(request, DIALECT)
         if request.assistant_prefix is not None:
             # Continue the partial answer: a trailing assistant message, continued in place
             # (vLLM's flags; llama.cpp's server continues a trailing assistant turn natively).
@@ -207,27 +188,33 @@ class OpenAICompatClient:
     def _status_failure(
         self, request: CompletionRequest, status: int, text: str, retry_after: str | None
     ) -> ModelCallError:
-        hint = self.key_decision(request.model).auth_hint() if status in _AUTH_STATUS else ""
+        hint = self.key_decision(request.model).auth_hint() if status in AUTH_STATUS else ""
         return ModelCallError(
             self._redact(f"{request.model}: HTTP {status}: {_snippet(text)}{hint}"),
             model=request.model,
-            retryable=status in _RETRYABLE_STATUS,
+            retryable=status in RETRYABLE_STATUS,
             status=status,
             retry_after_s=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        )
+
+    def _send(
+        self, url: str, headers: Mapping[str, str], body: Mapping[str, Any]
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """The pooled POST of ``body`` to ``url`` (enter it to get the reply)."""
+        return self._client().post(
+            url,
+            json=body,
+            headers=headers,
+            timeout=self._timeouts.client_timeout(),
+            # A redirect could carry the Authorization header to a host nobody confirmed.
+            allow_redirects=False,
         )
 
     async def _post(self, request: CompletionRequest, body: dict[str, Any]) -> Any:
         """POST ``body``; the parsed JSON reply, or a classified ModelCallError."""
         url, headers, options = self._endpoint(request)
         try:
-            async with self._client().post(
-                url,
-                json=body,
-                headers=headers,
-                timeout=self._timeouts.client_timeout(),
-                # A redirect could carry the Authorization header to a host nobody confirmed.
-                allow_redirects=False,
-            ) as reply:
+            async with self._send(url, headers, body) as reply:
                 status = reply.status
                 retry_after = reply.headers.get("retry-after")
                 location = reply.headers.get("location", "")
@@ -329,13 +316,7 @@ class OpenAICompatClient:
         usage_data: Mapping[str, Any] = {}
         finish: str | None = None
         try:
-            async with self._client().post(
-                url,
-                json=body,
-                headers=headers,
-                timeout=self._timeouts.client_timeout(),
-                allow_redirects=False,
-            ) as reply:
+            async with self._send(url, headers, body) as reply:
                 if reply.status >= 300:
                     text = (await reply.text())[:500]
                     raise self._status_failure(
@@ -438,7 +419,7 @@ def _count(value: object) -> int:
 
 def _safe_logprob(choice: Mapping[str, Any]) -> float | None:
     try:
-        return _mean_logprob(choice)
+        return mean_logprob(choice)
     except (AttributeError, TypeError, ValueError, KeyError):
         raise _Malformed("unreadable logprobs") from None
 
