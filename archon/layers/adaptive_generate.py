@@ -16,7 +16,6 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     prompt_tokens,
 )
 from archon.layers.common import EnsembleParams
@@ -38,20 +37,19 @@ class AdaptiveGenerateParams(EnsembleParams):
     extract: Literal["auto", "number", "boxed", "choice", "code", "text"] = "auto"
 
 
-class AdaptiveGenerate(Layer):
+class AdaptiveGenerate(Layer[AdaptiveGenerateParams]):
     """Sample until the answers agree (adaptive consistency); ``samples`` is the cap."""
 
     kind: ClassVar[str] = "adaptive_generate"
-    Params: ClassVar[type[LayerParams]] = AdaptiveGenerateParams
+    Params = AdaptiveGenerateParams
     consumes = ()
     produces = Candidates
     prompts = MappingProxyType({"system": DEFAULT_SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: AdaptiveGenerateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, AdaptiveGenerateParams)
         per_model = params.samples
         calls = tuple(
             CallEstimate(
@@ -68,9 +66,8 @@ class AdaptiveGenerate(Layer):
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: AdaptiveGenerateParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, AdaptiveGenerateParams)
         messages = _messages(ctx.query, params)
         # Sample k of a model uses seed base + k: distinct across rounds, reproducible, and
         # the same samples (and cache entries) whatever the stopping point.

@@ -93,30 +93,28 @@ class Weights:
         return {"features": list(self.features), "weights": list(self.weights), "bias": self.bias}
 
 
-class Combine(Layer):
+class Combine(Layer[CombineParams]):
     """Score candidates by a weighted combination of their signals; best first.
 
     Writes ``Candidate.score`` (in ``(0, 1)``) and keeps the best ``top_k`` (default all).
     """
 
     kind: ClassVar[str] = "combine"
-    Params: ClassVar[type[LayerParams]] = CombineParams
+    Params = CombineParams
     consumes = (Candidates,)
     produces = Candidates
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: CombineParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, CombineParams)
         n = total_items(inputs)
         keep = n if params.top_k is None else min(n, params.top_k)
         return LayerEstimate(output=Flow(items=keep, tokens=max_tokens_of(inputs)))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: CombineParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, CombineParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()

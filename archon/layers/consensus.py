@@ -34,7 +34,7 @@ class ConsensusParams(LayerParams):
     top_k: int | None = Field(None, ge=1, le=1024)
 
 
-class Consensus(Layer):
+class Consensus(Layer[ConsensusParams]):
     """Order candidates by the share of candidates whose answer agrees with theirs.
 
     Records ``vote_share`` (0 for a candidate without an extractable answer) and sets
@@ -42,23 +42,21 @@ class Consensus(Layer):
     """
 
     kind: ClassVar[str] = "consensus"
-    Params: ClassVar[type[LayerParams]] = ConsensusParams
+    Params = ConsensusParams
     consumes = (Candidates,)
     produces = Candidates
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: ConsensusParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, ConsensusParams)
         n = total_items(inputs)
         keep = n if params.top_k is None else min(n, params.top_k)
         return LayerEstimate(output=Flow(items=keep, tokens=max_tokens_of(inputs)))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: ConsensusParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, ConsensusParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()

@@ -28,7 +28,6 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
@@ -85,7 +84,7 @@ class ExecVoteParams(SamplingParams):
     memory_mb: int = Field(512, ge=16, le=65536)
 
 
-class ExecVote(Layer):
+class ExecVote(Layer[ExecVoteParams]):
     """Group candidate programs by their behaviour on shared inputs; best group first.
 
     Records ``exec_agreement`` (the share of candidates in the candidate's group) and, with
@@ -93,7 +92,7 @@ class ExecVote(Layer):
     """
 
     kind: ClassVar[str] = "exec_vote"
-    Params: ClassVar[type[LayerParams]] = ExecVoteParams
+    Params = ExecVoteParams
     consumes = (Candidates, Tests)
     produces = Candidates
     prompts = MappingProxyType(
@@ -102,9 +101,8 @@ class ExecVote(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: ExecVoteParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, ExecVoteParams)
         n, tokens = total_items(inputs[:1]), max_tokens_of(inputs[:1])
         keep = n if params.top_k is None else min(n, params.top_k)
         calls: tuple[CallEstimate, ...] = ()
@@ -114,9 +112,8 @@ class ExecVote(Layer):
         return LayerEstimate(output=Flow(items=keep, tokens=tokens), calls=calls)
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: ExecVoteParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, ExecVoteParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()

@@ -43,25 +43,24 @@ class ExecuteParams(LayerParams):
     on_failure: Literal["drop", "keep"] = "drop"
 
 
-class Execute(Layer):
+class Execute(Layer[ExecuteParams]):
     """Replace each candidate by what its program prints (program-of-thought)."""
 
     kind: ClassVar[str] = "execute"
-    Params: ClassVar[type[LayerParams]] = ExecuteParams
+    Params = ExecuteParams
     consumes = (Candidates,)
     produces = Candidates
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: ExecuteParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
         items = sum(flow.items for flow in inputs)
         return LayerEstimate(output=Flow(items=items, tokens=MAX_ANSWER_CHARS // 4))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: ExecuteParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, ExecuteParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()

@@ -13,7 +13,6 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
@@ -46,20 +45,19 @@ class FuseParams(EnsembleParams):
     use_critiques: bool = True
 
 
-class Fuse(Layer):
+class Fuse(Layer[FuseParams]):
     """Synthesise the input candidates (and critiques) into new, better candidates."""
 
     kind: ClassVar[str] = "fuse"
-    Params: ClassVar[type[LayerParams]] = FuseParams
+    Params = FuseParams
     consumes = (Candidates,)
     produces = Candidates
     prompts = MappingProxyType({"system": SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: FuseParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, FuseParams)
         n, tokens = total_items(inputs), max_tokens_of(inputs)
         per_call_in = prompt_tokens(query_tokens, n * tokens)
         calls = tuple(
@@ -77,9 +75,8 @@ class Fuse(Layer):
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: FuseParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, FuseParams)
         candidates = candidates_of(inputs)
         last_user = next((m.content for m in reversed(ctx.query) if m.role == "user"), "")
         if candidates:

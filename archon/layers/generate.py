@@ -15,7 +15,6 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     prompt_tokens,
 )
 from archon.layers.common import EnsembleParams
@@ -46,20 +45,19 @@ class GenerateParams(EnsembleParams):
         return self
 
 
-class Generate(Layer):
+class Generate(Layer[GenerateParams]):
     """Sample ``samples`` candidates from each model of ``models`` for the query."""
 
     kind: ClassVar[str] = "generate"
-    Params: ClassVar[type[LayerParams]] = GenerateParams
+    Params = GenerateParams
     consumes = ()
     produces = Candidates
     prompts = MappingProxyType({"system": DEFAULT_SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: GenerateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, GenerateParams)
         calls = tuple(
             CallEstimate(
                 model=model,
@@ -75,9 +73,8 @@ class Generate(Layer):
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: GenerateParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, GenerateParams)
         templates = params.variants or (params.prompt,)
         # One request per (model, template): sample i of a model uses template i % len, so a
         # template serves samples v, v + len, v + 2 len, ... (n of them, cached per index).

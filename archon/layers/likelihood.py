@@ -50,7 +50,7 @@ class LikelihoodParams(LayerParams):
     top_k: int | None = Field(None, ge=1, le=1024)
 
 
-class Likelihood(Layer):
+class Likelihood(Layer[LikelihoodParams]):
     """Order candidates by their mean token log-probability under ``model`` (no generation).
 
     Records the ``logprob`` signal; ``score`` is ``exp(logprob)``, the geometric mean
@@ -58,16 +58,15 @@ class Likelihood(Layer):
     """
 
     kind: ClassVar[str] = "likelihood"
-    Params: ClassVar[type[LayerParams]] = LikelihoodParams
+    Params = LikelihoodParams
     consumes = (Candidates,)
     produces = Candidates
     prompts = MappingProxyType({"system": DEFAULT_SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: LikelihoodParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, LikelihoodParams)
         n, tokens = total_items(inputs), max_tokens_of(inputs)
         keep = n if params.top_k is None else min(n, params.top_k)
         tokens_in = n * prompt_tokens(query_tokens, tokens)
@@ -77,9 +76,8 @@ class Likelihood(Layer):
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: LikelihoodParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, LikelihoodParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()

@@ -30,7 +30,7 @@ from pydantic import Field
 from archon.layers._scorers import SELF_EVAL_PROMPT, SELF_EVAL_SYSTEM_PROMPT, make_scorer
 from archon.layers._search import StepSearch, step_estimate
 from archon.layers._steps import STEP_PROMPT, STEP_SYSTEM_PROMPT, Partial, StepSearchParams
-from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate, LayerParams
+from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate
 from archon.values import Candidates, Payload
 
 _CLIP = 1e-7
@@ -85,11 +85,11 @@ def multinomial_resample(weights: Sequence[float], rng: random.Random, n: int) -
 RESAMPLERS = {"systematic": systematic_resample, "multinomial": multinomial_resample}
 
 
-class ParticleFilter(Layer):
+class ParticleFilter(Layer[ParticleFilterParams]):
     """Particle filtering over reasoning steps: weight by process score, resample, repeat."""
 
     kind: ClassVar[str] = "particle_filter"
-    Params: ClassVar[type[LayerParams]] = ParticleFilterParams
+    Params = ParticleFilterParams
     consumes = ()
     produces = Candidates
     prompts = MappingProxyType(
@@ -103,15 +103,13 @@ class ParticleFilter(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: ParticleFilterParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, ParticleFilterParams)
         return step_estimate(params, query_tokens, params.particles, items=params.particles)
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: ParticleFilterParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, ParticleFilterParams)
         search = StepSearch(ctx, params, make_scorer(ctx, params))
         particles = [Partial(origin=k) for k in range(params.particles)]
         for round_index in range(params.max_steps):

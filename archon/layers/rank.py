@@ -22,7 +22,6 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
@@ -97,11 +96,11 @@ class RankParams(JudgeParams):
     model that reports log-probabilities; falls back to the stated verdict)."""
 
 
-class Rank(Layer):
+class Rank(Layer[RankParams]):
     """Order candidates with a judge model; keep the best ``top_k``."""
 
     kind: ClassVar[str] = "rank"
-    Params: ClassVar[type[LayerParams]] = RankParams
+    Params = RankParams
     consumes = (Candidates,)
     produces = Candidates
     prompts = MappingProxyType(
@@ -116,9 +115,8 @@ class Rank(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: RankParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, RankParams)
         n, tokens = total_items(inputs), max_tokens_of(inputs)
         if n <= 1:
             calls, per_call_in = 0, 0
@@ -136,9 +134,8 @@ class Rank(Layer):
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: RankParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, RankParams)
         candidates = candidates_of(inputs)
         if len(candidates) <= 1:
             return Candidates(items=candidates[: params.top_k])

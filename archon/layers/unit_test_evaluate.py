@@ -15,7 +15,6 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
@@ -51,11 +50,11 @@ class UnitTestEvaluateParams(SamplingParams):
     memory_mb: int = Field(512, ge=16, le=65536)
 
 
-class UnitTestEvaluate(Layer):
+class UnitTestEvaluate(Layer[UnitTestEvaluateParams]):
     """Rank candidates by the number of tests they pass (code in a sandboxed subprocess)."""
 
     kind: ClassVar[str] = "unit_test_evaluate"
-    Params: ClassVar[type[LayerParams]] = UnitTestEvaluateParams
+    Params = UnitTestEvaluateParams
     consumes = (Candidates, Tests)
     produces = Candidates
     is_filter: ClassVar[bool] = True
@@ -63,9 +62,8 @@ class UnitTestEvaluate(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: UnitTestEvaluateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, UnitTestEvaluateParams)
         candidates = total_items(inputs[:1]) if inputs else 0
         tests = total_items(inputs[1:])
         tokens = max_tokens_of(inputs[:1])
@@ -79,9 +77,8 @@ class UnitTestEvaluate(Layer):
         return LayerEstimate(output=Flow(items=keep, tokens=tokens), calls=calls)
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: UnitTestEvaluateParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, UnitTestEvaluateParams)
         candidates = candidates_of(inputs)
         tests = [t for payload in tests_of(inputs) for t in payload.items]
         # Executed in the sandbox: code tests, and io tests that say what output to expect.

@@ -17,7 +17,6 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     prompt_tokens,
 )
 from archon.layers.common import JudgeParams
@@ -63,11 +62,11 @@ class UnitTestGenerateParams(JudgeParams):
     mode: Literal["auto", "code", "natural"] = "auto"
 
 
-class UnitTestGenerate(Layer):
+class UnitTestGenerate(Layer[UnitTestGenerateParams]):
     """Generate up to ``num_tests`` tests for the query."""
 
     kind: ClassVar[str] = "unit_test_generate"
-    Params: ClassVar[type[LayerParams]] = UnitTestGenerateParams
+    Params = UnitTestGenerateParams
     consumes = ()
     produces = Tests
     prompts = MappingProxyType(
@@ -76,18 +75,16 @@ class UnitTestGenerate(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: UnitTestGenerateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, UnitTestGenerateParams)
         return LayerEstimate(
             output=Flow(items=params.num_tests, tokens=params.max_tokens),
             calls=(CallEstimate(params.model, 1, prompt_tokens(query_tokens), params.max_tokens),),
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: UnitTestGenerateParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, UnitTestGenerateParams)
         query = query_text(ctx.query)
         kind = (
             params.mode if params.mode != "auto" else ("code" if is_code_task(query) else "natural")

@@ -27,25 +27,24 @@ class VoteParams(LayerParams):
     weighted: bool = False
 
 
-class Vote(Layer):
+class Vote(Layer[VoteParams]):
     """Keep the candidate whose extracted answer the most candidates agree on."""
 
     kind: ClassVar[str] = "vote"
-    Params: ClassVar[type[LayerParams]] = VoteParams
+    Params = VoteParams
     consumes = (Candidates,)
     produces = Candidates
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: VoteParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
         n, tokens = total_items(inputs), max_tokens_of(inputs)
         return LayerEstimate(output=Flow(items=min(n, 1), tokens=tokens))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: VoteParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, VoteParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
