@@ -43,7 +43,7 @@ PLUGIN_GROUP = "archon.layers"
 """The entry-point group third-party layer kinds register under."""
 
 # Modules of this package that hold infrastructure, not a layer kind.
-_INFRASTRUCTURE = frozenset({"base", "registry", "common", "prompts", "parsing", "sandbox"})
+_INFRASTRUCTURE = frozenset({"base", "registry", "common", "prompts", "answers", "sandbox"})
 
 
 def layers_in_module(module: ModuleType) -> list[type[AnyLayer]]:

@@ -28,8 +28,8 @@ from typing import Protocol, TypeVar
 from archon.errors import ArchonError
 from archon.layers._calls import complete_all
 from archon.layers._steps import Partial, StepSearchParams, request_tokens
+from archon.layers.answers import parse_verdict
 from archon.layers.base import LayerContext
-from archon.layers.parsing import parse_verdict
 from archon.layers.prompts import judge_messages, query_text, render
 from archon.values import CompletionRequest, CompletionResponse
 

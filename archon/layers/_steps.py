@@ -28,8 +28,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from archon.layers._calls import complete_all
+from archon.layers.answers import ExtractMethod, extract_answer
 from archon.layers.base import LayerContext, LayerParams
-from archon.layers.parsing import ExtractMethod, extract_answer
 from archon.layers.prompts import render, with_query
 from archon.values import Candidate, Candidates, Completion, CompletionRequest, Message
 

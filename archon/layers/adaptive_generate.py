@@ -10,6 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from archon.layers._calls import complete_all, request
+from archon.layers.answers import Tally, extract_answer, tally
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -20,7 +21,6 @@ from archon.layers.base import (
 )
 from archon.layers.common import EnsembleParams
 from archon.layers.generate import DEFAULT_SYSTEM_PROMPT, PROMPT_TEMPLATE
-from archon.layers.parsing import Tally, extract_answer, tally
 from archon.layers.prompts import render, with_query
 from archon.values import Candidate, Candidates, CompletionRequest, Message, Payload
 

@@ -14,6 +14,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from archon.layers._calls import candidates_of
+from archon.layers.answers import ExtractMethod, extract_answer, group_answers
 from archon.layers.base import (
     Flow,
     Layer,
@@ -23,7 +24,6 @@ from archon.layers.base import (
     max_tokens_of,
     total_items,
 )
-from archon.layers.parsing import ExtractMethod, extract_answer, group_answers
 from archon.values import Candidate, Candidates, Payload
 
 

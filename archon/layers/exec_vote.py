@@ -22,6 +22,7 @@ from pydantic import Field
 
 from archon.layers._calls import candidates_of, complete_all, first_text, request, tests_of
 from archon.layers._query_examples import calls_in, extract
+from archon.layers.answers import extract_code
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -33,7 +34,6 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.common import SamplingParams
-from archon.layers.parsing import extract_code
 from archon.layers.prompts import judge_messages, query_text, render, template
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 

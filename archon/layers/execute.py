@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field
 
 from archon.layers._calls import candidates_of
+from archon.layers.answers import extract_code
 from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate, LayerParams
-from archon.layers.parsing import extract_code
 from archon.values import Candidate, Candidates, Payload
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from archon.layers._calls import (
     first_text,
     judge_request,
 )
+from archon.layers.answers import parse_preference, parse_ranking, parse_score, parse_verdict
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -27,7 +28,6 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.parsing import parse_preference, parse_ranking, parse_score, parse_verdict
 from archon.layers.prompts import judge_messages, number_candidates, query_text, render, template
 from archon.values import Candidate, Candidates, CompletionResponse, Message, Payload
 

@@ -9,6 +9,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from archon.layers._calls import candidates_of, complete_all, first_text, request, tests_of
+from archon.layers.answers import parse_verdict
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -20,7 +21,6 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.common import SamplingParams
-from archon.layers.parsing import parse_verdict
 from archon.layers.prompts import judge_messages, query_text, render, template
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 

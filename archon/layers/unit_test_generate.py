@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from archon.layers._calls import complete_all, first_text, judge_request
+from archon.layers.answers import extract_code
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -20,7 +21,6 @@ from archon.layers.base import (
     prompt_tokens,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.parsing import extract_code
 from archon.layers.prompts import judge_messages, query_text, render, template
 from archon.values import Payload, TestCase, Tests
 

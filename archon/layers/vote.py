@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from archon.layers._calls import candidates_of
+from archon.layers.answers import extract_answer, tally
 from archon.layers.base import (
     Flow,
     Layer,
@@ -16,7 +17,6 @@ from archon.layers.base import (
     max_tokens_of,
     total_items,
 )
-from archon.layers.parsing import extract_answer, tally
 from archon.values import Candidate, Candidates, Payload
 
 

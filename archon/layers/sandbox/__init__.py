@@ -74,7 +74,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from archon.layers.parsing import extract_code
+from archon.layers.answers import extract_code
 from archon.layers.sandbox.api import (
     MIN_MEMORY_MB,
     CallOutcome,
