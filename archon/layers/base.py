@@ -17,7 +17,9 @@ the ``archon.layers`` entry-point group). It declares:
 
 Call order: the runtime validates params once, then calls ``run(ctx, params, inputs)`` with
 one payload per upstream node, in the order of the node's ``inputs``. ``run`` must not create
-tasks, semaphores or threads, import provider SDKs, or read the environment.
+tasks, semaphores or threads, import provider SDKs, or read the environment; it runs
+programs only through ``ctx.run_tests``/``run_calls``/``run_stdio`` (the sandbox, under the
+runtime's limit on concurrent runs).
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypeVar
 
 from archon.errors import ArchonError
-from archon.values import CompletionRequest, CompletionResponse, Message, Payload
+from archon.values import CompletionRequest, CompletionResponse, Message, Payload, TestCase
+
+if TYPE_CHECKING:  # the sandbox is loaded only by the layers that run programs
+    from archon.layers.sandbox import CallsReport, SandboxReport
 
 
 class LayerParams(BaseModel):
@@ -88,6 +93,27 @@ class LayerContext(Protocol):
         """POST ``body`` as JSON to ``url`` and return the decoded JSON reply, under the
         runtime's limits (concurrency, timeout, retries). For non-model services such as
         an external process reward model; it is not metered as a model call."""
+        ...
+
+    async def run_tests(
+        self, code: str, tests: Sequence[str | TestCase], *, timeout_s: float, memory_mb: int
+    ) -> SandboxReport:
+        """:func:`archon.layers.sandbox.run_tests` under the runtime's limit on concurrent
+        sandboxed runs: ``code`` against each test, isolated."""
+        ...
+
+    async def run_calls(
+        self, code: str, calls: Sequence[str], *, timeout_s: float, memory_mb: int
+    ) -> CallsReport:
+        """:func:`archon.layers.sandbox.run_calls` under the same limit: each call expression
+        evaluated in a fresh copy of the loaded program."""
+        ...
+
+    async def run_stdio(
+        self, code: str, inputs: Sequence[str], *, timeout_s: float, memory_mb: int
+    ) -> CallsReport:
+        """:func:`archon.layers.sandbox.run_stdio` under the same limit: ``code`` run as a
+        program once per standard-input text."""
         ...
 
 

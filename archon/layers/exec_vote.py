@@ -5,8 +5,8 @@ on all of them (same return values, or the same exception type) form a group, an
 largest group wins -- optionally weighted by the tests its programs pass (CodeT's dual
 agreement). The inputs need no expected outputs, so a weak model can write them.
 
-Sandbox use: ``run_calls`` (function tasks) and ``run_stdio`` (stdin/stdout programs) from
-:mod:`archon.layers.sandbox`, and ``run_tests`` for the tests; candidates run one after
+Sandbox use, through the context: ``ctx.run_calls`` (function tasks) and ``ctx.run_stdio``
+(stdin/stdout programs), and ``ctx.run_tests`` for the tests; candidates run one after
 another, like ``unit_test_evaluate``.
 """
 
@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -118,16 +118,11 @@ class ExecVote(Layer[ExecVoteParams]):
         if not candidates:
             return Candidates()
         plan = await _plan(ctx, params, candidates, inputs)
-        runner = _runner(plan.mode)
         if not plan.inputs:
             written = ", and the model wrote none" if params.model else ""
             why = f"no inputs: the query states no example, the tests call nothing{written}"
             return _fallback(ctx, params, candidates, why)
-        if runner is None:
-            lacks = "run_stdio" if plan.mode == "stdin" else "run_calls"
-            why = f"this archon's sandbox cannot run {plan.mode} inputs (it lacks {lacks})"
-            return _fallback(ctx, params, candidates, why)
-        runs = [await _execute(params, plan, c, runner) for c in candidates]
+        runs = [await _execute(ctx, params, plan, c) for c in candidates]
         if not any(run.ran for run in runs):
             why = f"no candidate ran on any of the {len(plan.inputs)} inputs (load error or raise)"
             return _fallback(ctx, params, candidates, why)
@@ -315,54 +310,25 @@ def parse_stdin_inputs(text: str) -> list[str]:
     return list(dict.fromkeys(block + "\n" for block in blocks if block.strip()))
 
 
-class _Outcome(Protocol):
-    @property
-    def status(self) -> str: ...
-    @property
-    def value(self) -> str | None: ...
-    @property
-    def error(self) -> str | None: ...
-
-
-class _Report(Protocol):
-    @property
-    def outcomes(self) -> Sequence[_Outcome]: ...
-
-
-class _Runner(Protocol):
-    async def __call__(
-        self, code: str, inputs: Sequence[str], /, *, timeout_s: float, memory_mb: int
-    ) -> _Report: ...
-
-
-def _runner(mode: Literal["calls", "stdin"]) -> _Runner | None:
-    """``sandbox.run_calls`` or ``sandbox.run_stdio``; None in a sandbox without them."""
-    from archon.layers import sandbox  # looked up at run time: a newer part of its API
-
-    runner: _Runner | None = getattr(sandbox, "run_stdio" if mode == "stdin" else "run_calls", None)
-    return runner
-
-
 async def _execute(
-    params: ExecVoteParams, plan: _Plan, candidate: Candidate, runner: _Runner
+    ctx: LayerContext, params: ExecVoteParams, plan: _Plan, candidate: Candidate
 ) -> _Run:
     """Run one candidate on the shared inputs, then on the tests."""
     code = extract_code(candidate.text)
-    report = await runner(code, plan.inputs, timeout_s=params.timeout_s, memory_mb=params.memory_mb)
+    run = ctx.run_stdio if plan.mode == "stdin" else ctx.run_calls
+    report = await run(code, plan.inputs, timeout_s=params.timeout_s, memory_mb=params.memory_mb)
     behaviour = tuple(outcome_key(o.status, o.value, o.error) for o in report.outcomes)
-    passed = await _tests_passed(params, plan, code, behaviour) if plan.tests else 0.0
+    passed = await _tests_passed(ctx, params, plan, code, behaviour) if plan.tests else 0.0
     return _Run(behaviour, passed, any(key[0] == "ok" for key in behaviour))
 
 
 async def _tests_passed(
-    params: ExecVoteParams, plan: _Plan, code: str, behaviour: Sequence[Key]
+    ctx: LayerContext, params: ExecVoteParams, plan: _Plan, code: str, behaviour: Sequence[Key]
 ) -> float:
     """Tests passed: ``run_tests`` for asserts; stdin tests compare the outputs seen."""
-    from archon.layers.sandbox import run_tests
-
     if plan.mode == "calls":
         texts = [t.text for t in plan.tests]
-        report = await run_tests(
+        report = await ctx.run_tests(
             code, texts, timeout_s=params.timeout_s, memory_mb=params.memory_mb
         )
         return float(report.passed)

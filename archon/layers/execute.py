@@ -7,12 +7,12 @@ arithmetic. A small coder model that adds 7-digit numbers wrongly in prose write
 results rather than on the model's arithmetic (self-consistency over programs).
 
 Each candidate's code (the first fenced block, or the whole text) runs once, with empty stdin,
-through :func:`archon.layers.sandbox.run_stdio` (an isolated subprocess with time and memory
-limits and no network; 0 model calls). A candidate whose program exits 0 and prints something
-keeps its provenance and gets the printed text (stripped) as its new text and the signal
-``executed = 1``; the others are dropped, or kept unchanged with ``executed = 0`` when
-``on_failure = "keep"``. When no program runs, the input candidates pass through unchanged and
-a warning says why, so a pipeline never ends with nothing.
+through ``ctx.run_stdio`` (:func:`archon.layers.sandbox.run_stdio`: an isolated subprocess
+with time and memory limits and no network; 0 model calls). A candidate whose program exits 0
+and prints something keeps its provenance and gets the printed text (stripped) as its new
+text and the signal ``executed = 1``; the others are dropped, or kept unchanged with
+``executed = 0`` when ``on_failure = "keep"``. When no program runs, the input candidates pass
+through unchanged and a warning says why, so a pipeline never ends with nothing.
 """
 
 from __future__ import annotations
@@ -64,12 +64,11 @@ class Execute(Layer[ExecuteParams]):
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
-        from archon.layers.sandbox import run_stdio
-
-        # One gather over coroutines, as _calls.complete_all does: no task outlives run().
+        # One gather over coroutines, as _calls.complete_all does: no task outlives run();
+        # the context bounds how many programs run at once.
         reports = await asyncio.gather(
             *(
-                run_stdio(
+                ctx.run_stdio(
                     extract_code(c.text),
                     [""],
                     timeout_s=params.timeout_s,

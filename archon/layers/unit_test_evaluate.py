@@ -9,7 +9,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from archon.layers._calls import candidates_of, complete_all, first_text, request, tests_of
-from archon.layers.answers import parse_verdict
+from archon.layers.answers import extract_code, parse_verdict
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -90,12 +90,9 @@ class UnitTestEvaluate(Layer[UnitTestEvaluateParams]):
         total = len(code) + len(natural)
         passed = [0] * len(candidates)
         if code:
-            # Imported here: compiling a pipeline (archon check) never loads the sandbox.
-            from archon.layers.sandbox import extract_code, run_tests
-
-            # One sandbox at a time: the layer starts no tasks and bounds local CPU use.
+            # One candidate at a time: the layer starts no tasks and bounds local CPU use.
             for k, candidate in enumerate(candidates):
-                report = await run_tests(
+                report = await ctx.run_tests(
                     extract_code(candidate.text),
                     code,
                     timeout_s=params.timeout_s,
