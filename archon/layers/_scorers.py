@@ -30,7 +30,7 @@ from archon.layers._calls import complete_all
 from archon.layers._steps import Partial, StepSearchParams, request_tokens
 from archon.layers.answers import parse_verdict
 from archon.layers.base import LayerContext
-from archon.layers.prompts import judge_messages, query_text, render
+from archon.layers.prompts import build_messages, query_text, render
 from archon.values import CompletionRequest, CompletionResponse
 
 T = TypeVar("T")
@@ -107,7 +107,7 @@ class SelfEvalScorer:
     def _request(self, partial: Partial, score_only: bool) -> CompletionRequest:
         steps = self._params.delimiter.join(partial.steps)
         user = render(self._template, query=self._question, steps=steps)
-        messages = judge_messages(user, system=None, default_system=SELF_EVAL_SYSTEM_PROMPT)
+        messages = build_messages(user, system=None, default_system=SELF_EVAL_SYSTEM_PROMPT)
         if score_only:
             return CompletionRequest(
                 model=self._judge,

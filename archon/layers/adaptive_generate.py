@@ -21,7 +21,7 @@ from archon.layers.base import (
 )
 from archon.layers.common import EnsembleParams
 from archon.layers.generate import DEFAULT_SYSTEM_PROMPT, PROMPT_TEMPLATE
-from archon.layers.prompts import render, with_query
+from archon.layers.prompts import answer_messages
 from archon.values import Candidate, Candidates, CompletionRequest, Message, Payload
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,12 @@ class AdaptiveGenerate(Layer[AdaptiveGenerateParams]):
     async def run(
         self, ctx: LayerContext, params: AdaptiveGenerateParams, inputs: Sequence[Payload]
     ) -> Payload:
-        messages = _messages(ctx.query, params)
+        messages = answer_messages(
+            ctx.query,
+            params.prompt,
+            system=params.system_prompt,
+            default_system=DEFAULT_SYSTEM_PROMPT,
+        )
         # Sample k of a model uses seed base + k: distinct across rounds, reproducible, and
         # the same samples (and cache entries) whatever the stopping point.
         base = params.seed if params.seed is not None else ctx.rng.randrange(1 << 30)
@@ -90,14 +95,6 @@ class AdaptiveGenerate(Layer[AdaptiveGenerateParams]):
             "%s: %d samples used (cap %d per model)", ctx.node_id, len(items), params.samples
         )
         return Candidates(items=tuple(_scored(items, result)))
-
-
-def _messages(query: tuple[Message, ...], params: AdaptiveGenerateParams) -> tuple[Message, ...]:
-    last = next((m.content for m in reversed(query) if m.role == "user"), "")
-    user = render(params.prompt, query=last) if params.prompt is not None else last
-    return with_query(
-        query, user, system=params.system_prompt, default_system=DEFAULT_SYSTEM_PROMPT
-    )
 
 
 async def _round(

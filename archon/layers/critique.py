@@ -19,7 +19,7 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.prompts import judge_messages, number_candidates, query_text, render, template
+from archon.layers.prompts import build_messages, number_candidates, query_text, render, template
 from archon.values import Candidate, Candidates, Message, Payload
 
 SYSTEM_PROMPT = (
@@ -107,7 +107,7 @@ class Critique(Layer[CritiqueParams]):
 
 
 def _messages(params: CritiqueParams, user: str) -> tuple[Message, ...]:
-    return judge_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
+    return build_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
 
 
 async def _critique_each(

@@ -34,7 +34,7 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.common import SamplingParams
-from archon.layers.prompts import judge_messages, query_text, render, template
+from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 
 SYSTEM_PROMPT = (
@@ -288,7 +288,7 @@ async def _model_inputs(
             function=function,
             example=example,
         )
-    messages = judge_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
+    messages = build_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
     (response,) = await complete_all(ctx, [request(params.model, messages, params)])
     text = first_text(response)
     found = parse_stdin_inputs(text) if mode == "stdin" else parse_call_inputs(text, entry)

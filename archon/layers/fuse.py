@@ -18,7 +18,7 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.common import EnsembleParams
-from archon.layers.prompts import number_candidates, render, template, with_query
+from archon.layers.prompts import build_messages, last_user, number_candidates, render, template
 from archon.values import Candidate, Candidates, Payload
 
 SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately."
@@ -78,19 +78,19 @@ class Fuse(Layer[FuseParams]):
         self, ctx: LayerContext, params: FuseParams, inputs: Sequence[Payload]
     ) -> Payload:
         candidates = candidates_of(inputs)
-        last_user = next((m.content for m in reversed(ctx.query) if m.role == "user"), "")
+        query = last_user(ctx.query)
         if candidates:
             user = render(
                 template(params.prompt, PROMPT_TEMPLATE),
-                query=last_user,
+                query=query,
                 candidates=number_candidates(candidates, critiques=params.use_critiques),
                 n=len(candidates),
             )
         else:
             ctx.warn("no candidates to fuse; the fusers answered the query directly")
-            user = last_user
-        messages = with_query(
-            ctx.query, user, system=params.system_prompt, default_system=SYSTEM_PROMPT
+            user = query
+        messages = build_messages(
+            user, system=params.system_prompt, default_system=SYSTEM_PROMPT, conversation=ctx.query
         )
         # A model listed several times writes that many more samples (see ``ensemble``).
         requests = [

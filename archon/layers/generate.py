@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import model_validator
 
-from archon.layers._calls import complete_all, ensemble
+from archon.layers._calls import complete_all, ensemble, request
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -18,12 +18,13 @@ from archon.layers.base import (
     prompt_tokens,
 )
 from archon.layers.common import EnsembleParams
-from archon.values import Candidate, Candidates, CompletionRequest, Message, Payload
+from archon.layers.prompts import QUERY_TEMPLATE, answer_messages
+from archon.values import Candidate, Candidates, Message, Payload
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately."
 """System prompt used when neither the query nor ``system_prompt`` gives one."""
 
-PROMPT_TEMPLATE = "{query}"
+PROMPT_TEMPLATE = QUERY_TEMPLATE
 """The user prompt: the query itself; a ``prompt`` override may wrap it, e.g.
 ``"Think step by step. {query}"``."""
 
@@ -86,15 +87,7 @@ class Generate(Layer[GenerateParams]):
             if variant < samples
         ]
         requests = [
-            CompletionRequest(
-                model=model,
-                messages=_messages(ctx.query, params, templates[variant]),
-                n=len(indices),
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_tokens=params.max_tokens,
-                seed=params.seed,
-            )
+            request(model, _messages(ctx.query, params, templates[variant]), params, n=len(indices))
             for model, variant, indices in plan
         ]
         # The ensemble members are asked concurrently (one gather; no task of our own).
@@ -123,14 +116,6 @@ def _messages(
     query: tuple[Message, ...], params: GenerateParams, prompt: str | None
 ) -> tuple[Message, ...]:
     """The query, with the system prompt and the user-prompt template applied."""
-    turns = list(query)
-    template = prompt if prompt is not None else PROMPT_TEMPLATE
-    if template != PROMPT_TEMPLATE and turns and turns[-1].role == "user":
-        text = template.replace("{query}", turns[-1].content)
-        turns[-1] = Message(role="user", content=text)
-    if params.system_prompt is not None:
-        turns = [m for m in turns if m.role != "system"]
-        turns.insert(0, Message(role="system", content=params.system_prompt))
-    elif not any(m.role == "system" for m in turns) and DEFAULT_SYSTEM_PROMPT:
-        turns.insert(0, Message(role="system", content=DEFAULT_SYSTEM_PROMPT))
-    return tuple(turns)
+    return answer_messages(
+        query, prompt, system=params.system_prompt, default_system=DEFAULT_SYSTEM_PROMPT
+    )

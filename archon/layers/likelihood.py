@@ -30,10 +30,10 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.generate import DEFAULT_SYSTEM_PROMPT
-from archon.layers.prompts import render, template, with_query
+from archon.layers.prompts import QUERY_TEMPLATE, answer_messages
 from archon.values import Candidate, Candidates, CompletionRequest, CompletionResponse, Payload
 
-PROMPT_TEMPLATE = "{query}"
+PROMPT_TEMPLATE = QUERY_TEMPLATE
 """The user turn the candidate answers (a ``prompt`` override may wrap the query)."""
 
 
@@ -81,9 +81,11 @@ class Likelihood(Layer[LikelihoodParams]):
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
-        user = render(template(params.prompt, PROMPT_TEMPLATE), query=_last_user(ctx))
-        messages = with_query(
-            ctx.query, user, system=params.system_prompt, default_system=DEFAULT_SYSTEM_PROMPT
+        messages = answer_messages(
+            ctx.query,
+            params.prompt,
+            system=params.system_prompt,
+            default_system=DEFAULT_SYSTEM_PROMPT,
         )
         requests = [
             CompletionRequest(
@@ -101,10 +103,6 @@ class Likelihood(Layer[LikelihoodParams]):
         logprobs = [by_text.get(c.text) for c in candidates]
         ranked = _ranked(candidates, logprobs)
         return Candidates(items=tuple(ranked if params.top_k is None else ranked[: params.top_k]))
-
-
-def _last_user(ctx: LayerContext) -> str:
-    return next((m.content for m in reversed(ctx.query) if m.role == "user"), "")
 
 
 async def _scores(

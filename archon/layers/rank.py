@@ -28,7 +28,7 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.prompts import judge_messages, number_candidates, query_text, render, template
+from archon.layers.prompts import build_messages, number_candidates, query_text, render, template
 from archon.values import Candidate, Candidates, CompletionResponse, Message, Payload
 
 SYSTEM_PROMPT = "You are a fair, strict judge of answer quality. Position and length do not matter."
@@ -149,7 +149,7 @@ class Rank(Layer[RankParams]):
 
 
 def _messages(params: RankParams, user: str) -> tuple[Message, ...]:
-    return judge_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
+    return build_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
 
 
 def _shown(candidate: Candidate, params: RankParams) -> str:

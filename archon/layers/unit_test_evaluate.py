@@ -21,7 +21,7 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.common import SamplingParams
-from archon.layers.prompts import judge_messages, query_text, render, template
+from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 
 SYSTEM_PROMPT = "You are a strict grader. You check one requirement at a time."
@@ -126,7 +126,7 @@ async def _judge(
     requests = [
         request(
             params.model,
-            judge_messages(
+            build_messages(
                 render(prompt, test=check.text, query=query, candidate=candidates[k].text),
                 system=params.system_prompt,
                 default_system=SYSTEM_PROMPT,

@@ -21,7 +21,7 @@ from archon.layers.base import (
     prompt_tokens,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.prompts import judge_messages, query_text, render, template
+from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Payload, TestCase, Tests
 
 SYSTEM_PROMPT = "You write precise, independent tests that a correct answer must pass."
@@ -91,7 +91,7 @@ class UnitTestGenerate(Layer[UnitTestGenerateParams]):
         )
         default = CODE_PROMPT if kind == "code" else NATURAL_PROMPT
         user = render(template(params.prompt, default), query=query, n=params.num_tests)
-        messages = judge_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
+        messages = build_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
         (response,) = await complete_all(ctx, [judge_request(params, messages)])
         text = first_text(response)
         found = parse_code_tests(text) if kind == "code" else parse_checks(text)

@@ -28,7 +28,7 @@ from archon.layers.base import (
     total_items,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.prompts import judge_messages, query_text, render, template
+from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Candidate, Candidates, CompletionResponse, Payload
 
 SYSTEM_PROMPT = (
@@ -96,7 +96,7 @@ class Verify(Layer[VerifyParams]):
         requests = [
             judge_request(
                 params,
-                judge_messages(
+                build_messages(
                     render(prompt, query=query, candidate=c.text),
                     system=params.system_prompt,
                     default_system=SYSTEM_PROMPT,
