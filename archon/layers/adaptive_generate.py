@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from types import MappingProxyType
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
-from archon.layers._calls import complete_all, request
-from archon.layers.answers import Tally, extract_answer, tally
+from archon.layers._calls import complete_all, ensemble_estimate, request, sampled
+from archon.layers.answers import ExtractMethod, Tally, extract_answer, tally
 from archon.layers.base import (
-    CallEstimate,
     Flow,
     Layer,
     LayerContext,
@@ -22,7 +21,7 @@ from archon.layers.base import (
 from archon.layers.common import EnsembleParams
 from archon.layers.generate import DEFAULT_SYSTEM_PROMPT, PROMPT_TEMPLATE
 from archon.layers.prompts import answer_messages
-from archon.values import Candidate, Candidates, CompletionRequest, Message, Payload
+from archon.values import Candidate, Candidates, Completion, CompletionRequest, Message, Payload
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ class AdaptiveGenerateParams(EnsembleParams):
     batch: int = Field(2, ge=1, le=1024)
     agreement: float = Field(0.6, gt=0.0, le=1.0)
     min_samples: int = Field(3, ge=1, le=1024)
-    extract: Literal["auto", "number", "boxed", "choice", "code", "text"] = "auto"
+    extract: ExtractMethod = "auto"
 
 
 class AdaptiveGenerate(Layer[AdaptiveGenerateParams]):
@@ -50,20 +49,7 @@ class AdaptiveGenerate(Layer[AdaptiveGenerateParams]):
     def estimate(
         cls, params: AdaptiveGenerateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        per_model = params.samples
-        calls = tuple(
-            CallEstimate(
-                model,
-                per_model,
-                per_model * prompt_tokens(query_tokens),
-                per_model * params.max_tokens,
-            )
-            for model in params.models
-        )
-        return LayerEstimate(
-            output=Flow(items=len(params.models) * per_model, tokens=params.max_tokens),
-            calls=calls,
-        )
+        return ensemble_estimate(params, prompt_tokens(query_tokens))
 
     async def run(
         self, ctx: LayerContext, params: AdaptiveGenerateParams, inputs: Sequence[Payload]
@@ -125,16 +111,8 @@ async def _round(
     ]
     responses = await complete_all(ctx, [job[2] for job in jobs])
     for (m, index, req), response in zip(jobs, responses, strict=True):
-        completion = response.completions[0] if response.completions else None
-        drawn[m].append(
-            Candidate(
-                text=completion.text if completion is not None else "",
-                model=req.model,
-                sample_index=index,
-                source_node=ctx.node_id,
-                logprob=completion.logprob if completion is not None else None,
-            )
-        )
+        completion = response.completions[0] if response.completions else Completion(text="")
+        drawn[m].append(sampled(ctx, req.model, index, completion))
 
 
 def _scored(items: list[Candidate], result: Tally) -> list[Candidate]:

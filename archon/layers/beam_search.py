@@ -14,18 +14,15 @@ in the query's budget.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import MappingProxyType
 from typing import ClassVar
 
 from pydantic import Field
 
 from archon.layers._scorers import (
-    SELF_EVAL_PROMPT,
-    SELF_EVAL_SYSTEM_PROMPT,
     make_scorer,
 )
-from archon.layers._search import StepSearch, step_estimate
-from archon.layers._steps import STEP_PROMPT, STEP_SYSTEM_PROMPT, Partial, StepSearchParams, ranked
+from archon.layers._search import STEP_SEARCH_PROMPTS, StepSearch, step_estimate
+from archon.layers._steps import Partial, StepSearchParams, ranked
 from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate
 from archon.values import Candidates, Payload
 
@@ -44,14 +41,7 @@ class BeamSearch(Layer[BeamSearchParams]):
     Params = BeamSearchParams
     consumes = ()
     produces = Candidates
-    prompts = MappingProxyType(
-        {
-            "system": STEP_SYSTEM_PROMPT,
-            "user": STEP_PROMPT,
-            "self_eval_system": SELF_EVAL_SYSTEM_PROMPT,
-            "self_eval": SELF_EVAL_PROMPT,
-        }
-    )
+    prompts = STEP_SEARCH_PROMPTS
 
     @classmethod
     def estimate(

@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import Field
-
-from archon.layers._calls import candidates_of
+from archon.layers._calls import candidates_of, reorder_estimate, top
 from archon.layers.answers import ExtractMethod, extract_answer, group_answers
 from archon.layers.base import (
     Flow,
@@ -21,9 +19,8 @@ from archon.layers.base import (
     LayerContext,
     LayerEstimate,
     LayerParams,
-    max_tokens_of,
-    total_items,
 )
+from archon.layers.common import TopK
 from archon.values import Candidate, Candidates, Payload
 
 
@@ -31,7 +28,7 @@ class ConsensusParams(LayerParams):
     """How answers are extracted and compared (as in ``vote``); ``top_k`` keeps the best."""
 
     extract: ExtractMethod = "auto"
-    top_k: int | None = Field(None, ge=1, le=1024)
+    top_k: TopK = None
 
 
 class Consensus(Layer[ConsensusParams]):
@@ -50,9 +47,7 @@ class Consensus(Layer[ConsensusParams]):
     def estimate(
         cls, params: ConsensusParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        n = total_items(inputs)
-        keep = n if params.top_k is None else min(n, params.top_k)
-        return LayerEstimate(output=Flow(items=keep, tokens=max_tokens_of(inputs)))
+        return reorder_estimate(inputs, params.top_k)
 
     async def run(
         self, ctx: LayerContext, params: ConsensusParams, inputs: Sequence[Payload]
@@ -68,7 +63,7 @@ class Consensus(Layer[ConsensusParams]):
                 " candidates; their vote share is 0"
             )
         ranked = consensus_order(candidates, answers)
-        return Candidates(items=tuple(ranked if params.top_k is None else ranked[: params.top_k]))
+        return Candidates(items=top(ranked, params.top_k))
 
 
 def consensus_order(candidates: Sequence[Candidate], answers: list[str | None]) -> list[Candidate]:

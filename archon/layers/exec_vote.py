@@ -20,7 +20,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from archon.layers._calls import candidates_of, complete_all, first_text, request, tests_of
+from archon.layers._calls import (
+    candidates_of,
+    complete_all,
+    first_text,
+    kept,
+    request,
+    tests_of,
+    top,
+)
 from archon.layers._query_examples import calls_in, extract
 from archon.layers.answers import extract_code
 from archon.layers.base import (
@@ -33,7 +41,7 @@ from archon.layers.base import (
     prompt_tokens,
     total_items,
 )
-from archon.layers.common import SamplingParams
+from archon.layers.common import SamplingParams, TopK
 from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 
@@ -79,7 +87,7 @@ class ExecVoteParams(SamplingParams):
     model's)."""
     dual: bool = True
     """Weight each behaviour group by the tests its programs pass (CodeT dual agreement)."""
-    top_k: int | None = Field(None, ge=1, le=1024)
+    top_k: TopK = None
     timeout_s: float = Field(5.0, gt=0.0, le=600.0)
     memory_mb: int = Field(512, ge=16, le=65536)
 
@@ -104,7 +112,7 @@ class ExecVote(Layer[ExecVoteParams]):
         cls, params: ExecVoteParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
         n, tokens = total_items(inputs[:1]), max_tokens_of(inputs[:1])
-        keep = n if params.top_k is None else min(n, params.top_k)
+        keep = kept(n, params.top_k)
         calls: tuple[CallEstimate, ...] = ()
         if params.model is not None:
             tokens_in = prompt_tokens(query_tokens)
@@ -129,7 +137,7 @@ class ExecVote(Layer[ExecVoteParams]):
         passed = [run.passed for run in runs] if plan.tests and params.dual else None
         result = agree([run.behaviour for run in runs], passed)
         ranked = [_annotate(candidates[k], k, result, runs, plan) for k in result.order]
-        return Candidates(items=_top(ranked, params))
+        return Candidates(items=top(ranked, params.top_k))
 
 
 # ---------------------------------------------------------------------- agreement (pure)
@@ -356,8 +364,4 @@ def _fallback(
 ) -> Candidates:
     """Nothing to compare: the input order, no signal, and a warning saying why."""
     ctx.warn(f"{why}; kept the input order, recorded no signal")
-    return Candidates(items=_top(candidates, params))
-
-
-def _top(candidates: Sequence[Candidate], params: ExecVoteParams) -> tuple[Candidate, ...]:
-    return tuple(candidates if params.top_k is None else candidates[: params.top_k])
+    return Candidates(items=top(candidates, params.top_k))

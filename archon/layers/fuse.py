@@ -6,9 +6,15 @@ from collections.abc import Sequence
 from types import MappingProxyType
 from typing import ClassVar
 
-from archon.layers._calls import candidates_of, complete_all, ensemble, request
+from archon.layers._calls import (
+    candidates_of,
+    complete_all,
+    ensemble,
+    ensemble_estimate,
+    request,
+    sampled,
+)
 from archon.layers.base import (
-    CallEstimate,
     Flow,
     Layer,
     LayerContext,
@@ -19,7 +25,7 @@ from archon.layers.base import (
 )
 from archon.layers.common import EnsembleParams
 from archon.layers.prompts import build_messages, last_user, number_candidates, render, template
-from archon.values import Candidate, Candidates, Payload
+from archon.values import Candidates, Payload
 
 SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately."
 """System prompt used when neither the query nor ``system_prompt`` gives one."""
@@ -59,20 +65,7 @@ class Fuse(Layer[FuseParams]):
         cls, params: FuseParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
         n, tokens = total_items(inputs), max_tokens_of(inputs)
-        per_call_in = prompt_tokens(query_tokens, n * tokens)
-        calls = tuple(
-            CallEstimate(
-                model,
-                params.samples,
-                params.samples * per_call_in,
-                params.samples * params.max_tokens,
-            )
-            for model in params.models
-        )
-        return LayerEstimate(
-            output=Flow(items=len(params.models) * params.samples, tokens=params.max_tokens),
-            calls=calls,
-        )
+        return ensemble_estimate(params, prompt_tokens(query_tokens, n * tokens))
 
     async def run(
         self, ctx: LayerContext, params: FuseParams, inputs: Sequence[Payload]
@@ -99,13 +92,7 @@ class Fuse(Layer[FuseParams]):
         responses = await complete_all(ctx, requests)
         return Candidates(
             items=tuple(
-                Candidate(
-                    text=completion.text,
-                    model=req.model,
-                    sample_index=index,
-                    source_node=ctx.node_id,
-                    logprob=completion.logprob,
-                )
+                sampled(ctx, req.model, index, completion)
                 for req, response in zip(requests, responses, strict=True)
                 for index, completion in enumerate(response.completions)
             )

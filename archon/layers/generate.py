@@ -8,9 +8,8 @@ from typing import ClassVar
 
 from pydantic import model_validator
 
-from archon.layers._calls import complete_all, ensemble, request
+from archon.layers._calls import complete_all, ensemble, ensemble_estimate, request, sampled
 from archon.layers.base import (
-    CallEstimate,
     Flow,
     Layer,
     LayerContext,
@@ -59,19 +58,7 @@ class Generate(Layer[GenerateParams]):
     def estimate(
         cls, params: GenerateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        calls = tuple(
-            CallEstimate(
-                model=model,
-                calls=params.samples,
-                tokens_in=params.samples * prompt_tokens(query_tokens),
-                tokens_out=params.samples * params.max_tokens,
-            )
-            for model in params.models
-        )
-        return LayerEstimate(
-            output=Flow(items=len(params.models) * params.samples, tokens=params.max_tokens),
-            calls=calls,
-        )
+        return ensemble_estimate(params, prompt_tokens(query_tokens))
 
     async def run(
         self, ctx: LayerContext, params: GenerateParams, inputs: Sequence[Payload]
@@ -95,15 +82,7 @@ class Generate(Layer[GenerateParams]):
         by_model: dict[str, list[Candidate]] = {model: [] for model in params.models}
         for (model, _, indices), response in zip(plan, responses, strict=True):
             for index, completion in zip(indices, response.completions, strict=False):
-                by_model[model].append(
-                    Candidate(
-                        text=completion.text,
-                        model=model,
-                        sample_index=index,
-                        source_node=ctx.node_id,
-                        logprob=completion.logprob,
-                    )
-                )
+                by_model[model].append(sampled(ctx, model, index, completion))
         items = tuple(
             candidate
             for model, candidates in by_model.items()

@@ -17,7 +17,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from archon.errors import ArchonError
-from archon.layers._calls import candidates_of
+from archon.layers._calls import candidates_of, kept, top
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -29,6 +29,7 @@ from archon.layers.base import (
     prompt_tokens,
     total_items,
 )
+from archon.layers.common import TopK
 from archon.layers.generate import DEFAULT_SYSTEM_PROMPT
 from archon.layers.prompts import QUERY_TEMPLATE, answer_messages
 from archon.values import Candidate, Candidates, CompletionRequest, CompletionResponse, Payload
@@ -47,7 +48,7 @@ class LikelihoodParams(LayerParams):
     model: str = Field(min_length=1)
     prompt: str | None = None
     system_prompt: str | None = None
-    top_k: int | None = Field(None, ge=1, le=1024)
+    top_k: TopK = None
 
 
 class Likelihood(Layer[LikelihoodParams]):
@@ -68,7 +69,7 @@ class Likelihood(Layer[LikelihoodParams]):
         cls, params: LikelihoodParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
         n, tokens = total_items(inputs), max_tokens_of(inputs)
-        keep = n if params.top_k is None else min(n, params.top_k)
+        keep = kept(n, params.top_k)
         tokens_in = n * prompt_tokens(query_tokens, tokens)
         return LayerEstimate(
             output=Flow(items=keep, tokens=tokens),
@@ -102,7 +103,7 @@ class Likelihood(Layer[LikelihoodParams]):
         by_text = dict(zip((r.assistant_prefix for r in requests), scores, strict=True))
         logprobs = [by_text.get(c.text) for c in candidates]
         ranked = _ranked(candidates, logprobs)
-        return Candidates(items=tuple(ranked if params.top_k is None else ranked[: params.top_k]))
+        return Candidates(items=top(ranked, params.top_k))
 
 
 async def _scores(

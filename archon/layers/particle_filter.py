@@ -22,14 +22,13 @@ import itertools
 import math
 import random
 from collections.abc import Sequence
-from types import MappingProxyType
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from archon.layers._scorers import SELF_EVAL_PROMPT, SELF_EVAL_SYSTEM_PROMPT, make_scorer
-from archon.layers._search import StepSearch, step_estimate
-from archon.layers._steps import STEP_PROMPT, STEP_SYSTEM_PROMPT, Partial, StepSearchParams
+from archon.layers._scorers import make_scorer
+from archon.layers._search import STEP_SEARCH_PROMPTS, StepSearch, step_estimate
+from archon.layers._steps import Partial, StepSearchParams
 from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate
 from archon.values import Candidates, Payload
 
@@ -92,14 +91,7 @@ class ParticleFilter(Layer[ParticleFilterParams]):
     Params = ParticleFilterParams
     consumes = ()
     produces = Candidates
-    prompts = MappingProxyType(
-        {
-            "system": STEP_SYSTEM_PROMPT,
-            "user": STEP_PROMPT,
-            "self_eval_system": SELF_EVAL_SYSTEM_PROMPT,
-            "self_eval": SELF_EVAL_PROMPT,
-        }
-    )
+    prompts = STEP_SEARCH_PROMPTS
 
     @classmethod
     def estimate(

@@ -8,7 +8,15 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from archon.layers._calls import candidates_of, complete_all, first_text, request, tests_of
+from archon.layers._calls import (
+    candidates_of,
+    complete_all,
+    first_text,
+    kept,
+    request,
+    tests_of,
+    top,
+)
 from archon.layers.answers import extract_code, parse_verdict
 from archon.layers.base import (
     CallEstimate,
@@ -20,7 +28,7 @@ from archon.layers.base import (
     prompt_tokens,
     total_items,
 )
-from archon.layers.common import SamplingParams
+from archon.layers.common import SamplingParams, TopK
 from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 
@@ -45,7 +53,7 @@ class UnitTestEvaluateParams(SamplingParams):
     """Code tests run in a sandbox; natural-language checks are judged by ``model``."""
 
     model: str | None = None
-    top_k: int | None = Field(None, ge=1, le=1024)
+    top_k: TopK = None
     timeout_s: float = Field(5.0, gt=0.0, le=600.0)
     memory_mb: int = Field(512, ge=16, le=65536)
 
@@ -67,7 +75,7 @@ class UnitTestEvaluate(Layer[UnitTestEvaluateParams]):
         candidates = total_items(inputs[:1]) if inputs else 0
         tests = total_items(inputs[1:])
         tokens = max_tokens_of(inputs[:1])
-        keep = candidates if params.top_k is None else min(candidates, params.top_k)
+        keep = kept(candidates, params.top_k)
         calls: tuple[CallEstimate, ...] = ()
         if params.model is not None:
             # Upper bound: every test may be a natural-language check judged per candidate.
@@ -103,7 +111,7 @@ class UnitTestEvaluate(Layer[UnitTestEvaluateParams]):
             for k, count in enumerate(await _judge(ctx, params, candidates, natural)):
                 passed[k] += count
         order = sorted(range(len(candidates)), key=lambda k: -passed[k])
-        keep = order if params.top_k is None else order[: params.top_k]
+        keep = top(order, params.top_k)
         return Candidates(
             items=tuple(
                 candidates[k].model_copy(update={"score": passed[k] / total if total else None})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from archon.layers._calls import candidates_of
-from archon.layers.answers import extract_answer, tally
+from archon.layers.answers import ExtractMethod, extract_answer, tally
 from archon.layers.base import (
     Flow,
     Layer,
@@ -23,7 +23,7 @@ from archon.values import Candidate, Candidates, Payload
 class VoteParams(LayerParams):
     """How answers are extracted and compared; ties break by first appearance."""
 
-    extract: Literal["auto", "number", "boxed", "choice", "code", "text"] = "auto"
+    extract: ExtractMethod = "auto"
     weighted: bool = False
 
 
