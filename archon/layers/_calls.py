@@ -6,7 +6,7 @@ Private to the package (the leading underscore keeps it out of the kind scan).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from archon.layers.base import CallEstimate, Flow, LayerContext, LayerEstimate, max_tokens_of
@@ -28,25 +28,28 @@ T = TypeVar("T")
 async def complete_all(
     ctx: LayerContext, requests: Sequence[CompletionRequest]
 ) -> list[CompletionResponse]:
-    """Send ``requests`` concurrently through ``ctx`` and return the responses in order.
+    """Send ``requests`` concurrently through ``ctx`` and return the responses in order."""
+    return await gather_all([ctx.complete(request) for request in requests])
+
+
+async def gather_all(coroutines: Sequence[Awaitable[T]]) -> list[T]:
+    """Await ``coroutines`` concurrently and return their results in order.
 
     One ``asyncio.gather`` over coroutines: the layer creates no task of its own, every
-    call is awaited before this returns (none is left running), and cancelling the caller
+    one is awaited before this returns (none is left running), and cancelling the caller
     cancels them all. The first failure is re-raised after the others have finished.
     """
     import asyncio  # here: importing the layers to compile a pipeline needs no event loop
 
-    if not requests:
+    if not coroutines:
         return []
-    results = await asyncio.gather(
-        *(ctx.complete(request) for request in requests), return_exceptions=True
-    )
-    responses: list[CompletionResponse] = []
+    results = await asyncio.gather(*coroutines, return_exceptions=True)
+    out: list[T] = []
     for result in results:
         if isinstance(result, BaseException):
             raise result
-        responses.append(result)
-    return responses
+        out.append(result)
+    return out
 
 
 def ensemble(models: Sequence[str], samples: int) -> list[tuple[str, int]]:

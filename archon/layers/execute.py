@@ -17,13 +17,12 @@ through unchanged and a warning says why, so a pipeline never ends with nothing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from archon.layers._calls import candidates_of
+from archon.layers._calls import candidates_of, gather_all
 from archon.layers.answers import extract_code
 from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate, LayerParams
 from archon.values import Candidate, Candidates, Payload
@@ -64,10 +63,10 @@ class Execute(Layer[ExecuteParams]):
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
-        # One gather over coroutines, as _calls.complete_all does: no task outlives run();
-        # the context bounds how many programs run at once.
-        reports = await asyncio.gather(
-            *(
+        # One gather over coroutines: no task outlives run(); the context bounds how many
+        # programs run at once.
+        reports = await gather_all(
+            [
                 ctx.run_stdio(
                     extract_code(c.text),
                     [""],
@@ -75,7 +74,7 @@ class Execute(Layer[ExecuteParams]):
                     memory_mb=params.memory_mb,
                 )
                 for c in candidates
-            )
+            ]
         )
         outputs = [_printed(report.outcomes[0] if report.outcomes else None) for report in reports]
         return Candidates(items=_answers(ctx, candidates, outputs, params.on_failure))
