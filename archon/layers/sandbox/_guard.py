@@ -42,7 +42,7 @@ def _guard_within(root: str) -> Callable[[str], bool]:
 
 
 def _guard_resolver(
-    getcwd: Callable[[], str], fspath: Any, str_: type, bytes_: type
+    getcwd: Callable[[], str], fspath: Any, str_: type[str], bytes_: type[bytes]
 ) -> Callable[[object], str | None]:
     """A path argument of an audit event as a normalised absolute path, or None when it is
     not a path or is relative with ``..`` (relative to a dir_fd the hook cannot see)."""
