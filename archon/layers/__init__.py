@@ -18,10 +18,11 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 
-from archon.layers.base import Layer, LayerContext, LayerParams
+from archon.layers.base import AnyLayer, Layer, LayerContext, LayerParams
 from archon.layers.registry import Registry, RegistryError, UnknownLayerKind
 
 __all__ = [
+    "AnyLayer",
     "Layer",
     "LayerContext",
     "LayerParams",
@@ -42,10 +43,10 @@ PLUGIN_GROUP = "archon.layers"
 """The entry-point group third-party layer kinds register under."""
 
 # Modules of this package that hold infrastructure, not a layer kind.
-_INFRASTRUCTURE = frozenset({"base", "registry", "common", "prompts", "parsing", "sandbox"})
+_INFRASTRUCTURE = frozenset({"base", "registry", "common", "prompts", "answers", "sandbox"})
 
 
-def layers_in_module(module: ModuleType) -> list[type[Layer]]:
+def layers_in_module(module: ModuleType) -> list[type[AnyLayer]]:
     """Concrete Layer subclasses defined (not merely imported) in ``module``."""
     return [
         obj
@@ -107,7 +108,7 @@ def load_plugins(
     return added
 
 
-def _plugin_layer(entry_point: EntryPoint, group: str) -> type[Layer]:
+def _plugin_layer(entry_point: EntryPoint, group: str) -> type[AnyLayer]:
     layer = entry_point.load()
     if not (inspect.isclass(layer) and issubclass(layer, Layer)):
         raise PluginError(f"'{entry_point.value}' in group '{group}' is not a Layer class")

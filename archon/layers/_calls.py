@@ -6,13 +6,15 @@ Private to the package (the leading underscore keeps it out of the kind scan).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
-from archon.layers.base import LayerContext
-from archon.layers.common import JudgeParams, SamplingParams
+from archon.layers.base import CallEstimate, Flow, LayerContext, LayerEstimate, max_tokens_of
+from archon.layers.common import EnsembleParams, JudgeParams, SamplingParams
 from archon.values import (
     Candidate,
     Candidates,
+    Completion,
     CompletionRequest,
     CompletionResponse,
     Message,
@@ -20,29 +22,34 @@ from archon.values import (
     Tests,
 )
 
+T = TypeVar("T")
+
 
 async def complete_all(
     ctx: LayerContext, requests: Sequence[CompletionRequest]
 ) -> list[CompletionResponse]:
-    """Send ``requests`` concurrently through ``ctx`` and return the responses in order.
+    """Send ``requests`` concurrently through ``ctx`` and return the responses in order."""
+    return await gather_all([ctx.complete(request) for request in requests])
+
+
+async def gather_all(coroutines: Sequence[Awaitable[T]]) -> list[T]:
+    """Await ``coroutines`` concurrently and return their results in order.
 
     One ``asyncio.gather`` over coroutines: the layer creates no task of its own, every
-    call is awaited before this returns (none is left running), and cancelling the caller
+    one is awaited before this returns (none is left running), and cancelling the caller
     cancels them all. The first failure is re-raised after the others have finished.
     """
     import asyncio  # here: importing the layers to compile a pipeline needs no event loop
 
-    if not requests:
+    if not coroutines:
         return []
-    results = await asyncio.gather(
-        *(ctx.complete(request) for request in requests), return_exceptions=True
-    )
-    responses: list[CompletionResponse] = []
+    results = await asyncio.gather(*coroutines, return_exceptions=True)
+    out: list[T] = []
     for result in results:
         if isinstance(result, BaseException):
             raise result
-        responses.append(result)
-    return responses
+        out.append(result)
+    return out
 
 
 def ensemble(models: Sequence[str], samples: int) -> list[tuple[str, int]]:
@@ -102,3 +109,43 @@ def candidates_of(inputs: Sequence[Payload]) -> tuple[Candidate, ...]:
 def tests_of(inputs: Sequence[Payload]) -> tuple[Tests, ...]:
     """Every ``Tests`` input, in input order."""
     return tuple(payload for payload in inputs if isinstance(payload, Tests))
+
+
+def sampled(ctx: LayerContext, model: str, index: int, completion: Completion) -> Candidate:
+    """A candidate sampled by this node: sample ``index`` of ``model``."""
+    return Candidate(
+        text=completion.text,
+        model=model,
+        sample_index=index,
+        source_node=ctx.node_id,
+        logprob=completion.logprob,
+    )
+
+
+def ensemble_estimate(params: EnsembleParams, per_call_in: int) -> LayerEstimate:
+    """``params.samples`` calls per model of ``params.models``, of ``per_call_in`` prompt
+    tokens each, one candidate per call."""
+    samples = params.samples
+    calls = tuple(
+        CallEstimate(model, samples, samples * per_call_in, samples * params.max_tokens)
+        for model in params.models
+    )
+    return LayerEstimate(
+        output=Flow(items=len(params.models) * samples, tokens=params.max_tokens), calls=calls
+    )
+
+
+def top(items: Sequence[T], top_k: int | None) -> tuple[T, ...]:
+    """The first ``top_k`` of ``items`` (all of them when ``top_k`` is None)."""
+    return tuple(items if top_k is None else items[:top_k])
+
+
+def kept(n: int, top_k: int | None) -> int:
+    """How many of ``n`` items :func:`top` keeps."""
+    return n if top_k is None else min(n, top_k)
+
+
+def reorder_estimate(inputs: Sequence[Flow], top_k: int | None) -> LayerEstimate:
+    """The estimate of a kind that only reorders (and cuts) its input candidates, no call."""
+    n = sum(flow.items for flow in inputs)
+    return LayerEstimate(output=Flow(items=kept(n, top_k), tokens=max_tokens_of(inputs)))

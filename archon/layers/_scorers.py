@@ -22,18 +22,16 @@ Private to the package (the leading underscore keeps it out of the kind scan).
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Protocol
 
 from archon.errors import ArchonError
-from archon.layers._calls import complete_all
+from archon.layers._calls import complete_all, gather_all
 from archon.layers._steps import Partial, StepSearchParams, request_tokens
+from archon.layers.answers import parse_verdict
 from archon.layers.base import LayerContext
-from archon.layers.parsing import parse_verdict
-from archon.layers.prompts import judge_messages, query_text, render
+from archon.layers.prompts import build_messages, query_text, render
 from archon.values import CompletionRequest, CompletionResponse
-
-T = TypeVar("T")
 
 SELF_EVAL_SYSTEM_PROMPT = (
     "You check solutions to problems step by step. Answer with one word: Yes or No."
@@ -60,20 +58,6 @@ class ProcessScorer(Protocol):
     def problems(self) -> list[str]:
         """Warnings about evidence the scorer could not read, for ``ctx.warn``."""
         ...
-
-
-async def gather_all(coroutines: Sequence[Awaitable[T]]) -> list[T]:
-    """Await ``coroutines`` concurrently (one gather, no task of the layer's own); the first
-    failure is re-raised after all have finished."""
-    import asyncio  # here: importing the layers to compile a pipeline needs no event loop
-
-    results = await asyncio.gather(*coroutines, return_exceptions=True)
-    out: list[T] = []
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-        out.append(result)
-    return out
 
 
 def make_scorer(ctx: LayerContext, params: StepSearchParams) -> ProcessScorer:
@@ -107,7 +91,7 @@ class SelfEvalScorer:
     def _request(self, partial: Partial, score_only: bool) -> CompletionRequest:
         steps = self._params.delimiter.join(partial.steps)
         user = render(self._template, query=self._question, steps=steps)
-        messages = judge_messages(user, system=None, default_system=SELF_EVAL_SYSTEM_PROMPT)
+        messages = build_messages(user, system=None, default_system=SELF_EVAL_SYSTEM_PROMPT)
         if score_only:
             return CompletionRequest(
                 model=self._judge,

@@ -7,10 +7,13 @@ underscore keeps it out of the kind scan).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import MappingProxyType
 
-from archon.layers._scorers import ProcessScorer
+from archon.layers._scorers import SELF_EVAL_PROMPT, SELF_EVAL_SYSTEM_PROMPT, ProcessScorer
 from archon.layers._step_budget import RoundBudget
 from archon.layers._steps import (
+    STEP_PROMPT,
+    STEP_SYSTEM_PROMPT,
     Expander,
     Partial,
     StepSearchParams,
@@ -26,6 +29,16 @@ from archon.layers.base import (
     prompt_tokens,
 )
 from archon.values import Candidates
+
+STEP_SEARCH_PROMPTS = MappingProxyType(
+    {
+        "system": STEP_SYSTEM_PROMPT,
+        "user": STEP_PROMPT,
+        "self_eval_system": SELF_EVAL_SYSTEM_PROMPT,
+        "self_eval": SELF_EVAL_PROMPT,
+    }
+)
+"""The default prompts of a step search: the expansion and the self-evaluation scorer."""
 
 SELF_EVAL_OUT_TOKENS = 8
 """Completion tokens of one self-evaluation (a short Yes/No reply in the fallback)."""

@@ -28,9 +28,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from archon.layers._calls import complete_all
+from archon.layers.answers import ExtractMethod, extract_answer
 from archon.layers.base import LayerContext, LayerParams
-from archon.layers.parsing import ExtractMethod, extract_answer
-from archon.layers.prompts import render, with_query
+from archon.layers.prompts import answer_messages
 from archon.values import Candidate, Candidates, Completion, CompletionRequest, Message
 
 DEFAULT_DELIMITER = "\n\n"
@@ -149,9 +149,9 @@ def extend(partial: Partial, completion: Completion | None, params: StepSearchPa
 
 def step_messages(query: tuple[Message, ...], params: StepSearchParams) -> tuple[Message, ...]:
     """The conversation every expansion continues (system prompt and user prompt applied)."""
-    last = next((m.content for m in reversed(query) if m.role == "user"), "")
-    user = render(params.prompt, query=last) if params.prompt is not None else last
-    return with_query(query, user, system=params.system_prompt, default_system=STEP_SYSTEM_PROMPT)
+    return answer_messages(
+        query, params.prompt, system=params.system_prompt, default_system=STEP_SYSTEM_PROMPT
+    )
 
 
 def request_tokens(request: CompletionRequest) -> int:

@@ -5,25 +5,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from types import MappingProxyType
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
-from archon.layers._calls import complete_all, request
+from archon.layers._calls import complete_all, ensemble_estimate, request, sampled
+from archon.layers.answers import ExtractMethod, Tally, extract_answer, tally
 from archon.layers.base import (
-    CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     prompt_tokens,
 )
 from archon.layers.common import EnsembleParams
 from archon.layers.generate import DEFAULT_SYSTEM_PROMPT, PROMPT_TEMPLATE
-from archon.layers.parsing import Tally, extract_answer, tally
-from archon.layers.prompts import render, with_query
-from archon.values import Candidate, Candidates, CompletionRequest, Message, Payload
+from archon.layers.prompts import answer_messages
+from archon.values import Candidate, Candidates, Completion, CompletionRequest, Message, Payload
 
 logger = logging.getLogger(__name__)
 
@@ -35,43 +33,33 @@ class AdaptiveGenerateParams(EnsembleParams):
     batch: int = Field(2, ge=1, le=1024)
     agreement: float = Field(0.6, gt=0.0, le=1.0)
     min_samples: int = Field(3, ge=1, le=1024)
-    extract: Literal["auto", "number", "boxed", "choice", "code", "text"] = "auto"
+    extract: ExtractMethod = "auto"
 
 
-class AdaptiveGenerate(Layer):
+class AdaptiveGenerate(Layer[AdaptiveGenerateParams]):
     """Sample until the answers agree (adaptive consistency); ``samples`` is the cap."""
 
     kind: ClassVar[str] = "adaptive_generate"
-    Params: ClassVar[type[LayerParams]] = AdaptiveGenerateParams
+    Params = AdaptiveGenerateParams
     consumes = ()
     produces = Candidates
     prompts = MappingProxyType({"system": DEFAULT_SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: AdaptiveGenerateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, AdaptiveGenerateParams)
-        per_model = params.samples
-        calls = tuple(
-            CallEstimate(
-                model,
-                per_model,
-                per_model * prompt_tokens(query_tokens),
-                per_model * params.max_tokens,
-            )
-            for model in params.models
-        )
-        return LayerEstimate(
-            output=Flow(items=len(params.models) * per_model, tokens=params.max_tokens),
-            calls=calls,
-        )
+        return ensemble_estimate(params, prompt_tokens(query_tokens))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: AdaptiveGenerateParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, AdaptiveGenerateParams)
-        messages = _messages(ctx.query, params)
+        messages = answer_messages(
+            ctx.query,
+            params.prompt,
+            system=params.system_prompt,
+            default_system=DEFAULT_SYSTEM_PROMPT,
+        )
         # Sample k of a model uses seed base + k: distinct across rounds, reproducible, and
         # the same samples (and cache entries) whatever the stopping point.
         base = params.seed if params.seed is not None else ctx.rng.randrange(1 << 30)
@@ -93,14 +81,6 @@ class AdaptiveGenerate(Layer):
             "%s: %d samples used (cap %d per model)", ctx.node_id, len(items), params.samples
         )
         return Candidates(items=tuple(_scored(items, result)))
-
-
-def _messages(query: tuple[Message, ...], params: AdaptiveGenerateParams) -> tuple[Message, ...]:
-    last = next((m.content for m in reversed(query) if m.role == "user"), "")
-    user = render(params.prompt, query=last) if params.prompt is not None else last
-    return with_query(
-        query, user, system=params.system_prompt, default_system=DEFAULT_SYSTEM_PROMPT
-    )
 
 
 async def _round(
@@ -131,16 +111,8 @@ async def _round(
     ]
     responses = await complete_all(ctx, [job[2] for job in jobs])
     for (m, index, req), response in zip(jobs, responses, strict=True):
-        completion = response.completions[0] if response.completions else None
-        drawn[m].append(
-            Candidate(
-                text=completion.text if completion is not None else "",
-                model=req.model,
-                sample_index=index,
-                source_node=ctx.node_id,
-                logprob=completion.logprob if completion is not None else None,
-            )
-        )
+        completion = response.completions[0] if response.completions else Completion(text="")
+        drawn[m].append(sampled(ctx, req.model, index, completion))
 
 
 def _scored(items: list[Candidate], result: Tally) -> list[Candidate]:

@@ -5,7 +5,10 @@ the ``archon.layers`` entry-point group). It declares:
 
 * ``kind``: the snake_case name used in ``.pipe`` files;
 * ``Params``: a frozen pydantic model validating its arguments (the compiler validates every
-  option of every hole against it, so a search never samples an invalid configuration);
+  option of every hole against it, so a search never samples an invalid configuration). A
+  kind names it twice: as the type argument of ``Layer`` (``class Rank(Layer[RankParams])``),
+  so that ``run`` and ``estimate`` receive that precise type, and as the ``Params`` class
+  attribute, which the runtime validates arguments with;
 * ``consumes``: the payload types it reads from upstream nodes (empty: it reads only the query);
 * ``produces``: the payload type it emits;
 * ``estimate``: a static upper bound on its calls and tokens, used by ``archon check`` and by
@@ -14,7 +17,9 @@ the ``archon.layers`` entry-point group). It declares:
 
 Call order: the runtime validates params once, then calls ``run(ctx, params, inputs)`` with
 one payload per upstream node, in the order of the node's ``inputs``. ``run`` must not create
-tasks, semaphores or threads, import provider SDKs, or read the environment.
+tasks, semaphores or threads, import provider SDKs, or read the environment; it runs
+programs only through ``ctx.run_tests``/``run_calls``/``run_stdio`` (the sandbox, under the
+runtime's limit on concurrent runs).
 """
 
 from __future__ import annotations
@@ -24,12 +29,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypeVar
 
 from archon.errors import ArchonError
-from archon.values import CompletionRequest, CompletionResponse, Message, Payload
+from archon.values import CompletionRequest, CompletionResponse, Message, Payload, TestCase
+
+if TYPE_CHECKING:  # the sandbox is loaded only by the layers that run programs
+    from archon.layers.sandbox import CallsReport, SandboxReport
 
 
 class LayerParams(BaseModel):
@@ -86,6 +95,27 @@ class LayerContext(Protocol):
         an external process reward model; it is not metered as a model call."""
         ...
 
+    async def run_tests(
+        self, code: str, tests: Sequence[str | TestCase], *, timeout_s: float, memory_mb: int
+    ) -> SandboxReport:
+        """:func:`archon.layers.sandbox.run_tests` under the runtime's limit on concurrent
+        sandboxed runs: ``code`` against each test, isolated."""
+        ...
+
+    async def run_calls(
+        self, code: str, calls: Sequence[str], *, timeout_s: float, memory_mb: int
+    ) -> CallsReport:
+        """:func:`archon.layers.sandbox.run_calls` under the same limit: each call expression
+        evaluated in a fresh copy of the loaded program."""
+        ...
+
+    async def run_stdio(
+        self, code: str, inputs: Sequence[str], *, timeout_s: float, memory_mb: int
+    ) -> CallsReport:
+        """:func:`archon.layers.sandbox.run_stdio` under the same limit: ``code`` run as a
+        program once per standard-input text."""
+        ...
+
 
 @dataclass(frozen=True)
 class BudgetLeft:
@@ -125,11 +155,21 @@ class LayerEstimate:
     calls: tuple[CallEstimate, ...] = ()
 
 
-class Layer(ABC):
-    """A layer kind. Subclasses set the class attributes and implement ``run``."""
+P = TypeVar("P", bound=LayerParams, default=LayerParams)
+"""A kind's parameter type. The default keeps a plain ``class X(Layer)`` valid: its ``run``
+and ``estimate`` then receive ``LayerParams``."""
+
+
+class Layer(ABC, Generic[P]):
+    """A layer kind. Subclasses set the class attributes and implement ``run``.
+
+    Generic in its parameter type: ``class Vote(Layer[VoteParams])`` with
+    ``Params = VoteParams`` declares ``run(self, ctx, params: VoteParams, inputs)``.
+    """
 
     kind: ClassVar[str]
-    Params: ClassVar[type[LayerParams]]
+    Params: type[P]
+    """The pydantic model of the arguments (a class attribute; the type argument's class)."""
     consumes: ClassVar[tuple[type[Payload], ...]] = ()
     produces: ClassVar[type[Payload]]
     prompts: ClassVar[Mapping[str, str]] = MappingProxyType({})
@@ -138,17 +178,32 @@ class Layer(ABC):
     """The output is a subset of the input candidates (evaluation reports what it kept)."""
 
     @classmethod
+    def validate_params(cls, arguments: Mapping[str, Any] | LayerParams) -> P:
+        """``arguments`` as this kind's ``Params``: the one place where a caller that holds
+        plain arguments (or a ``LayerParams`` of unknown kind) gets the precise type.
+
+        Raises:
+            pydantic.ValidationError: the arguments are not valid for this kind.
+        """
+        if isinstance(arguments, cls.Params):
+            return arguments
+        if isinstance(arguments, LayerParams):
+            arguments = arguments.model_dump()
+        return cls.Params.model_validate(arguments)
+
+    @classmethod
     @abstractmethod
-    def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
-    ) -> LayerEstimate:
+    def estimate(cls, params: P, query_tokens: int, inputs: Sequence[Flow]) -> LayerEstimate:
         """Upper bound on calls and tokens for one query, given the upstream shapes."""
 
     @abstractmethod
-    async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
-    ) -> Payload:
+    async def run(self, ctx: LayerContext, params: P, inputs: Sequence[Payload]) -> Payload:
         """Execute the layer for one query."""
+
+
+AnyLayer: TypeAlias = Layer[Any]
+"""A layer of any kind, as registries and the runtime hold them (each kind's ``Params``
+validates its own arguments, so its ``run`` gets the right type)."""
 
 
 def prompt_tokens(*texts_tokens: int, overhead: int = 64) -> int:

@@ -14,19 +14,16 @@ in the query's budget.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import MappingProxyType
 from typing import ClassVar
 
 from pydantic import Field
 
 from archon.layers._scorers import (
-    SELF_EVAL_PROMPT,
-    SELF_EVAL_SYSTEM_PROMPT,
     make_scorer,
 )
-from archon.layers._search import StepSearch, step_estimate
-from archon.layers._steps import STEP_PROMPT, STEP_SYSTEM_PROMPT, Partial, StepSearchParams, ranked
-from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate, LayerParams
+from archon.layers._search import STEP_SEARCH_PROMPTS, StepSearch, step_estimate
+from archon.layers._steps import Partial, StepSearchParams, ranked
+from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate
 from archon.values import Candidates, Payload
 
 
@@ -37,34 +34,25 @@ class BeamSearchParams(StepSearchParams):
     expansions: int = Field(4, ge=1, le=256)
 
 
-class BeamSearch(Layer):
+class BeamSearch(Layer[BeamSearchParams]):
     """Beam search over reasoning steps, scored by a process scorer; completed answers out."""
 
     kind: ClassVar[str] = "beam_search"
-    Params: ClassVar[type[LayerParams]] = BeamSearchParams
+    Params = BeamSearchParams
     consumes = ()
     produces = Candidates
-    prompts = MappingProxyType(
-        {
-            "system": STEP_SYSTEM_PROMPT,
-            "user": STEP_PROMPT,
-            "self_eval_system": SELF_EVAL_SYSTEM_PROMPT,
-            "self_eval": SELF_EVAL_PROMPT,
-        }
-    )
+    prompts = STEP_SEARCH_PROMPTS
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: BeamSearchParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, BeamSearchParams)
         per_round = params.beam_width * params.expansions
         return step_estimate(params, query_tokens, per_round, items=params.beam_width)
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: BeamSearchParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, BeamSearchParams)
         search = StepSearch(ctx, params, make_scorer(ctx, params))
         completed: list[Partial] = []
         beam = [Partial()]

@@ -26,16 +26,15 @@ import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from archon.errors import ArchonError
-from archon.layers._calls import candidates_of
+from archon.layers._calls import candidates_of, reorder_estimate, top
 from archon.layers.base import (
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
     LayerParams,
-    max_tokens_of,
-    total_items,
 )
+from archon.layers.common import TopK
 from archon.values import Candidate, Candidates, Payload
 
 Array = npt.NDArray[np.float64]
@@ -50,7 +49,7 @@ class CombineParams(LayerParams):
     features: tuple[str, ...] = Field(FEATURES, min_length=1, max_length=64)
     weights: tuple[float, ...] | None = None
     bias: float = 0.0
-    top_k: int | None = Field(None, ge=1, le=1024)
+    top_k: TopK = None
 
     @model_validator(mode="after")
     def _aligned(self) -> CombineParams:
@@ -93,30 +92,26 @@ class Weights:
         return {"features": list(self.features), "weights": list(self.weights), "bias": self.bias}
 
 
-class Combine(Layer):
+class Combine(Layer[CombineParams]):
     """Score candidates by a weighted combination of their signals; best first.
 
     Writes ``Candidate.score`` (in ``(0, 1)``) and keeps the best ``top_k`` (default all).
     """
 
     kind: ClassVar[str] = "combine"
-    Params: ClassVar[type[LayerParams]] = CombineParams
+    Params = CombineParams
     consumes = (Candidates,)
     produces = Candidates
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: CombineParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, CombineParams)
-        n = total_items(inputs)
-        keep = n if params.top_k is None else min(n, params.top_k)
-        return LayerEstimate(output=Flow(items=keep, tokens=max_tokens_of(inputs)))
+        return reorder_estimate(inputs, params.top_k)
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: CombineParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, CombineParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
@@ -133,7 +128,7 @@ class Combine(Layer):
         ]
         order = sorted(range(len(scored)), key=lambda k: -(scored[k].score or 0.0))
         ranked = [scored[k] for k in order]
-        return Candidates(items=tuple(ranked if params.top_k is None else ranked[: params.top_k]))
+        return Candidates(items=top(ranked, params.top_k))
 
 
 def features_of(candidate: Candidate) -> dict[str, float]:

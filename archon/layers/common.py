@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from archon.layers.base import LayerParams
+
+TopK = Annotated[int | None, Field(ge=1, le=1024)]
+"""A ``top_k`` parameter: keep the best this many (``None``: keep all). Declared as a type
+rather than a base class, so that each kind's fields keep their order (and its schema)."""
 
 
 class SamplingParams(LayerParams):

@@ -11,19 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import Field
-
-from archon.layers._calls import candidates_of
+from archon.layers._calls import candidates_of, reorder_estimate, top
+from archon.layers.answers import ExtractMethod, extract_answer, group_answers
 from archon.layers.base import (
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
     LayerParams,
-    max_tokens_of,
-    total_items,
 )
-from archon.layers.parsing import ExtractMethod, extract_answer, group_answers
+from archon.layers.common import TopK
 from archon.values import Candidate, Candidates, Payload
 
 
@@ -31,10 +28,10 @@ class ConsensusParams(LayerParams):
     """How answers are extracted and compared (as in ``vote``); ``top_k`` keeps the best."""
 
     extract: ExtractMethod = "auto"
-    top_k: int | None = Field(None, ge=1, le=1024)
+    top_k: TopK = None
 
 
-class Consensus(Layer):
+class Consensus(Layer[ConsensusParams]):
     """Order candidates by the share of candidates whose answer agrees with theirs.
 
     Records ``vote_share`` (0 for a candidate without an extractable answer) and sets
@@ -42,23 +39,19 @@ class Consensus(Layer):
     """
 
     kind: ClassVar[str] = "consensus"
-    Params: ClassVar[type[LayerParams]] = ConsensusParams
+    Params = ConsensusParams
     consumes = (Candidates,)
     produces = Candidates
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: ConsensusParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, ConsensusParams)
-        n = total_items(inputs)
-        keep = n if params.top_k is None else min(n, params.top_k)
-        return LayerEstimate(output=Flow(items=keep, tokens=max_tokens_of(inputs)))
+        return reorder_estimate(inputs, params.top_k)
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: ConsensusParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, ConsensusParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
@@ -70,7 +63,7 @@ class Consensus(Layer):
                 " candidates; their vote share is 0"
             )
         ranked = consensus_order(candidates, answers)
-        return Candidates(items=tuple(ranked if params.top_k is None else ranked[: params.top_k]))
+        return Candidates(items=top(ranked, params.top_k))
 
 
 def consensus_order(candidates: Sequence[Candidate], answers: list[str | None]) -> list[Candidate]:

@@ -14,13 +14,12 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.prompts import judge_messages, number_candidates, query_text, render, template
+from archon.layers.prompts import build_messages, number_candidates, query_text, render, template
 from archon.values import Candidate, Candidates, Message, Payload
 
 SYSTEM_PROMPT = (
@@ -62,20 +61,19 @@ class CritiqueParams(JudgeParams):
     mode: Literal["each", "all"] = "each"
 
 
-class Critique(Layer):
+class Critique(Layer[CritiqueParams]):
     """Attach a critique (strengths and weaknesses) to each candidate."""
 
     kind: ClassVar[str] = "critique"
-    Params: ClassVar[type[LayerParams]] = CritiqueParams
+    Params = CritiqueParams
     consumes = (Candidates,)
     produces = Candidates
     prompts = MappingProxyType({"system": SYSTEM_PROMPT, "each": EACH_PROMPT, "all": ALL_PROMPT})
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: CritiqueParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, CritiqueParams)
         n, tokens = total_items(inputs), max_tokens_of(inputs)
         if params.mode == "each":
             calls = n
@@ -91,9 +89,8 @@ class Critique(Layer):
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: CritiqueParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, CritiqueParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
@@ -110,7 +107,7 @@ class Critique(Layer):
 
 
 def _messages(params: CritiqueParams, user: str) -> tuple[Message, ...]:
-    return judge_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
+    return build_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
 
 
 async def _critique_each(

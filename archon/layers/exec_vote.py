@@ -5,8 +5,8 @@ on all of them (same return values, or the same exception type) form a group, an
 largest group wins -- optionally weighted by the tests its programs pass (CodeT's dual
 agreement). The inputs need no expected outputs, so a weak model can write them.
 
-Sandbox use: ``run_calls`` (function tasks) and ``run_stdio`` (stdin/stdout programs) from
-:mod:`archon.layers.sandbox`, and ``run_tests`` for the tests; candidates run one after
+Sandbox use, through the context: ``ctx.run_calls`` (function tasks) and ``ctx.run_stdio``
+(stdin/stdout programs), and ``ctx.run_tests`` for the tests; candidates run one after
 another, like ``unit_test_evaluate``.
 """
 
@@ -16,26 +16,33 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from archon.layers._calls import candidates_of, complete_all, first_text, request, tests_of
+from archon.layers._calls import (
+    candidates_of,
+    complete_all,
+    first_text,
+    kept,
+    request,
+    tests_of,
+    top,
+)
 from archon.layers._query_examples import calls_in, extract
+from archon.layers.answers import extract_code
 from archon.layers.base import (
     CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
 )
-from archon.layers.common import SamplingParams
-from archon.layers.parsing import extract_code
-from archon.layers.prompts import judge_messages, query_text, render, template
+from archon.layers.common import SamplingParams, TopK
+from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 
 SYSTEM_PROMPT = (
@@ -80,12 +87,12 @@ class ExecVoteParams(SamplingParams):
     model's)."""
     dual: bool = True
     """Weight each behaviour group by the tests its programs pass (CodeT dual agreement)."""
-    top_k: int | None = Field(None, ge=1, le=1024)
+    top_k: TopK = None
     timeout_s: float = Field(5.0, gt=0.0, le=600.0)
     memory_mb: int = Field(512, ge=16, le=65536)
 
 
-class ExecVote(Layer):
+class ExecVote(Layer[ExecVoteParams]):
     """Group candidate programs by their behaviour on shared inputs; best group first.
 
     Records ``exec_agreement`` (the share of candidates in the candidate's group) and, with
@@ -93,7 +100,7 @@ class ExecVote(Layer):
     """
 
     kind: ClassVar[str] = "exec_vote"
-    Params: ClassVar[type[LayerParams]] = ExecVoteParams
+    Params = ExecVoteParams
     consumes = (Candidates, Tests)
     produces = Candidates
     prompts = MappingProxyType(
@@ -102,11 +109,10 @@ class ExecVote(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: ExecVoteParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, ExecVoteParams)
         n, tokens = total_items(inputs[:1]), max_tokens_of(inputs[:1])
-        keep = n if params.top_k is None else min(n, params.top_k)
+        keep = kept(n, params.top_k)
         calls: tuple[CallEstimate, ...] = ()
         if params.model is not None:
             tokens_in = prompt_tokens(query_tokens)
@@ -114,30 +120,24 @@ class ExecVote(Layer):
         return LayerEstimate(output=Flow(items=keep, tokens=tokens), calls=calls)
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: ExecVoteParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, ExecVoteParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
         plan = await _plan(ctx, params, candidates, inputs)
-        runner = _runner(plan.mode)
         if not plan.inputs:
             written = ", and the model wrote none" if params.model else ""
             why = f"no inputs: the query states no example, the tests call nothing{written}"
             return _fallback(ctx, params, candidates, why)
-        if runner is None:
-            lacks = "run_stdio" if plan.mode == "stdin" else "run_calls"
-            why = f"this archon's sandbox cannot run {plan.mode} inputs (it lacks {lacks})"
-            return _fallback(ctx, params, candidates, why)
-        runs = [await _execute(params, plan, c, runner) for c in candidates]
+        runs = [await _execute(ctx, params, plan, c) for c in candidates]
         if not any(run.ran for run in runs):
             why = f"no candidate ran on any of the {len(plan.inputs)} inputs (load error or raise)"
             return _fallback(ctx, params, candidates, why)
         passed = [run.passed for run in runs] if plan.tests and params.dual else None
         result = agree([run.behaviour for run in runs], passed)
         ranked = [_annotate(candidates[k], k, result, runs, plan) for k in result.order]
-        return Candidates(items=_top(ranked, params))
+        return Candidates(items=top(ranked, params.top_k))
 
 
 # ---------------------------------------------------------------------- agreement (pure)
@@ -296,7 +296,7 @@ async def _model_inputs(
             function=function,
             example=example,
         )
-    messages = judge_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
+    messages = build_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
     (response,) = await complete_all(ctx, [request(params.model, messages, params)])
     text = first_text(response)
     found = parse_stdin_inputs(text) if mode == "stdin" else parse_call_inputs(text, entry)
@@ -318,54 +318,25 @@ def parse_stdin_inputs(text: str) -> list[str]:
     return list(dict.fromkeys(block + "\n" for block in blocks if block.strip()))
 
 
-class _Outcome(Protocol):
-    @property
-    def status(self) -> str: ...
-    @property
-    def value(self) -> str | None: ...
-    @property
-    def error(self) -> str | None: ...
-
-
-class _Report(Protocol):
-    @property
-    def outcomes(self) -> Sequence[_Outcome]: ...
-
-
-class _Runner(Protocol):
-    async def __call__(
-        self, code: str, inputs: Sequence[str], /, *, timeout_s: float, memory_mb: int
-    ) -> _Report: ...
-
-
-def _runner(mode: Literal["calls", "stdin"]) -> _Runner | None:
-    """``sandbox.run_calls`` or ``sandbox.run_stdio``; None in a sandbox without them."""
-    from archon.layers import sandbox  # looked up at run time: a newer part of its API
-
-    runner: _Runner | None = getattr(sandbox, "run_stdio" if mode == "stdin" else "run_calls", None)
-    return runner
-
-
 async def _execute(
-    params: ExecVoteParams, plan: _Plan, candidate: Candidate, runner: _Runner
+    ctx: LayerContext, params: ExecVoteParams, plan: _Plan, candidate: Candidate
 ) -> _Run:
     """Run one candidate on the shared inputs, then on the tests."""
     code = extract_code(candidate.text)
-    report = await runner(code, plan.inputs, timeout_s=params.timeout_s, memory_mb=params.memory_mb)
+    run = ctx.run_stdio if plan.mode == "stdin" else ctx.run_calls
+    report = await run(code, plan.inputs, timeout_s=params.timeout_s, memory_mb=params.memory_mb)
     behaviour = tuple(outcome_key(o.status, o.value, o.error) for o in report.outcomes)
-    passed = await _tests_passed(params, plan, code, behaviour) if plan.tests else 0.0
+    passed = await _tests_passed(ctx, params, plan, code, behaviour) if plan.tests else 0.0
     return _Run(behaviour, passed, any(key[0] == "ok" for key in behaviour))
 
 
 async def _tests_passed(
-    params: ExecVoteParams, plan: _Plan, code: str, behaviour: Sequence[Key]
+    ctx: LayerContext, params: ExecVoteParams, plan: _Plan, code: str, behaviour: Sequence[Key]
 ) -> float:
     """Tests passed: ``run_tests`` for asserts; stdin tests compare the outputs seen."""
-    from archon.layers.sandbox import run_tests
-
     if plan.mode == "calls":
         texts = [t.text for t in plan.tests]
-        report = await run_tests(
+        report = await ctx.run_tests(
             code, texts, timeout_s=params.timeout_s, memory_mb=params.memory_mb
         )
         return float(report.passed)
@@ -393,8 +364,4 @@ def _fallback(
 ) -> Candidates:
     """Nothing to compare: the input order, no signal, and a warning saying why."""
     ctx.warn(f"{why}; kept the input order, recorded no signal")
-    return Candidates(items=_top(candidates, params))
-
-
-def _top(candidates: Sequence[Candidate], params: ExecVoteParams) -> tuple[Candidate, ...]:
-    return tuple(candidates if params.top_k is None else candidates[: params.top_k])
+    return Candidates(items=top(candidates, params.top_k))

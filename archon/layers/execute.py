@@ -7,25 +7,24 @@ arithmetic. A small coder model that adds 7-digit numbers wrongly in prose write
 results rather than on the model's arithmetic (self-consistency over programs).
 
 Each candidate's code (the first fenced block, or the whole text) runs once, with empty stdin,
-through :func:`archon.layers.sandbox.run_stdio` (an isolated subprocess with time and memory
-limits and no network; 0 model calls). A candidate whose program exits 0 and prints something
-keeps its provenance and gets the printed text (stripped) as its new text and the signal
-``executed = 1``; the others are dropped, or kept unchanged with ``executed = 0`` when
-``on_failure = "keep"``. When no program runs, the input candidates pass through unchanged and
-a warning says why, so a pipeline never ends with nothing.
+through ``ctx.run_stdio`` (:func:`archon.layers.sandbox.run_stdio`: an isolated subprocess
+with time and memory limits and no network; 0 model calls). A candidate whose program exits 0
+and prints something keeps its provenance and gets the printed text (stripped) as its new
+text and the signal ``executed = 1``; the others are dropped, or kept unchanged with
+``executed = 0`` when ``on_failure = "keep"``. When no program runs, the input candidates pass
+through unchanged and a warning says why, so a pipeline never ends with nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from archon.layers._calls import candidates_of
+from archon.layers._calls import candidates_of, gather_all
+from archon.layers.answers import extract_code
 from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate, LayerParams
-from archon.layers.parsing import extract_code
 from archon.values import Candidate, Candidates, Payload
 
 if TYPE_CHECKING:
@@ -43,41 +42,39 @@ class ExecuteParams(LayerParams):
     on_failure: Literal["drop", "keep"] = "drop"
 
 
-class Execute(Layer):
+class Execute(Layer[ExecuteParams]):
     """Replace each candidate by what its program prints (program-of-thought)."""
 
     kind: ClassVar[str] = "execute"
-    Params: ClassVar[type[LayerParams]] = ExecuteParams
+    Params = ExecuteParams
     consumes = (Candidates,)
     produces = Candidates
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: ExecuteParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
         items = sum(flow.items for flow in inputs)
         return LayerEstimate(output=Flow(items=items, tokens=MAX_ANSWER_CHARS // 4))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: ExecuteParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, ExecuteParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
-        from archon.layers.sandbox import run_stdio
-
-        # One gather over coroutines, as _calls.complete_all does: no task outlives run().
-        reports = await asyncio.gather(
-            *(
-                run_stdio(
+        # One gather over coroutines: no task outlives run(); the context bounds how many
+        # programs run at once.
+        reports = await gather_all(
+            [
+                ctx.run_stdio(
                     extract_code(c.text),
                     [""],
                     timeout_s=params.timeout_s,
                     memory_mb=params.memory_mb,
                 )
                 for c in candidates
-            )
+            ]
         )
         outputs = [_printed(report.outcomes[0] if report.outcomes else None) for report in reports]
         return Candidates(items=_answers(ctx, candidates, outputs, params.on_failure))

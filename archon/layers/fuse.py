@@ -6,21 +6,26 @@ from collections.abc import Sequence
 from types import MappingProxyType
 from typing import ClassVar
 
-from archon.layers._calls import candidates_of, complete_all, ensemble, request
+from archon.layers._calls import (
+    candidates_of,
+    complete_all,
+    ensemble,
+    ensemble_estimate,
+    request,
+    sampled,
+)
 from archon.layers.base import (
-    CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
 )
 from archon.layers.common import EnsembleParams
-from archon.layers.prompts import number_candidates, render, template, with_query
-from archon.values import Candidate, Candidates, Payload
+from archon.layers.prompts import build_messages, last_user, number_candidates, render, template
+from archon.values import Candidates, Payload
 
 SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately."
 """System prompt used when neither the query nor ``system_prompt`` gives one."""
@@ -46,54 +51,39 @@ class FuseParams(EnsembleParams):
     use_critiques: bool = True
 
 
-class Fuse(Layer):
+class Fuse(Layer[FuseParams]):
     """Synthesise the input candidates (and critiques) into new, better candidates."""
 
     kind: ClassVar[str] = "fuse"
-    Params: ClassVar[type[LayerParams]] = FuseParams
+    Params = FuseParams
     consumes = (Candidates,)
     produces = Candidates
     prompts = MappingProxyType({"system": SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: FuseParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, FuseParams)
         n, tokens = total_items(inputs), max_tokens_of(inputs)
-        per_call_in = prompt_tokens(query_tokens, n * tokens)
-        calls = tuple(
-            CallEstimate(
-                model,
-                params.samples,
-                params.samples * per_call_in,
-                params.samples * params.max_tokens,
-            )
-            for model in params.models
-        )
-        return LayerEstimate(
-            output=Flow(items=len(params.models) * params.samples, tokens=params.max_tokens),
-            calls=calls,
-        )
+        return ensemble_estimate(params, prompt_tokens(query_tokens, n * tokens))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: FuseParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, FuseParams)
         candidates = candidates_of(inputs)
-        last_user = next((m.content for m in reversed(ctx.query) if m.role == "user"), "")
+        query = last_user(ctx.query)
         if candidates:
             user = render(
                 template(params.prompt, PROMPT_TEMPLATE),
-                query=last_user,
+                query=query,
                 candidates=number_candidates(candidates, critiques=params.use_critiques),
                 n=len(candidates),
             )
         else:
             ctx.warn("no candidates to fuse; the fusers answered the query directly")
-            user = last_user
-        messages = with_query(
-            ctx.query, user, system=params.system_prompt, default_system=SYSTEM_PROMPT
+            user = query
+        messages = build_messages(
+            user, system=params.system_prompt, default_system=SYSTEM_PROMPT, conversation=ctx.query
         )
         # A model listed several times writes that many more samples (see ``ensemble``).
         requests = [
@@ -102,13 +92,7 @@ class Fuse(Layer):
         responses = await complete_all(ctx, requests)
         return Candidates(
             items=tuple(
-                Candidate(
-                    text=completion.text,
-                    model=req.model,
-                    sample_index=index,
-                    source_node=ctx.node_id,
-                    logprob=completion.logprob,
-                )
+                sampled(ctx, req.model, index, completion)
                 for req, response in zip(requests, responses, strict=True)
                 for index, completion in enumerate(response.completions)
             )

@@ -8,23 +8,22 @@ from typing import ClassVar
 
 from pydantic import model_validator
 
-from archon.layers._calls import complete_all, ensemble
+from archon.layers._calls import complete_all, ensemble, ensemble_estimate, request, sampled
 from archon.layers.base import (
-    CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     prompt_tokens,
 )
 from archon.layers.common import EnsembleParams
-from archon.values import Candidate, Candidates, CompletionRequest, Message, Payload
+from archon.layers.prompts import QUERY_TEMPLATE, answer_messages
+from archon.values import Candidate, Candidates, Message, Payload
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately."
 """System prompt used when neither the query nor ``system_prompt`` gives one."""
 
-PROMPT_TEMPLATE = "{query}"
+PROMPT_TEMPLATE = QUERY_TEMPLATE
 """The user prompt: the query itself; a ``prompt`` override may wrap it, e.g.
 ``"Think step by step. {query}"``."""
 
@@ -46,38 +45,24 @@ class GenerateParams(EnsembleParams):
         return self
 
 
-class Generate(Layer):
+class Generate(Layer[GenerateParams]):
     """Sample ``samples`` candidates from each model of ``models`` for the query."""
 
     kind: ClassVar[str] = "generate"
-    Params: ClassVar[type[LayerParams]] = GenerateParams
+    Params = GenerateParams
     consumes = ()
     produces = Candidates
     prompts = MappingProxyType({"system": DEFAULT_SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: GenerateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, GenerateParams)
-        calls = tuple(
-            CallEstimate(
-                model=model,
-                calls=params.samples,
-                tokens_in=params.samples * prompt_tokens(query_tokens),
-                tokens_out=params.samples * params.max_tokens,
-            )
-            for model in params.models
-        )
-        return LayerEstimate(
-            output=Flow(items=len(params.models) * params.samples, tokens=params.max_tokens),
-            calls=calls,
-        )
+        return ensemble_estimate(params, prompt_tokens(query_tokens))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: GenerateParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, GenerateParams)
         templates = params.variants or (params.prompt,)
         # One request per (model, template): sample i of a model uses template i % len, so a
         # template serves samples v, v + len, v + 2 len, ... (n of them, cached per index).
@@ -89,15 +74,7 @@ class Generate(Layer):
             if variant < samples
         ]
         requests = [
-            CompletionRequest(
-                model=model,
-                messages=_messages(ctx.query, params, templates[variant]),
-                n=len(indices),
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_tokens=params.max_tokens,
-                seed=params.seed,
-            )
+            request(model, _messages(ctx.query, params, templates[variant]), params, n=len(indices))
             for model, variant, indices in plan
         ]
         # The ensemble members are asked concurrently (one gather; no task of our own).
@@ -105,15 +82,7 @@ class Generate(Layer):
         by_model: dict[str, list[Candidate]] = {model: [] for model in params.models}
         for (model, _, indices), response in zip(plan, responses, strict=True):
             for index, completion in zip(indices, response.completions, strict=False):
-                by_model[model].append(
-                    Candidate(
-                        text=completion.text,
-                        model=model,
-                        sample_index=index,
-                        source_node=ctx.node_id,
-                        logprob=completion.logprob,
-                    )
-                )
+                by_model[model].append(sampled(ctx, model, index, completion))
         items = tuple(
             candidate
             for model, candidates in by_model.items()
@@ -126,14 +95,6 @@ def _messages(
     query: tuple[Message, ...], params: GenerateParams, prompt: str | None
 ) -> tuple[Message, ...]:
     """The query, with the system prompt and the user-prompt template applied."""
-    turns = list(query)
-    template = prompt if prompt is not None else PROMPT_TEMPLATE
-    if template != PROMPT_TEMPLATE and turns and turns[-1].role == "user":
-        text = template.replace("{query}", turns[-1].content)
-        turns[-1] = Message(role="user", content=text)
-    if params.system_prompt is not None:
-        turns = [m for m in turns if m.role != "system"]
-        turns.insert(0, Message(role="system", content=params.system_prompt))
-    elif not any(m.role == "system" for m in turns) and DEFAULT_SYSTEM_PROMPT:
-        turns.insert(0, Message(role="system", content=DEFAULT_SYSTEM_PROMPT))
-    return tuple(turns)
+    return answer_messages(
+        query, prompt, system=params.system_prompt, default_system=DEFAULT_SYSTEM_PROMPT
+    )

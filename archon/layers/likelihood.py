@@ -17,7 +17,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from archon.errors import ArchonError
-from archon.layers._calls import candidates_of
+from archon.layers._calls import candidates_of, kept, top
 from archon.layers.base import (
     CallEstimate,
     Flow,
@@ -29,11 +29,12 @@ from archon.layers.base import (
     prompt_tokens,
     total_items,
 )
+from archon.layers.common import TopK
 from archon.layers.generate import DEFAULT_SYSTEM_PROMPT
-from archon.layers.prompts import render, template, with_query
+from archon.layers.prompts import QUERY_TEMPLATE, answer_messages
 from archon.values import Candidate, Candidates, CompletionRequest, CompletionResponse, Payload
 
-PROMPT_TEMPLATE = "{query}"
+PROMPT_TEMPLATE = QUERY_TEMPLATE
 """The user turn the candidate answers (a ``prompt`` override may wrap the query)."""
 
 
@@ -47,10 +48,10 @@ class LikelihoodParams(LayerParams):
     model: str = Field(min_length=1)
     prompt: str | None = None
     system_prompt: str | None = None
-    top_k: int | None = Field(None, ge=1, le=1024)
+    top_k: TopK = None
 
 
-class Likelihood(Layer):
+class Likelihood(Layer[LikelihoodParams]):
     """Order candidates by their mean token log-probability under ``model`` (no generation).
 
     Records the ``logprob`` signal; ``score`` is ``exp(logprob)``, the geometric mean
@@ -58,18 +59,17 @@ class Likelihood(Layer):
     """
 
     kind: ClassVar[str] = "likelihood"
-    Params: ClassVar[type[LayerParams]] = LikelihoodParams
+    Params = LikelihoodParams
     consumes = (Candidates,)
     produces = Candidates
     prompts = MappingProxyType({"system": DEFAULT_SYSTEM_PROMPT, "user": PROMPT_TEMPLATE})
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: LikelihoodParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, LikelihoodParams)
         n, tokens = total_items(inputs), max_tokens_of(inputs)
-        keep = n if params.top_k is None else min(n, params.top_k)
+        keep = kept(n, params.top_k)
         tokens_in = n * prompt_tokens(query_tokens, tokens)
         return LayerEstimate(
             output=Flow(items=keep, tokens=tokens),
@@ -77,15 +77,16 @@ class Likelihood(Layer):
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: LikelihoodParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, LikelihoodParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
-        user = render(template(params.prompt, PROMPT_TEMPLATE), query=_last_user(ctx))
-        messages = with_query(
-            ctx.query, user, system=params.system_prompt, default_system=DEFAULT_SYSTEM_PROMPT
+        messages = answer_messages(
+            ctx.query,
+            params.prompt,
+            system=params.system_prompt,
+            default_system=DEFAULT_SYSTEM_PROMPT,
         )
         requests = [
             CompletionRequest(
@@ -102,11 +103,7 @@ class Likelihood(Layer):
         by_text = dict(zip((r.assistant_prefix for r in requests), scores, strict=True))
         logprobs = [by_text.get(c.text) for c in candidates]
         ranked = _ranked(candidates, logprobs)
-        return Candidates(items=tuple(ranked if params.top_k is None else ranked[: params.top_k]))
-
-
-def _last_user(ctx: LayerContext) -> str:
-    return next((m.content for m in reversed(ctx.query) if m.role == "user"), "")
+        return Candidates(items=top(ranked, params.top_k))
 
 
 async def _scores(

@@ -22,15 +22,14 @@ import itertools
 import math
 import random
 from collections.abc import Sequence
-from types import MappingProxyType
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from archon.layers._scorers import SELF_EVAL_PROMPT, SELF_EVAL_SYSTEM_PROMPT, make_scorer
-from archon.layers._search import StepSearch, step_estimate
-from archon.layers._steps import STEP_PROMPT, STEP_SYSTEM_PROMPT, Partial, StepSearchParams
-from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate, LayerParams
+from archon.layers._scorers import make_scorer
+from archon.layers._search import STEP_SEARCH_PROMPTS, StepSearch, step_estimate
+from archon.layers._steps import Partial, StepSearchParams
+from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate
 from archon.values import Candidates, Payload
 
 _CLIP = 1e-7
@@ -85,33 +84,24 @@ def multinomial_resample(weights: Sequence[float], rng: random.Random, n: int) -
 RESAMPLERS = {"systematic": systematic_resample, "multinomial": multinomial_resample}
 
 
-class ParticleFilter(Layer):
+class ParticleFilter(Layer[ParticleFilterParams]):
     """Particle filtering over reasoning steps: weight by process score, resample, repeat."""
 
     kind: ClassVar[str] = "particle_filter"
-    Params: ClassVar[type[LayerParams]] = ParticleFilterParams
+    Params = ParticleFilterParams
     consumes = ()
     produces = Candidates
-    prompts = MappingProxyType(
-        {
-            "system": STEP_SYSTEM_PROMPT,
-            "user": STEP_PROMPT,
-            "self_eval_system": SELF_EVAL_SYSTEM_PROMPT,
-            "self_eval": SELF_EVAL_PROMPT,
-        }
-    )
+    prompts = STEP_SEARCH_PROMPTS
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: ParticleFilterParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, ParticleFilterParams)
         return step_estimate(params, query_tokens, params.particles, items=params.particles)
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: ParticleFilterParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, ParticleFilterParams)
         search = StepSearch(ctx, params, make_scorer(ctx, params))
         particles = [Partial(origin=k) for k in range(params.particles)]
         for round_index in range(params.max_steps):

@@ -22,14 +22,20 @@ from collections.abc import Sequence
 from archon.values import Candidate, Message, TestCase
 
 __all__ = [
-    "judge_messages",
+    "QUERY_TEMPLATE",
+    "answer_messages",
+    "build_messages",
+    "last_user",
     "number_candidates",
     "number_tests",
     "query_text",
     "render",
     "template",
-    "with_query",
 ]
+
+QUERY_TEMPLATE = "{query}"
+"""The user prompt of the kinds that answer the query themselves: the query itself (a
+``prompt`` override may wrap it, e.g. ``"Think step by step. {query}"``)."""
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -81,29 +87,47 @@ def query_text(query: Sequence[Message]) -> str:
     return "\n\n".join(f"{labels[m.role]}: {m.content}" for m in turns)
 
 
-def judge_messages(user: str, *, system: str | None, default_system: str) -> tuple[Message, ...]:
-    """A two-message conversation for a judge: a system prompt and the rendered user prompt."""
-    chosen = default_system if system is None else system
-    messages = [Message(role="system", content=chosen)] if chosen else []
-    messages.append(Message(role="user", content=user))
-    return tuple(messages)
+def last_user(query: Sequence[Message]) -> str:
+    """The text of the conversation's last user turn ('' when it has none)."""
+    return next((m.content for m in reversed(query) if m.role == "user"), "")
 
 
-def with_query(
-    query: Sequence[Message], user: str, *, system: str | None, default_system: str
+def build_messages(
+    user: str,
+    *,
+    system: str | None,
+    default_system: str,
+    conversation: Sequence[Message] = (),
 ) -> tuple[Message, ...]:
-    """The conversation with its last user turn replaced by ``user`` and a system prompt.
+    """The messages of a model call: every layer builds them here.
 
-    Used by layers that answer the query themselves (``fuse``): earlier turns stay, so
-    multi-turn conversations keep their context.
+    A system prompt first: ``system`` when given, else the conversation's own (its first
+    system message), else ``default_system``; an empty one is left out. Then the turns of
+    ``conversation`` (its system messages dropped) with the last user turn replaced by
+    ``user``, or ``user`` appended when it does not end with a user turn. Judges pass no
+    conversation (a system and a user message); layers that answer the query themselves
+    pass the query, so multi-turn conversations keep their context.
+
+    Example:
+        >>> [m.role for m in build_messages("Q?", system=None, default_system="Be brief.")]
+        ['system', 'user']
     """
-    turns = [m for m in query if m.role != "system"]
-    query_system = next((m.content for m in query if m.role == "system"), None)
+    turns = [m for m in conversation if m.role != "system"]
+    own_system = next((m.content for m in conversation if m.role == "system"), None)
     if turns and turns[-1].role == "user":
         turns[-1] = Message(role="user", content=user)
     else:
         turns.append(Message(role="user", content=user))
-    chosen = system if system is not None else (query_system or default_system)
+    chosen = system if system is not None else (own_system or default_system)
     if chosen:
         turns.insert(0, Message(role="system", content=chosen))
     return tuple(turns)
+
+
+def answer_messages(
+    query: Sequence[Message], prompt: str | None, *, system: str | None, default_system: str
+) -> tuple[Message, ...]:
+    """The query to answer, its last user turn wrapped in ``prompt`` (default
+    :data:`QUERY_TEMPLATE`: unchanged), through :func:`build_messages`."""
+    user = render(template(prompt, QUERY_TEMPLATE), query=last_user(query))
+    return build_messages(user, system=system, default_system=default_system, conversation=query)

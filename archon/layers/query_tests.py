@@ -25,7 +25,7 @@ class QueryTestsParams(LayerParams):
     max_tests: int = Field(50, ge=1, le=1000)
 
 
-class QueryTests(Layer):
+class QueryTests(Layer[QueryTestsParams]):
     """Extract executable checks from the query: doctest examples, asserts, Input/Output.
 
     Function tasks give ``assert f(x) == <literal>`` code tests; stdin/stdout programs give
@@ -33,21 +33,19 @@ class QueryTests(Layer):
     """
 
     kind: ClassVar[str] = "query_tests"
-    Params: ClassVar[type[LayerParams]] = QueryTestsParams
+    Params = QueryTestsParams
     consumes = ()
     produces = Tests
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: QueryTestsParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, QueryTestsParams)
         return LayerEstimate(output=Flow(items=params.max_tests, tokens=query_tokens))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: QueryTestsParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, QueryTestsParams)
         found = extract(query_text(ctx.query)).tests
         if not found:
             ctx.warn(

@@ -16,20 +16,19 @@ from archon.layers._calls import (
     first_text,
     judge_request,
 )
+from archon.layers.answers import parse_preference, parse_ranking, parse_score, parse_verdict
 from archon.layers.base import (
     CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.parsing import parse_preference, parse_ranking, parse_score, parse_verdict
-from archon.layers.prompts import judge_messages, number_candidates, query_text, render, template
+from archon.layers.prompts import build_messages, number_candidates, query_text, render, template
 from archon.values import Candidate, Candidates, CompletionResponse, Message, Payload
 
 SYSTEM_PROMPT = "You are a fair, strict judge of answer quality. Position and length do not matter."
@@ -97,11 +96,11 @@ class RankParams(JudgeParams):
     model that reports log-probabilities; falls back to the stated verdict)."""
 
 
-class Rank(Layer):
+class Rank(Layer[RankParams]):
     """Order candidates with a judge model; keep the best ``top_k``."""
 
     kind: ClassVar[str] = "rank"
-    Params: ClassVar[type[LayerParams]] = RankParams
+    Params = RankParams
     consumes = (Candidates,)
     produces = Candidates
     prompts = MappingProxyType(
@@ -116,9 +115,8 @@ class Rank(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: RankParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, RankParams)
         n, tokens = total_items(inputs), max_tokens_of(inputs)
         if n <= 1:
             calls, per_call_in = 0, 0
@@ -136,9 +134,8 @@ class Rank(Layer):
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: RankParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, RankParams)
         candidates = candidates_of(inputs)
         if len(candidates) <= 1:
             return Candidates(items=candidates[: params.top_k])
@@ -152,7 +149,7 @@ class Rank(Layer):
 
 
 def _messages(params: RankParams, user: str) -> tuple[Message, ...]:
-    return judge_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
+    return build_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
 
 
 def _shown(candidate: Candidate, params: RankParams) -> str:

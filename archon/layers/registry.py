@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from archon.errors import ArchonError, suggest
-from archon.layers.base import Layer
+from archon.layers.base import AnyLayer
 
 _KIND_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -27,12 +27,12 @@ class UnknownLayerKind(ArchonError):
 class Registry:
     """Maps kind names to layer classes. Fill it at start-up, then only read it."""
 
-    def __init__(self, layers: Iterable[type[Layer]] = ()) -> None:
-        self._layers: dict[str, type[Layer]] = {}
+    def __init__(self, layers: Iterable[type[AnyLayer]] = ()) -> None:
+        self._layers: dict[str, type[AnyLayer]] = {}
         for layer in layers:
             self.register(layer)
 
-    def register(self, layer: type[Layer]) -> type[Layer]:
+    def register(self, layer: type[AnyLayer]) -> type[AnyLayer]:
         """Add a layer class; rejects duplicate and non-snake_case kind names."""
         kind = getattr(layer, "kind", None)
         if not isinstance(kind, str) or not _KIND_NAME.match(kind):
@@ -45,7 +45,7 @@ class Registry:
         self._layers[kind] = layer
         return layer
 
-    def get(self, kind: str) -> type[Layer]:
+    def get(self, kind: str) -> type[AnyLayer]:
         """The class for ``kind``; raises :class:`UnknownLayerKind` with a suggestion."""
         try:
             return self._layers[kind]
@@ -55,7 +55,7 @@ class Registry:
     def __contains__(self, kind: object) -> bool:
         return kind in self._layers
 
-    def __iter__(self) -> Iterator[type[Layer]]:
+    def __iter__(self) -> Iterator[type[AnyLayer]]:
         return iter(self._layers[k] for k in sorted(self._layers))
 
     def kinds(self) -> tuple[str, ...]:

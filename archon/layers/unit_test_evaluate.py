@@ -8,21 +8,28 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from archon.layers._calls import candidates_of, complete_all, first_text, request, tests_of
+from archon.layers._calls import (
+    candidates_of,
+    complete_all,
+    first_text,
+    kept,
+    request,
+    tests_of,
+    top,
+)
+from archon.layers.answers import extract_code, parse_verdict
 from archon.layers.base import (
     CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
 )
-from archon.layers.common import SamplingParams
-from archon.layers.parsing import parse_verdict
-from archon.layers.prompts import judge_messages, query_text, render, template
+from archon.layers.common import SamplingParams, TopK
+from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Candidate, Candidates, Payload, TestCase, Tests
 
 SYSTEM_PROMPT = "You are a strict grader. You check one requirement at a time."
@@ -46,16 +53,16 @@ class UnitTestEvaluateParams(SamplingParams):
     """Code tests run in a sandbox; natural-language checks are judged by ``model``."""
 
     model: str | None = None
-    top_k: int | None = Field(None, ge=1, le=1024)
+    top_k: TopK = None
     timeout_s: float = Field(5.0, gt=0.0, le=600.0)
     memory_mb: int = Field(512, ge=16, le=65536)
 
 
-class UnitTestEvaluate(Layer):
+class UnitTestEvaluate(Layer[UnitTestEvaluateParams]):
     """Rank candidates by the number of tests they pass (code in a sandboxed subprocess)."""
 
     kind: ClassVar[str] = "unit_test_evaluate"
-    Params: ClassVar[type[LayerParams]] = UnitTestEvaluateParams
+    Params = UnitTestEvaluateParams
     consumes = (Candidates, Tests)
     produces = Candidates
     is_filter: ClassVar[bool] = True
@@ -63,13 +70,12 @@ class UnitTestEvaluate(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: UnitTestEvaluateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, UnitTestEvaluateParams)
         candidates = total_items(inputs[:1]) if inputs else 0
         tests = total_items(inputs[1:])
         tokens = max_tokens_of(inputs[:1])
-        keep = candidates if params.top_k is None else min(candidates, params.top_k)
+        keep = kept(candidates, params.top_k)
         calls: tuple[CallEstimate, ...] = ()
         if params.model is not None:
             # Upper bound: every test may be a natural-language check judged per candidate.
@@ -79,9 +85,8 @@ class UnitTestEvaluate(Layer):
         return LayerEstimate(output=Flow(items=keep, tokens=tokens), calls=calls)
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: UnitTestEvaluateParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, UnitTestEvaluateParams)
         candidates = candidates_of(inputs)
         tests = [t for payload in tests_of(inputs) for t in payload.items]
         # Executed in the sandbox: code tests, and io tests that say what output to expect.
@@ -93,12 +98,9 @@ class UnitTestEvaluate(Layer):
         total = len(code) + len(natural)
         passed = [0] * len(candidates)
         if code:
-            # Imported here: compiling a pipeline (archon check) never loads the sandbox.
-            from archon.layers.sandbox import extract_code, run_tests
-
-            # One sandbox at a time: the layer starts no tasks and bounds local CPU use.
+            # One candidate at a time: the layer starts no tasks and bounds local CPU use.
             for k, candidate in enumerate(candidates):
-                report = await run_tests(
+                report = await ctx.run_tests(
                     extract_code(candidate.text),
                     code,
                     timeout_s=params.timeout_s,
@@ -109,7 +111,7 @@ class UnitTestEvaluate(Layer):
             for k, count in enumerate(await _judge(ctx, params, candidates, natural)):
                 passed[k] += count
         order = sorted(range(len(candidates)), key=lambda k: -passed[k])
-        keep = order if params.top_k is None else order[: params.top_k]
+        keep = top(order, params.top_k)
         return Candidates(
             items=tuple(
                 candidates[k].model_copy(update={"score": passed[k] / total if total else None})
@@ -132,7 +134,7 @@ async def _judge(
     requests = [
         request(
             params.model,
-            judge_messages(
+            build_messages(
                 render(prompt, test=check.text, query=query, candidate=candidates[k].text),
                 system=params.system_prompt,
                 default_system=SYSTEM_PROMPT,

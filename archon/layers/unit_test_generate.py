@@ -11,18 +11,17 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from archon.layers._calls import complete_all, first_text, judge_request
+from archon.layers.answers import extract_code
 from archon.layers.base import (
     CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     prompt_tokens,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.parsing import extract_code
-from archon.layers.prompts import judge_messages, query_text, render, template
+from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Payload, TestCase, Tests
 
 SYSTEM_PROMPT = "You write precise, independent tests that a correct answer must pass."
@@ -63,11 +62,11 @@ class UnitTestGenerateParams(JudgeParams):
     mode: Literal["auto", "code", "natural"] = "auto"
 
 
-class UnitTestGenerate(Layer):
+class UnitTestGenerate(Layer[UnitTestGenerateParams]):
     """Generate up to ``num_tests`` tests for the query."""
 
     kind: ClassVar[str] = "unit_test_generate"
-    Params: ClassVar[type[LayerParams]] = UnitTestGenerateParams
+    Params = UnitTestGenerateParams
     consumes = ()
     produces = Tests
     prompts = MappingProxyType(
@@ -76,25 +75,23 @@ class UnitTestGenerate(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: UnitTestGenerateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, UnitTestGenerateParams)
         return LayerEstimate(
             output=Flow(items=params.num_tests, tokens=params.max_tokens),
             calls=(CallEstimate(params.model, 1, prompt_tokens(query_tokens), params.max_tokens),),
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: UnitTestGenerateParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, UnitTestGenerateParams)
         query = query_text(ctx.query)
         kind = (
             params.mode if params.mode != "auto" else ("code" if is_code_task(query) else "natural")
         )
         default = CODE_PROMPT if kind == "code" else NATURAL_PROMPT
         user = render(template(params.prompt, default), query=query, n=params.num_tests)
-        messages = judge_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
+        messages = build_messages(user, system=params.system_prompt, default_system=SYSTEM_PROMPT)
         (response,) = await complete_all(ctx, [judge_request(params, messages)])
         text = first_text(response)
         found = parse_code_tests(text) if kind == "code" else parse_checks(text)

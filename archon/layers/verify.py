@@ -16,20 +16,19 @@ from archon.layers._calls import (
     first_text,
     judge_request,
 )
+from archon.layers.answers import parse_score, parse_verdict
 from archon.layers.base import (
     CallEstimate,
     Flow,
     Layer,
     LayerContext,
     LayerEstimate,
-    LayerParams,
     max_tokens_of,
     prompt_tokens,
     total_items,
 )
 from archon.layers.common import JudgeParams
-from archon.layers.parsing import parse_score, parse_verdict
-from archon.layers.prompts import judge_messages, query_text, render, template
+from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Candidate, Candidates, CompletionResponse, Payload
 
 SYSTEM_PROMPT = (
@@ -59,11 +58,11 @@ class VerifyParams(JudgeParams):
     """Ask for log-probabilities and use them as the confidence of the stated verdict."""
 
 
-class Verify(Layer):
+class Verify(Layer[VerifyParams]):
     """Check each candidate with reasoning; drop the rejected ones (keeps at least one)."""
 
     kind: ClassVar[str] = "verify"
-    Params: ClassVar[type[LayerParams]] = VerifyParams
+    Params = VerifyParams
     consumes = (Candidates,)
     produces = Candidates
     is_filter: ClassVar[bool] = True
@@ -71,9 +70,8 @@ class Verify(Layer):
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: VerifyParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        assert isinstance(params, VerifyParams)
         n, tokens = total_items(inputs), max_tokens_of(inputs)
         return LayerEstimate(
             output=Flow(items=n, tokens=tokens),
@@ -88,9 +86,8 @@ class Verify(Layer):
         )
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: VerifyParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, VerifyParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()
@@ -99,7 +96,7 @@ class Verify(Layer):
         requests = [
             judge_request(
                 params,
-                judge_messages(
+                build_messages(
                     render(prompt, query=query, candidate=c.text),
                     system=params.system_prompt,
                     default_system=SYSTEM_PROMPT,

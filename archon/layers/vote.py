@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from archon.layers._calls import candidates_of
+from archon.layers.answers import ExtractMethod, extract_answer, tally
 from archon.layers.base import (
     Flow,
     Layer,
@@ -16,36 +17,34 @@ from archon.layers.base import (
     max_tokens_of,
     total_items,
 )
-from archon.layers.parsing import extract_answer, tally
 from archon.values import Candidate, Candidates, Payload
 
 
 class VoteParams(LayerParams):
     """How answers are extracted and compared; ties break by first appearance."""
 
-    extract: Literal["auto", "number", "boxed", "choice", "code", "text"] = "auto"
+    extract: ExtractMethod = "auto"
     weighted: bool = False
 
 
-class Vote(Layer):
+class Vote(Layer[VoteParams]):
     """Keep the candidate whose extracted answer the most candidates agree on."""
 
     kind: ClassVar[str] = "vote"
-    Params: ClassVar[type[LayerParams]] = VoteParams
+    Params = VoteParams
     consumes = (Candidates,)
     produces = Candidates
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: VoteParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
         n, tokens = total_items(inputs), max_tokens_of(inputs)
         return LayerEstimate(output=Flow(items=min(n, 1), tokens=tokens))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: VoteParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, VoteParams)
         candidates = candidates_of(inputs)
         if not candidates:
             return Candidates()

@@ -18,8 +18,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from archon.layers.base import BudgetLeft
 from archon.runtime.budget import Meter, Reservation, estimate_prompt_tokens
@@ -37,7 +38,17 @@ from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
 from archon.runtime.streaming import StreamTap, stream_call
 from archon.runtime.trace import CallRecord, TraceSink
-from archon.values import Completion, CompletionRequest, CompletionResponse, Message, Usage
+from archon.values import (
+    Completion,
+    CompletionRequest,
+    CompletionResponse,
+    Message,
+    TestCase,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from archon.layers.sandbox import CallsReport, SandboxReport
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +172,38 @@ class NodeContext:
         state = self._state
         state.meter.check_time()
         return await state.limits.call(f"http:{url}", lambda: post_json(url, body))
+
+    # The sandbox module is imported (and its functions looked up) per run: a pipeline that
+    # runs no program never loads it, and tests may stand in for its functions.
+    async def run_tests(
+        self, code: str, tests: Sequence[str | TestCase], *, timeout_s: float, memory_mb: int
+    ) -> SandboxReport:
+        """Run ``code`` against ``tests`` in the sandbox, holding a sandbox slot of the limits."""
+        from archon.layers import sandbox
+
+        return await self._state.limits.run_code(
+            lambda: sandbox.run_tests(code, tests, timeout_s=timeout_s, memory_mb=memory_mb)
+        )
+
+    async def run_calls(
+        self, code: str, calls: Sequence[str], *, timeout_s: float, memory_mb: int
+    ) -> CallsReport:
+        """Evaluate ``calls`` on ``code`` in the sandbox, holding a sandbox slot."""
+        from archon.layers import sandbox
+
+        return await self._state.limits.run_code(
+            lambda: sandbox.run_calls(code, calls, timeout_s=timeout_s, memory_mb=memory_mb)
+        )
+
+    async def run_stdio(
+        self, code: str, inputs: Sequence[str], *, timeout_s: float, memory_mb: int
+    ) -> CallsReport:
+        """Run ``code`` once per stdin text in the sandbox, holding a sandbox slot."""
+        from archon.layers import sandbox
+
+        return await self._state.limits.run_code(
+            lambda: sandbox.run_stdio(code, inputs, timeout_s=timeout_s, memory_mb=memory_mb)
+        )
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         """Sample ``request.n`` completions, each cached, budgeted, limited and traced."""

@@ -14,6 +14,10 @@ pressure on each provider is bounded in one place. Every model call goes through
 4. on a retryable failure (rate limit, 5xx, timeout, dropped connection) releases both slots,
    sleeps with exponential backoff and jitter, and tries again, up to ``retries`` times.
 
+Programs a layer runs in the sandbox (``ctx.run_tests`` and friends) go through
+:meth:`Limits.run_code`, which holds one of ``sandbox_concurrency`` slots per run, so the
+subprocesses on this machine are bounded here too (default: one per CPU core).
+
 Semaphores are created per event loop on first use, so one ``Limits`` also works across the
 successive ``asyncio.run`` calls of ``run_sync``.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,6 +45,7 @@ LOCAL_PREFIX = "local/"
 @dataclass
 class _LoopState:
     pool: asyncio.Semaphore
+    sandbox: asyncio.Semaphore
     models: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
 
@@ -57,6 +63,8 @@ class Limits:
         backoff_s: first backoff delay; doubles each attempt up to ``max_backoff_s``.
         jitter: the delay is multiplied by ``1 + jitter * U(0, 1)``.
         rng: random source for jitter (pass a seeded one in tests).
+        sandbox_concurrency: sandboxed program runs at once (each a few subprocesses);
+            None: one per CPU core.
 
     Example:
         >>> limits = Limits(max_concurrency=16, per_model={"openai/gpt-4o-mini": 8})
@@ -77,9 +85,14 @@ class Limits:
         max_backoff_s: float = 30.0,
         jitter: float = 0.5,
         rng: random.Random | None = None,
+        sandbox_concurrency: int | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if sandbox_concurrency is None:
+            sandbox_concurrency = os.cpu_count() or 1
+        if sandbox_concurrency < 1:
+            raise ValueError("sandbox_concurrency must be at least 1")
         if retries < 0:
             raise ValueError("retries must be >= 0")
         self.max_concurrency = max_concurrency
@@ -91,6 +104,7 @@ class Limits:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.jitter = jitter
+        self.sandbox_concurrency = sandbox_concurrency
         self._rng = rng or random.Random()
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
@@ -111,7 +125,10 @@ class Limits:
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
         if state is None:
-            state = _LoopState(asyncio.Semaphore(self.max_concurrency))
+            state = _LoopState(
+                asyncio.Semaphore(self.max_concurrency),
+                asyncio.Semaphore(self.sandbox_concurrency),
+            )
             self._states[loop] = state
         return state
 
@@ -173,6 +190,15 @@ class Limits:
                     on_retry(attempt + 1, error)
                 attempt += 1
                 await asyncio.sleep(delay)
+
+    async def run_code(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn()`` (one sandboxed program run) holding a slot of ``sandbox_concurrency``.
+
+        No timeout or retry here: the sandbox enforces its own deadlines, and a program's
+        failure is its result, not an error to retry.
+        """
+        async with self._state().sandbox:
+            return await fn()
 
     async def _attempt(self, model: str, fn: Callable[[], Awaitable[T]]) -> T:
         if self.timeout_s is None:

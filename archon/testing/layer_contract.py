@@ -39,7 +39,7 @@ import pytest
 
 from archon.ir import Node, Param, Pipeline, Value
 from archon.layers import default_registry
-from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate, LayerParams
+from archon.layers.base import AnyLayer, Flow, Layer, LayerContext, LayerEstimate, LayerParams
 from archon.layers.registry import Registry
 from archon.runtime import Limits, MemoryTrace, RunResult, run
 from archon.runtime.clients.fake import Rule, ScriptedClient
@@ -58,24 +58,23 @@ class FeedParams(LayerParams):
     type: str
 
 
-class Feed(Layer):
+class Feed(Layer[FeedParams]):
     """Contract helper: emits the payload stored in its parameters (no model call)."""
 
     kind: ClassVar[str] = "contract_feed"
-    Params: ClassVar[type[LayerParams]] = FeedParams
+    Params = FeedParams
     consumes = ()
     produces = Payload
 
     @classmethod
     def estimate(
-        cls, params: LayerParams, query_tokens: int, inputs: Sequence[Flow]
+        cls, params: FeedParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
         return LayerEstimate(output=Flow(0, 0))
 
     async def run(
-        self, ctx: LayerContext, params: LayerParams, inputs: Sequence[Payload]
+        self, ctx: LayerContext, params: FeedParams, inputs: Sequence[Payload]
     ) -> Payload:
-        assert isinstance(params, FeedParams)
         module, _, name = params.type.partition(":")
         payload_type = getattr(importlib.import_module(module), name)
         payload: Payload = payload_type.model_validate_json(params.payload)
@@ -106,7 +105,7 @@ class LayerContract:
     """Base class of a layer kind's tests. Subclasses set ``layer``, ``params``, ``script``
     and may override :meth:`make_inputs`, ``parses_output`` and ``query``."""
 
-    layer: ClassVar[type[Layer]]
+    layer: ClassVar[type[AnyLayer]]
     params: ClassVar[LayerParams | Mapping[str, Any]]
     script: ClassVar[Sequence[Rule]] = ()
     query: ClassVar[str] = "What is 6 times 7? Answer with a number."
@@ -148,9 +147,8 @@ class LayerContract:
     # ---------------------------------------------------------------------- running helpers
 
     def validated_params(self) -> LayerParams:
-        return self.layer.Params.model_validate(
-            self.params.model_dump() if isinstance(self.params, LayerParams) else self.params
-        )
+        params: LayerParams = self.layer.validate_params(self.params)
+        return params
 
     def registry(self) -> Registry:
         registry = default_registry().copy()

@@ -213,14 +213,6 @@ def test_nothing_executes_keeps_the_input_order_without_signals() -> None:
     assert any("no candidate ran" in w for w in warnings)
 
 
-def test_a_sandbox_without_run_calls_falls_back_with_a_warning() -> None:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delattr(sandbox, "run_calls")
-        items, warnings, _ = _run(TestExecVoteContract(), 2)
-    assert [c.text for c in items] == [SOLUTIONS[0], SOLUTIONS[1]]
-    assert any("lacks run_calls" in w for w in warnings)
-
-
 # ---------------------------------------------------------------------- stdin programs
 
 STDIN_QUERY = """Print the sum of the numbers.

@@ -37,19 +37,23 @@ class ShoutParams(LayerParams):
     marks: int = 1
 
 
-class Shout(Layer):
+class Shout(Layer[ShoutParams]):
     """Upper-case every candidate and add exclamation marks (no model call)."""
 
     kind: ClassVar[str] = "shout"
-    Params: ClassVar[type[LayerParams]] = ShoutParams
+    Params = ShoutParams
     consumes = (Candidates,)
     produces = Candidates
 
     @classmethod
-    def estimate(cls, params, query_tokens, inputs: Sequence[Flow]) -> LayerEstimate:
+    def estimate(
+        cls, params: ShoutParams, query_tokens: int, inputs: Sequence[Flow]
+    ) -> LayerEstimate:
         return LayerEstimate(output=Flow(sum(f.items for f in inputs), 0))
 
-    async def run(self, ctx: LayerContext, params, inputs: Sequence[Payload]) -> Payload:
+    async def run(
+        self, ctx: LayerContext, params: ShoutParams, inputs: Sequence[Payload]
+    ) -> Payload:
         items = [c for payload in inputs if isinstance(payload, Candidates) for c in payload.items]
         loud = "!" * params.marks
         return Candidates(items=tuple(

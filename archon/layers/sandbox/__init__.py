@@ -67,14 +67,16 @@ files (64), no core dumps. ``timeout_s`` bounds the program's top-level code and
 call or run; the deadlines are enforced by processes the candidate does not control.
 
 Concurrency: each run holds one slot of its :class:`Sandbox`'s ``limit``; the module
-functions use a fresh unbounded ``Sandbox()`` unless given one.
+functions use a fresh unbounded ``Sandbox()`` unless given one. Layers call them through
+their context (``ctx.run_tests`` and friends), which bounds the runs of a whole pipeline run
+by ``Limits.sandbox_concurrency``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from archon.layers.parsing import extract_code
+from archon.layers.answers import extract_code
 from archon.layers.sandbox.api import (
     MIN_MEMORY_MB,
     CallOutcome,

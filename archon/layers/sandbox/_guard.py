@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 _REFUSED_IMPORTS = frozenset(
@@ -22,31 +23,33 @@ def guard(root: str, readable: tuple[str, ...], hidden: tuple[str, ...] = ()) ->
     and ``readable`` (the interpreter and system libraries) or inside ``hidden`` (installed
     packages, which may hold datasets with their answers), and writes outside ``root``.
     Self-contained: it calls no function a candidate can replace."""
-    getcwd, fspath, stat, pid, str_, bytes_ = os.getcwd, os.fspath, os.stat, os.getpid(), str, bytes
-    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    refused = frozenset(
-        {
-            "socket.__new__", "socket.connect", "socket.bind", "socket.sendto",
-            "socket.sendmsg", "socket.getaddrinfo", "socket.gethostbyname",
-            "socket.gethostbyaddr", "socket.getnameinfo", "subprocess.Popen", "os.system",
-            "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill",
-            "os.killpg", "signal.pthread_kill", "pty.spawn", "ctypes.dlopen", "ctypes.dlsym",
-            "ctypes.cdata", "os.symlink", "os.link", "gc.get_objects", "gc.get_referrers",
-            "gc.get_referents", "sys._current_frames", "os.chroot", "os.putenv",
-            "os.unsetenv", "shutil.chown", "sqlite3.connect", "mmap.__new__",
-        }
-    )  # fmt: skip
-    path_events = {
-        "os.remove": 1, "os.rmdir": 1, "os.mkdir": 1, "os.rename": 2, "os.replace": 2,
-        "os.chmod": 1, "os.chown": 1, "os.truncate": 1, "os.utime": 1, "shutil.rmtree": 1,
-        "shutil.copyfile": 2, "shutil.move": 2, "os.chflags": 1, "os.setxattr": 1,
-        "os.removexattr": 1, "os.chdir": 1,
-    }  # fmt: skip
+    # Every function the hook calls is captured now, before any candidate code runs; the
+    # helpers below only build closures over what they are given.
     root = root.rstrip("/") or "/"
+    inside = _guard_within(root)
+    absolute = _guard_resolver(os.getcwd, os.fspath, str, bytes)
+    check_open = _guard_open_check(inside, absolute, os.stat, os.getpid(), readable, hidden)
+    sys.addaudithook(_guard_hook(root, inside, absolute, check_open))
+
+
+def _guard_within(root: str) -> Callable[[str], bool]:
+    """Whether an absolute, normalised path is ``root`` or below it."""
+
+    def inside(path: str) -> bool:
+        return path == root or path.startswith(root + "/")
+
+    return inside
+
+
+def _guard_resolver(
+    getcwd: Callable[[], str], fspath: Any, str_: type[str], bytes_: type[bytes]
+) -> Callable[[object], str | None]:
+    """A path argument of an audit event as a normalised absolute path, or None when it is
+    not a path or is relative with ``..`` (relative to a dir_fd the hook cannot see)."""
 
     def absolute(path: object) -> str | None:
         try:
-            text = fspath(path)  # type: ignore[call-overload]
+            text = fspath(path)
         except BaseException:
             return None
         if type(text) is bytes_:
@@ -66,8 +69,20 @@ def guard(root: str, readable: tuple[str, ...], hidden: tuple[str, ...] = ()) ->
                 parts.append(part)
         return "/" + "/".join(parts)
 
-    def inside(path: str) -> bool:
-        return path == root or path.startswith(root + "/")
+    return absolute
+
+
+def _guard_open_check(
+    inside: Callable[[str], bool],
+    absolute: Callable[[object], str | None],
+    stat: Callable[[str], os.stat_result],
+    pid: int,
+    readable: tuple[str, ...],
+    hidden: tuple[str, ...],
+) -> Callable[[object, object, object], None]:
+    """The check of an ``open`` event: raises ``PermissionError`` for what it refuses."""
+    str_ = str
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
     def foreign_proc(path: str) -> bool:
         parts = path.split("/")
@@ -101,6 +116,35 @@ def guard(root: str, readable: tuple[str, ...], hidden: tuple[str, ...] = ()) ->
         if is_dir:
             raise PermissionError("sandbox: directories outside the temporary directory")
 
+    return check_open
+
+
+def _guard_hook(
+    root: str,
+    inside: Callable[[str], bool],
+    absolute: Callable[[object], str | None],
+    check_open: Callable[[object, object, object], None],
+) -> Callable[[str, tuple[Any, ...]], None]:
+    """The audit hook: ``open`` checks, refused imports and events, paths of other events."""
+    refused = frozenset(
+        {
+            "socket.__new__", "socket.connect", "socket.bind", "socket.sendto",
+            "socket.sendmsg", "socket.getaddrinfo", "socket.gethostbyname",
+            "socket.gethostbyaddr", "socket.getnameinfo", "subprocess.Popen", "os.system",
+            "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill",
+            "os.killpg", "signal.pthread_kill", "pty.spawn", "ctypes.dlopen", "ctypes.dlsym",
+            "ctypes.cdata", "os.symlink", "os.link", "gc.get_objects", "gc.get_referrers",
+            "gc.get_referents", "sys._current_frames", "os.chroot", "os.putenv",
+            "os.unsetenv", "shutil.chown", "sqlite3.connect", "mmap.__new__",
+        }
+    )  # fmt: skip
+    path_events = {
+        "os.remove": 1, "os.rmdir": 1, "os.mkdir": 1, "os.rename": 2, "os.replace": 2,
+        "os.chmod": 1, "os.chown": 1, "os.truncate": 1, "os.utime": 1, "shutil.rmtree": 1,
+        "shutil.copyfile": 2, "shutil.move": 2, "os.chflags": 1, "os.setxattr": 1,
+        "os.removexattr": 1, "os.chdir": 1,
+    }  # fmt: skip
+
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event == "open":
             check_open(*args[:3])
@@ -114,4 +158,4 @@ def guard(root: str, readable: tuple[str, ...], hidden: tuple[str, ...] = ()) ->
                 if path is None or not inside(path):
                     raise PermissionError(f"sandbox: {event} outside the temporary directory")
 
-    sys.addaudithook(hook)
+    return hook

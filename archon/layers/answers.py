@@ -1,4 +1,5 @@
-"""Defensive parsers of model output, and answer equivalence.
+"""Reading model replies: defensive extraction of answers, verdicts, scores, rankings and
+code from model text, and answer equivalence.
 
 Every function here accepts arbitrary text and returns ``None`` (or a documented fallback)
 when the text does not contain what was asked for; none of them raises on malformed input.

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archon.layers.parsing import (
+from archon.layers.answers import (
     answers_equivalent,
     extract_answer,
     extract_code,
