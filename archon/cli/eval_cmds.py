@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from archon.cli import options as opt
 from archon.cli.common import (
     EXIT_RUNTIME,
     check_output_path,
@@ -23,16 +24,7 @@ from archon.cli.common import (
     stdout,
     usage_error,
 )
-from archon.cli.session import (
-    AllowKeyOption,
-    Connection,
-    RetriesOption,
-    TimeoutOption,
-    check_model_path,
-    load_pipeline,
-    make_client,
-    open_cache,
-)
+from archon.cli.session import Connection, check_model_path, load_pipeline, make_client, open_cache
 from archon.errors import ArchonError
 from archon.eval import (
     FORMATS,
@@ -214,9 +206,7 @@ def eval_command(
     split: Annotated[str, typer.Option(help="dev, test or all (seeded hash of item ids).")] = "all",
     split_seed: Annotated[int, typer.Option(help="Seed of the dev/test split.")] = 0,
     concurrency: Annotated[int, typer.Option(help="Items in flight at once.")] = 8,
-    params: Annotated[
-        Path | None, typer.Option(help="JSON hole values (e.g. the best.json of a search).")
-    ] = None,
+    params: opt.Params = None,
     out: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
     records: Annotated[
         Path | None, typer.Option(help="Append one JSON record per item here as it finishes.")
@@ -254,16 +244,14 @@ def eval_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the call cache.")
     ] = False,
-    model_path: Annotated[
-        Path | None, typer.Option(help="GGUF file to use for every local/... model.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Run seed (sampling seeds derive from it).")] = 0,
+    model_path: opt.ModelPath = None,
+    seed: opt.Seed = 0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
     ] = False,
-    allow_key: AllowKeyOption = None,
-    timeout: TimeoutOption = None,
-    retries: RetriesOption = None,
+    allow_key: opt.AllowKey = None,
+    timeout: opt.Timeout = None,
+    retries: opt.Retries = None,
 ) -> None:
     """Evaluate a pipeline on a dataset: accuracy (or judge score), pass@k, coverage, cost.
 

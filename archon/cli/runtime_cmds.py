@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict, TypeVar
 
 import typer
 
+from archon.cli import options as opt
 from archon.cli.common import (
     EXIT_RUNTIME,
     check_output_path,
@@ -20,16 +21,7 @@ from archon.cli.common import (
     read_text_file,
     usage_error,
 )
-from archon.cli.session import (
-    AllowKeyOption,
-    Connection,
-    RetriesOption,
-    TimeoutOption,
-    check_model_path,
-    load_pipeline,
-    make_client,
-    open_cache,
-)
+from archon.cli.session import Connection, check_model_path, load_pipeline, make_client, open_cache
 from archon.errors import ArchonError
 from archon.ir import Pipeline
 from archon.layers import default_registry
@@ -41,7 +33,9 @@ from archon.runtime import (
     JsonlTrace,
     Limits,
     MemoryTrace,
+    ModelClient,
     RunResult,
+    TraceSink,
     prepare,
     run,
     run_many,
@@ -49,6 +43,8 @@ from archon.runtime import (
 from archon.runtime import models as local_models
 from archon.runtime.cache import CacheError
 from archon.values import Message
+
+_T = TypeVar("_T")
 
 models_app = typer.Typer(help="Local models: list, pull (download and verify), path.")
 cache_app = typer.Typer(help="The persistent model-call cache.")
@@ -179,6 +175,17 @@ def _print_prompts(records: Sequence[CallRecord]) -> None:
             typer.echo(f"[answer]\n{record.output}", err=True)
 
 
+class _RunSettings(TypedDict):
+    """What a single run and a run over many queries both take."""
+
+    client: ModelClient
+    limits: Limits
+    registry: Registry
+    cache: CallCache | None
+    trace: TraceSink | None
+    seed: int
+
+
 async def _execute(
     pipeline: Pipeline,
     queries: list[str | tuple[Message, ...]],
@@ -192,51 +199,57 @@ async def _execute(
     connection: Connection,
 ) -> bool:
     client = make_client(pipeline, model_path, connection)
-    limits: Limits = connection.limits()
-    ok = True
+    settings = _RunSettings(
+        client=client,
+        limits=connection.limits(),
+        registry=registry,
+        cache=cache,
+        trace=trace,
+        seed=seed,
+    )
     try:
         if len(queries) == 1:
-            try:
-                result = await run(
-                    pipeline,
-                    queries[0],
-                    client=client,
-                    limits=limits,
-                    registry=registry,
-                    cache=cache,
-                    trace=trace,
-                    seed=seed,
-                )
-            except ArchonError as error:
-                typer.echo(f"error: {error}", err=True)
-                return False
-            if as_json:
-                typer.echo(json.dumps(_result_json(result), ensure_ascii=False))
-            else:
-                typer.echo(result.answer)
-                for warning in result.warnings:
-                    typer.echo(f"warning: {warning}", err=True)
-            return True
-        async for item in run_many(
-            pipeline,
-            queries,
-            client=client,
-            limits=limits,
-            registry=registry,
-            cache=cache,
-            trace=trace,
-            seed=seed,
-        ):
-            ok = ok and item.ok
-            if as_json:
-                typer.echo(json.dumps(_item_json(item), ensure_ascii=False))
-            elif item.result is not None:
-                typer.echo(f"[{item.index}] {item.result.answer}")
-            else:
-                typer.echo(f"[{item.index}] error: {item.error}", err=True)
-        return ok
+            return await _answer_one(pipeline, queries[0], as_json, settings)
+        return await _answer_each(pipeline, queries, as_json, settings)
     finally:
         await client.aclose()
+
+
+async def _answer_one(
+    pipeline: Pipeline, query: str | tuple[Message, ...], as_json: bool, settings: _RunSettings
+) -> bool:
+    """Answer one query: the answer alone (or a JSON object), its warnings on stderr."""
+    try:
+        result = await run(pipeline, query, **settings)
+    except ArchonError as error:
+        typer.echo(f"error: {error}", err=True)
+        return False
+    if as_json:
+        typer.echo(json.dumps(_result_json(result), ensure_ascii=False))
+    else:
+        typer.echo(result.answer)
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+    return True
+
+
+async def _answer_each(
+    pipeline: Pipeline,
+    queries: list[str | tuple[Message, ...]],
+    as_json: bool,
+    settings: _RunSettings,
+) -> bool:
+    """Answer many queries, printing each (numbered) as it finishes; False if any failed."""
+    ok = True
+    async for item in run_many(pipeline, queries, **settings):
+        ok = ok and item.ok
+        if as_json:
+            typer.echo(json.dumps(_item_json(item), ensure_ascii=False))
+        elif item.result is not None:
+            typer.echo(f"[{item.index}] {item.result.answer}")
+        else:
+            typer.echo(f"[{item.index}] error: {item.error}", err=True)
+    return ok
 
 
 def run_command(
@@ -246,12 +259,8 @@ def run_command(
         Path | None,
         typer.Option("--input", help="JSONL file: one query per line (string, query, messages)."),
     ] = None,
-    params: Annotated[
-        Path | None, typer.Option(help="JSON hole values (e.g. the best.json of a search).")
-    ] = None,
-    trace: Annotated[
-        Path | None, typer.Option(help="Append one JSON line per model call to this file.")
-    ] = None,
+    params: opt.Params = None,
+    trace: opt.Trace = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the cache.")
     ] = False,
@@ -262,13 +271,11 @@ def run_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and cost estimate; call nothing.")
     ] = False,
-    model_path: Annotated[
-        Path | None, typer.Option(help="GGUF file to use for every local/... model.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Run seed (sampling seeds derive from it).")] = 0,
-    allow_key: AllowKeyOption = None,
-    timeout: TimeoutOption = None,
-    retries: RetriesOption = None,
+    model_path: opt.ModelPath = None,
+    seed: opt.Seed = 0,
+    allow_key: opt.AllowKey = None,
+    timeout: opt.Timeout = None,
+    retries: opt.Retries = None,
 ) -> None:
     """Run a pipeline on a query (or a JSONL file of queries) and print the answer.
 
@@ -325,7 +332,7 @@ def run_command(
 
 @models_app.command("list")
 def models_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Known local models, their size and whether they are installed."""
     home = local_models.archon_home()
@@ -394,7 +401,7 @@ def models_path(
 def models_doctor(
     name: Annotated[str, typer.Argument(help="Model to time.")] = local_models.DEFAULT_MODEL,
     tokens: Annotated[int, typer.Option(min=1, max=1024, help="Tokens to decode.")] = 64,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: opt.Json = False,
 ) -> None:
     """CPU features, the engine's build flags, whether the engine runs here, and its speed."""
     from archon.cli.doctor import doctor_command
@@ -407,20 +414,11 @@ def models_doctor(
 
 @cache_app.command("stats")
 def cache_stats(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Entries, size and entries per model of the call cache (a broken file is moved aside
     and replaced, with a warning)."""
-    cache = CallCache(local_models.archon_home() / "cache.sqlite")
-    try:
-        stats = cache.stats()
-    except CacheError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_RUNTIME) from error
-    finally:
-        cache.close()
-    for warning in cache.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+    stats = _with_cache(CallCache.stats)
     if as_json:
         typer.echo(
             json.dumps(
@@ -441,9 +439,16 @@ def cache_stats(
 @cache_app.command("clear")
 def cache_clear() -> None:
     """Delete every cached call (a broken file is moved aside and replaced)."""
+    removed = _with_cache(CallCache.clear)
+    typer.echo(f"removed {removed} entries")
+
+
+def _with_cache(operation: Callable[[CallCache], _T]) -> _T:
+    """``operation`` on the call cache of the archon home, which is closed afterwards; its
+    warnings (a broken file moved aside) go to stderr, a failure exits 3."""
     cache = CallCache(local_models.archon_home() / "cache.sqlite")
     try:
-        removed = cache.clear()
+        result = operation(cache)
     except CacheError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_RUNTIME) from error
@@ -451,4 +456,4 @@ def cache_clear() -> None:
         cache.close()
     for warning in cache.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    typer.echo(f"removed {removed} entries")
+    return result

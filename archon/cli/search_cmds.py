@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from archon.cli import options as opt
 from archon.cli.common import (
     EXIT_RUNTIME,
     check_output_path,
@@ -28,16 +29,7 @@ from archon.cli.common import (
     usage_error,
 )
 from archon.cli.eval_cmds import load_dataset_or_exit
-from archon.cli.session import (
-    AllowKeyOption,
-    Connection,
-    RetriesOption,
-    TimeoutOption,
-    check_model_path,
-    load_template,
-    make_client,
-    open_cache,
-)
+from archon.cli.session import Connection, check_model_path, load_template, make_client, open_cache
 from archon.compiler.emit import pipeline_to_pipe
 from archon.errors import ArchonError
 from archon.eval import Dataset, EvalConfig
@@ -369,9 +361,9 @@ def search_command(
     ] = None,
     top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    allow_key: AllowKeyOption = None,
-    timeout: TimeoutOption = None,
-    retries: RetriesOption = None,
+    allow_key: opt.AllowKey = None,
+    timeout: opt.Timeout = None,
+    retries: opt.Retries = None,
 ) -> None:
     """Search a template's holes on a dataset's dev split; write the best as a concrete .pipe.
 

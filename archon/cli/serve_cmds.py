@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from archon.cli import options as opt
 from archon.cli.common import EXIT_RUNTIME, usage_error
 from archon.cli.session import assign_params, load_template, make_shared_client, open_cache
 from archon.errors import ArchonError
@@ -200,15 +201,11 @@ def serve_command(
         float | None,
         typer.Option(help="Renew the server budget every this many seconds (default: never)."),
     ] = None,
-    trace: Annotated[
-        Path | None, typer.Option(help="Append one JSON line per model call to this file.")
-    ] = None,
+    trace: opt.Trace = None,
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="Read and write the call cache.")
     ] = True,
-    model_path: Annotated[
-        Path | None, typer.Option(help="GGUF file to use for every local/... model.")
-    ] = None,
+    model_path: opt.ModelPath = None,
     seed: Annotated[int, typer.Option(help="Seed of requests that send none.")] = 0,
     keepalive: Annotated[
         float, typer.Option(help="Seconds without output before a stream gets a keep-alive.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -31,28 +31,6 @@ if TYPE_CHECKING:  # the runtime is imported by the commands that run models, wh
     from archon.runtime.clients.openai_compat import HttpTimeouts
     from archon.runtime.clients.router import RouterClient
     from archon.runtime.keys import KeyPolicy
-
-AllowKeyOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--allow-key",
-        metavar="VAR[@HOST[:PORT]]",
-        help="Confirm that $VAR (named by an api_key_env of the .pipe) may be sent to HOST"
-        " (any host without @); repeatable. Also read from $ARCHON_HOME/keys.toml.",
-    ),
-]
-TimeoutOption = Annotated[
-    float | None,
-    typer.Option(
-        "--timeout",
-        metavar="SECONDS",
-        help="Limit of one model call attempt (default 300); connecting gets at most 10 s.",
-    ),
-]
-RetriesOption = Annotated[
-    int | None,
-    typer.Option("--retries", help="Extra attempts after a retryable failure (default 4)."),
-]
 
 
 @dataclass(frozen=True)
@@ -157,22 +135,7 @@ def make_client(
     """The client ``archon run`` uses: local models pulled into the archon home on first use,
     every other model through litellm with the pipeline's model options. Keys the pipeline
     asks for but the user has not confirmed are reported on stderr (and not sent)."""
-    from archon.runtime import models as local_models
-    from archon.runtime.clients.router import RouterClient
-
-    check_model_path(model_path)
-    connection = connection or Connection()
-    home = local_models.archon_home()
-    client = RouterClient.for_pipeline(
-        pipeline,
-        local_resolve=lambda name: local_models.ensure(name, home),
-        local_paths={"*": model_path} if model_path else None,
-        keys=connection.key_policy(),
-        http_timeouts=connection.http_timeouts(),
-    )
-    for warning in client.key_warnings():
-        typer.echo(f"warning: {warning}", err=True)
-    return client
+    return make_shared_client((pipeline,), model_path, connection)
 
 
 def make_shared_client(
@@ -180,9 +143,9 @@ def make_shared_client(
     model_path: Path | None = None,
     connection: Connection | None = None,
 ) -> RouterClient:
-    """One client for several pipelines (``archon serve``): their ``models`` options merged,
-    so a local model is loaded once however many pipelines use it. Exit 2 when two
-    pipelines give the same model string different options."""
+    """One client for several pipelines (``archon serve``; :func:`make_client` for one): their
+    ``models`` options merged, so a local model is loaded once however many pipelines use it.
+    Exit 2 when two pipelines give the same model string different options."""
     from archon.runtime import models as local_models
     from archon.runtime.clients.base import ModelOptions
     from archon.runtime.clients.router import RouterClient, pipeline_options

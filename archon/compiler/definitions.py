@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from archon.compiler.load import LoadedFile, resolve_relative
+from archon.compiler.lower_values import LoweringFailed, ValueLowerer, ValueScope
 from archon.compiler.scopes import Definitions
-from archon.compiler.values import LoweringFailed, ValueLowerer, ValueScope
 from archon.dsl import ast
 from archon.errors import Diagnostic, Severity
 from archon.ir import ModelSpec, Param, model_option_problem

@@ -24,8 +24,8 @@ from dataclasses import replace
 
 from archon.compiler.definitions import Definer, ReadRelative
 from archon.compiler.load import Program
+from archon.compiler.lower_values import IRValue, LoweringFailed, ValueScope
 from archon.compiler.scopes import BodyContext, Definitions, Namespace, Output, Scope, labels_in
-from archon.compiler.values import IRValue, LoweringFailed, ValueScope
 from archon.dsl import ast
 from archon.dsl.limits import DEPTH_CODE, SourceLimits, too_many_nodes
 from archon.errors import Diagnostic, suggest

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from archon.compiler import checks
 from archon.compiler.cost import estimate_range
-from archon.compiler.resolve import check_params
+from archon.compiler.param_checks import check_params
 from archon.errors import Diagnostic, Severity
 from archon.ir import Pipeline
 from archon.layers.registry import Registry

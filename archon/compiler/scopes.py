@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from archon.compiler.values import ValueScope
+from archon.compiler.lower_values import ValueScope
 from archon.dsl import ast
 from archon.ir import ModelSpec, Requirement
 from archon.source import Span

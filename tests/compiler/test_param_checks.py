@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archon.compiler.resolve import check_params
+from archon.compiler.param_checks import check_params
 from archon.ir import Choice, FloatRange, IntRange
 from archon.layers import default_registry
 
