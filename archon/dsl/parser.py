@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
-from typing import Any
 
 from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.tree import Meta
 from lark.visitors import Transformer_NonRecursive
 
 from archon.dsl import ast
@@ -54,7 +54,7 @@ def lark_parser() -> Lark:
         grammar_text(),
         parser="lalr",
         propagate_positions=True,
-        maybe_placeholders=False,
+        maybe_placeholders=True,
         cache=grammar_cache_path(),
     )
 
@@ -253,8 +253,8 @@ def _expected_hint(expected: set[str] | frozenset[str], parser: Lark) -> str | N
 # --- tree to AST --------------------------------------------------------------------------
 
 
-def _span(path: str, meta: Any) -> Span:
-    if getattr(meta, "empty", True):
+def _span(path: str, meta: Meta) -> Span:
+    if meta.empty:
         return ast.NO_SPAN
     # model_construct skips validation: lark's positions are ints already, and parsing
     # builds one span per token, so this is the parser's hot path.
@@ -288,161 +288,132 @@ def _number(text: str) -> int | float:
     return int(clean)
 
 
-@v_args(meta=True)
+@v_args(meta=True, inline=True)
 class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
-    """Structural only: builds AST nodes, validates nothing (that is the compiler's job)."""
+    """Structural only: builds AST nodes, validates nothing (that is the compiler's job).
+
+    Each callback receives a rule's parts as arguments (keywords and punctuation are left
+    out of the tree; an absent ``[part]`` is None), so no callback depends on where a part
+    sits among tokens it does not use.
+    """
 
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
 
-    def start(self, meta: Any, items: list[Any]) -> ast.File:
-        return ast.File(items=tuple(items))
+    def start(self, meta: Meta, *items: ast.Item) -> ast.File:
+        return ast.File(items=items)
 
-    def import_stmt(self, meta: Any, children: list[Any]) -> ast.Import:
-        return ast.Import(path=children[1], span=_span(self.path, meta))
+    def import_stmt(self, meta: Meta, path: ast.Str) -> ast.Import:
+        return ast.Import(path=path, span=_span(self.path, meta))
 
-    def models_block(self, meta: Any, children: list[Any]) -> ast.ModelsBlock:
-        return ast.ModelsBlock(
-            entries=tuple(_nodes(children, ast.Binding)), span=_span(self.path, meta)
-        )
+    def models_block(self, meta: Meta, *entries: ast.Binding) -> ast.ModelsBlock:
+        return ast.ModelsBlock(entries=entries, span=_span(self.path, meta))
 
-    def prompts_block(self, meta: Any, children: list[Any]) -> ast.PromptsBlock:
-        return ast.PromptsBlock(
-            entries=tuple(_nodes(children, ast.Binding)), span=_span(self.path, meta)
-        )
+    def prompts_block(self, meta: Meta, *entries: ast.Binding) -> ast.PromptsBlock:
+        return ast.PromptsBlock(entries=entries, span=_span(self.path, meta))
 
-    def binding(self, meta: Any, children: list[Any]) -> ast.Binding:
-        return ast.Binding(name=children[0], value=children[2], span=_span(self.path, meta))
+    def binding(self, meta: Meta, name: ast.Name, value: ast.Value) -> ast.Binding:
+        return ast.Binding(name=name, value=value, span=_span(self.path, meta))
 
-    def block_def(self, meta: Any, children: list[Any]) -> ast.BlockDef:
-        params: tuple[ast.BlockParam, ...] = ()
-        for child in children:
-            if isinstance(child, tuple):
-                params = child
-        body = tuple(c for c in children[2:] if _is_stmt(c))
-        return ast.BlockDef(name=children[1], params=params, body=body, span=_span(self.path, meta))
+    def block_def(
+        self,
+        meta: Meta,
+        name: ast.Name,
+        params: tuple[ast.BlockParam, ...] | None,
+        *body: ast.Stmt,
+    ) -> ast.BlockDef:
+        span = _span(self.path, meta)
+        return ast.BlockDef(name=name, params=params or (), body=body, span=span)
 
-    def block_params(self, meta: Any, children: list[Any]) -> tuple[ast.BlockParam, ...]:
-        return tuple(children)
+    def block_params(self, meta: Meta, *params: ast.BlockParam) -> tuple[ast.BlockParam, ...]:
+        return params
 
-    def block_param(self, meta: Any, children: list[Any]) -> ast.BlockParam:
-        default = children[2] if len(children) > 2 else None
-        return ast.BlockParam(name=children[0], default=default, span=_span(self.path, meta))
+    def block_param(self, meta: Meta, name: ast.Name, default: ast.Value | None) -> ast.BlockParam:
+        return ast.BlockParam(name=name, default=default, span=_span(self.path, meta))
 
-    def pipeline_def(self, meta: Any, children: list[Any]) -> ast.PipelineDef:
-        body = tuple(c for c in children[2:] if _is_stmt(c))
-        return ast.PipelineDef(name=children[1], body=body, span=_span(self.path, meta))
+    def pipeline_def(self, meta: Meta, name: ast.Name, *body: ast.Stmt) -> ast.PipelineDef:
+        return ast.PipelineDef(name=name, body=body, span=_span(self.path, meta))
 
-    def budget_stmt(self, meta: Any, children: list[Any]) -> ast.BudgetStmt:
-        return ast.BudgetStmt(
-            entries=tuple(_nodes(children, ast.BudgetEntry)), span=_span(self.path, meta)
-        )
+    def budget_entry(self, meta: Meta, name: ast.Name, value: ast.Num) -> ast.BudgetEntry:
+        return ast.BudgetEntry(name=name, value=value, span=_span(self.path, meta))
 
-    def budget_entry(self, meta: Any, children: list[Any]) -> ast.BudgetEntry:
-        return ast.BudgetEntry(name=children[0], value=children[2], span=_span(self.path, meta))
+    def budget_stmt(self, meta: Meta, *entries: ast.BudgetEntry) -> ast.BudgetStmt:
+        return ast.BudgetStmt(entries=entries, span=_span(self.path, meta))
 
-    def layer_stmt(self, meta: Any, children: list[Any]) -> ast.LayerStmt:
-        label = next((c for c in children if isinstance(c, _Label)), None)
-        call = next(c for c in children if isinstance(c, ast.Call))
-        inputs = next((c for c in children if isinstance(c, _Inputs)), None)
+    def layer_stmt(
+        self,
+        meta: Meta,
+        label: ast.Name | None,
+        optional: bool | None,
+        call: ast.Call,
+        inputs: tuple[ast.Name, ...] | None,
+    ) -> ast.LayerStmt:
         return ast.LayerStmt(
             call=call,
-            label=label.name if label else None,
-            optional=any(isinstance(c, _Optional) for c in children),
-            inputs=inputs.names if inputs else None,
+            label=label,
+            optional=optional is not None,
+            inputs=inputs,
             span=_span(self.path, meta),
         )
 
-    def repeat_stmt(self, meta: Any, children: list[Any]) -> ast.RepeatStmt:
-        label = children[0] if isinstance(children[0], _Label) else None
-        rest = children[1:] if label else children
-        # rest: REPEAT value LBRACE stmt* RBRACE
-        body = tuple(c for c in rest[3:] if _is_stmt(c))
-        return ast.RepeatStmt(
-            count=rest[1],
-            body=body,
-            label=label.name if label else None,
-            span=_span(self.path, meta),
-        )
+    def optional_first_layer_stmt(
+        self,
+        meta: Meta,
+        optional: bool,
+        label: ast.Name,
+        call: ast.Call,
+        inputs: tuple[ast.Name, ...] | None,
+    ) -> ast.LayerStmt:
+        """``optional name = kind(...)``: the same statement with its first two parts swapped."""
+        return self.layer_stmt(meta, label, optional, call, inputs)
 
-    def label(self, meta: Any, children: list[Any]) -> _Label:
-        return _Label(children[0])
+    def repeat_stmt(
+        self, meta: Meta, label: ast.Name | None, count: ast.Value, *body: ast.Stmt
+    ) -> ast.RepeatStmt:
+        return ast.RepeatStmt(count=count, body=body, label=label, span=_span(self.path, meta))
 
-    def optional_kw(self, meta: Any, children: list[Any]) -> _Optional:
-        return _Optional()
+    def label(self, meta: Meta, name: ast.Name) -> ast.Name:
+        return name
 
-    def inputs(self, meta: Any, children: list[Any]) -> _Inputs:
-        return _Inputs(tuple(c for c in children if isinstance(c, ast.Name)))
+    def optional_kw(self, meta: Meta) -> bool:
+        return True
 
-    def call(self, meta: Any, children: list[Any]) -> ast.Call:
-        args: tuple[ast.Arg, ...] = ()
-        for child in children:
-            if isinstance(child, tuple):
-                args = child
-        return ast.Call(name=children[0], args=args, span=_span(self.path, meta))
+    def inputs(self, meta: Meta, *names: ast.Name) -> tuple[ast.Name, ...]:
+        return names
 
-    def args(self, meta: Any, children: list[Any]) -> tuple[ast.Arg, ...]:
-        return tuple(children)
+    def call(self, meta: Meta, name: ast.Name, args: tuple[ast.Arg, ...] | None) -> ast.Call:
+        return ast.Call(name=name, args=args or (), span=_span(self.path, meta))
 
-    def named_arg(self, meta: Any, children: list[Any]) -> ast.Arg:
-        return ast.Arg(name=children[0], value=children[2], span=_span(self.path, meta))
+    def args(self, meta: Meta, *args: ast.Arg) -> tuple[ast.Arg, ...]:
+        return args
 
-    def positional_arg(self, meta: Any, children: list[Any]) -> ast.Arg:
-        return ast.Arg(name=None, value=children[0], span=_span(self.path, meta))
+    def named_arg(self, meta: Meta, name: ast.Name, value: ast.Value) -> ast.Arg:
+        return ast.Arg(name=name, value=value, span=_span(self.path, meta))
 
-    def true(self, meta: Any, children: list[Any]) -> ast.Bool:
-        return ast.Bool(True, span=_token_span(self.path, children[0]))
+    def positional_arg(self, meta: Meta, value: ast.Value) -> ast.Arg:
+        return ast.Arg(name=None, value=value, span=_span(self.path, meta))
 
-    def false(self, meta: Any, children: list[Any]) -> ast.Bool:
-        return ast.Bool(False, span=_token_span(self.path, children[0]))
+    def true(self, meta: Meta) -> ast.Bool:
+        return ast.Bool(True, span=_span(self.path, meta))
 
-    def list_value(self, meta: Any, children: list[Any]) -> ast.ListValue:
-        items = tuple(c for c in children if not isinstance(c, Token))
+    def false(self, meta: Meta) -> ast.Bool:
+        return ast.Bool(False, span=_span(self.path, meta))
+
+    def list_value(self, meta: Meta, *items: ast.Value) -> ast.ListValue:
         return ast.ListValue(items=items, span=_span(self.path, meta))
 
-    def ref(self, meta: Any, children: list[Any]) -> ast.Ref:
-        name: ast.Name = children[0]
+    def ref(self, meta: Meta, name: ast.Name) -> ast.Ref:
         return ast.Ref(name.text, span=name.span)
 
-    def string(self, meta: Any, children: list[Any]) -> ast.Str:
-        token: Token = children[0]
-        if token.type == "LONG_STRING":
-            value = str(token)[3:-3]
-        else:
-            value = _unescape(str(token)[1:-1])
-        return ast.Str(value, span=_token_span(self.path, token))
+    def string(self, meta: Meta, token: Token) -> ast.Str:
+        return ast.Str(_unescape(token[1:-1]), span=_token_span(self.path, token))
 
-    def number(self, meta: Any, children: list[Any]) -> ast.Num:
-        token: Token = children[0]
-        return ast.Num(_number(str(token)), span=_token_span(self.path, token))
+    def long_string(self, meta: Meta, token: Token) -> ast.Str:
+        return ast.Str(token[3:-3], span=_token_span(self.path, token))
 
-    def name(self, meta: Any, children: list[Any]) -> ast.Name:
-        token: Token = children[0]
+    def number(self, meta: Meta, token: Token) -> ast.Num:
+        return ast.Num(_number(token), span=_token_span(self.path, token))
+
+    def name(self, meta: Meta, token: Token) -> ast.Name:
         return ast.Name(str(token), span=_token_span(self.path, token))
-
-
-class _Label:
-    __slots__ = ("name",)
-
-    def __init__(self, name: ast.Name) -> None:
-        self.name = name
-
-
-class _Optional:
-    __slots__ = ()
-
-
-class _Inputs:
-    __slots__ = ("names",)
-
-    def __init__(self, names: tuple[ast.Name, ...]) -> None:
-        self.names = names
-
-
-def _is_stmt(node: object) -> bool:
-    return isinstance(node, ast.LayerStmt | ast.RepeatStmt | ast.BudgetStmt)
-
-
-def _nodes(children: list[Any], kind: type) -> list[Any]:
-    return [c for c in children if isinstance(c, kind)]

@@ -7,6 +7,7 @@ import pytest
 from archon.dsl import ast
 from archon.dsl.parser import parse
 from archon.errors import DiagnosticError
+from archon.source import Span
 
 
 def N(text: str) -> ast.Name:
@@ -132,6 +133,17 @@ def test_layer_statement_forms() -> None:
             inputs=(N("a"), N("fuse_1.2")),
         ),
     )
+
+
+def test_optional_may_come_before_the_label() -> None:
+    before, after = body("optional g = critique() <- a  g = optional critique() <- a")
+    assert (
+        before
+        == after
+        == ast.LayerStmt(call("critique"), label=N("g"), optional=True, inputs=(N("a"),))
+    )
+    assert (before.span.col, before.span.end_col) == (14, 42)
+    assert (after.span.col, after.span.end_col) == (44, 72)
 
 
 def test_inputs_absent_means_none() -> None:
@@ -270,6 +282,47 @@ def test_spans_point_at_the_source() -> None:
     assert rank.inputs is not None
     assert (rank.inputs[0].span.line, rank.inputs[0].span.col) == (7, 22)
     assert (rank.span.col, rank.span.end_col) == (3, 25)
+
+
+KEYWORDS_AND_PUNCTUATION = """\
+import "lib.pipe"
+block b() { budget { calls <= 4 } }
+pipeline p {
+  r = repeat 2 { x(a = [true, false], b = "s", c = \"""t\""") }
+}
+"""
+
+
+def _where(span: object) -> tuple[int, int, int, int]:
+    assert isinstance(span, Span)
+    return (span.line, span.col, span.end_line, span.end_col)
+
+
+def test_spans_include_keywords_and_punctuation() -> None:
+    """Keywords and brackets are not in the tree, yet the spans still cover them."""
+    imported, block, pipeline = parse(KEYWORDS_AND_PUNCTUATION).items
+    assert isinstance(imported, ast.Import)
+    assert isinstance(block, ast.BlockDef)
+    assert isinstance(pipeline, ast.PipelineDef)
+    assert _where(imported.span) == (1, 1, 1, 18)
+    assert _where(block.span) == (2, 1, 2, 36)
+    assert block.params == ()
+    (budget,) = block.body
+    assert isinstance(budget, ast.BudgetStmt)
+    assert _where(budget.span) == (2, 13, 2, 34)
+    (repeat,) = pipeline.body
+    assert isinstance(repeat, ast.RepeatStmt)
+    assert _where(repeat.span) == (4, 3, 4, 62)
+    (layer,) = repeat.body
+    assert isinstance(layer, ast.LayerStmt)
+    assert _where(layer.call.span) == (4, 18, 4, 60)
+    listed, short, long = (arg.value for arg in layer.call.args)
+    assert isinstance(listed, ast.ListValue)
+    assert _where(listed.span) == (4, 24, 4, 37)
+    assert [_where(item.span) for item in listed.items] == [(4, 25, 4, 29), (4, 31, 4, 36)]
+    assert (short, long) == (ast.Str("s"), ast.Str("t"))
+    assert _where(short.span) == (4, 43, 4, 46)
+    assert _where(long.span) == (4, 52, 4, 59)
 
 
 def test_comments_are_collected_with_spans_but_not_in_strings() -> None:
