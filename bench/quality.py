@@ -45,7 +45,7 @@ from typing import cast
 from archon.compiler import compile_source
 from archon.compiler.structure import assign
 from archon.eval import Dataset, EvalConfig, EvalResult, evaluate, load_dataset, select_split
-from archon.eval.baselines import BaselineRow, compare_baselines
+from archon.eval.baselines import BaselineRow, compare_baselines, item_scores
 from archon.eval.stats import paired_difference
 from archon.ir import Pipeline, Value
 from archon.layers import default_registry
@@ -202,18 +202,13 @@ VERSUS_HEADER = (
 )
 
 
-def scores_by_id(result: EvalResult) -> dict[str, float]:
-    """Per-item scores keyed by item id (failed items score 0, as in the accuracy)."""
-    return {record.id: record.score for record in result.records}
-
-
 def versus_rows(measured: Sequence[Measured]) -> list[str]:
     """The first architecture against each other one, paired on the items both scored."""
     if len(measured) < 2:
         return []
     first, lines = measured[0], []
     for other in measured[1:]:
-        diff = paired_difference(scores_by_id(first.result), scores_by_id(other.result))
+        diff = paired_difference(item_scores(first.result), item_scores(other.result))
         if diff is None:
             continue
         lines.append(

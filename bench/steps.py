@@ -34,6 +34,7 @@ from pathlib import Path
 
 from archon.compiler import compile_source
 from archon.eval import EvalConfig, EvalResult, evaluate, load_dataset
+from archon.eval.baselines import item_scores
 from archon.eval.stats import paired_difference
 from archon.ir import Pipeline
 from archon.layers._steps import STEP_SYSTEM_PROMPT
@@ -155,10 +156,7 @@ def versus_best_of_n(rows: list[Row]) -> list[str]:
         )
         if base is None:
             continue
-        diff = paired_difference(
-            {r.id: r.score for r in row.result.records},
-            {r.id: r.score for r in base.result.records},
-        )
+        diff = paired_difference(item_scores(row.result), item_scores(base.result))
         if diff is not None:
             out.append(
                 f"* {row.dataset} at {row.shape.budget} calls: {row.shape.config} - bon_vote ="
