@@ -200,11 +200,7 @@ def _function_examples(query: str, entry: str) -> Iterator[tuple[str, str | None
 
 
 def _doctest_examples(query: str, entry: str) -> Iterator[tuple[str, str | None]]:
-    try:
-        examples = doctest.DocTestParser().get_examples(query)
-    except ValueError:  # inconsistent indentation and the like: no doctest examples
-        return
-    for example in examples:
+    for example in _doctests(query):
         source = example.source.strip()
         expression = _expression(source)
         if expression is None or not _self_contained(expression, entry):
@@ -216,6 +212,46 @@ def _doctest_examples(query: str, entry: str) -> Iterator[tuple[str, str | None]
             yield ast.unparse(expression), literal_source(want)
         else:  # `>>> f(x) == y` states its own check; a bare `>>> f(x)` is only an input
             yield _split_comparison(expression, entry) or (ast.unparse(expression), None)
+
+
+def _doctests(query: str) -> Iterator[doctest.Example]:
+    """Every ``>>>`` example of ``query``, each parsed on its own.
+
+    Parsing the whole text at once loses every example as soon as one of them is malformed:
+    the standard parser raises for the whole string, and a prompt in a Markdown fence (a
+    closing ````` at column 0 right after the docstring) is enough to make it raise.
+    """
+    parser = doctest.DocTestParser()
+    for block in _doctest_blocks(query.splitlines()):
+        try:
+            yield from parser.get_examples(block)
+        except ValueError:  # inconsistent indentation and the like: skip this example only
+            continue
+
+
+def _doctest_blocks(lines: Sequence[str]) -> Iterator[str]:
+    """Each ``>>>`` line with the lines that belong to it: at its indentation or deeper, up
+    to a blank line, the next ``>>>`` line or a Markdown fence."""
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        stripped = line.lstrip()
+        if not stripped.startswith(">>>"):
+            continue
+        indent = line[: len(line) - len(stripped)]
+        block = [line]
+        while index < len(lines) and _continues_example(lines[index], indent):
+            block.append(lines[index])
+            index += 1
+        yield "\n".join(block)
+
+
+def _continues_example(line: str, indent: str) -> bool:
+    stripped = line.strip()
+    if not stripped or stripped.startswith((">>>", "```", "~~~")):
+        return False
+    return line.startswith(indent)
 
 
 def _split_comparison(expression: ast.expr, entry: str) -> tuple[str, str | None] | None:

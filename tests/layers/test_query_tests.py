@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archon.eval import load_dataset
 from archon.layers._query_examples import calls_in, entry_point, extract, literal_source
 from archon.layers.query_tests import QueryTests, QueryTestsParams
 from archon.layers.sandbox import run_tests
@@ -278,6 +279,22 @@ def test_golden_extraction(name: str, query: str, tests: list[TestCase], calls: 
     assert list(found.calls) == calls
 
 
+def test_a_markdown_fence_around_the_prompt_keeps_its_doctests() -> None:
+    # The shape bench and eval prompts take: the docstring's closing quotes, then a fence at
+    # column 0. Parsed as one text, the fence made the doctest parser reject every example.
+    fenced = f"Complete the function.\n\n```python\n{HUMANEVAL_STYLE.rstrip()}\n```"
+    assert extract(fenced) == extract(HUMANEVAL_STYLE)
+    assert len(extract(fenced).tests) == 2
+
+
+def test_one_malformed_doctest_does_not_hide_the_others() -> None:
+    query = (
+        'def f(x):\n    """\n    >>> f(1)\n    2\n      >>> f(2)\n   3\n'
+        '    >>> f(3)\n    4\n    """\n'
+    )
+    assert [t.text for t in extract(query).tests] == ["assert f(1) == 2", "assert f(3) == 4"]
+
+
 @pytest.mark.parametrize("query", MALFORMED, ids=range(len(MALFORMED)))
 def test_malformed_queries_yield_no_test(query: str) -> None:
     assert extract(query).tests == ()
@@ -363,6 +380,14 @@ def test_most_humaneval_prompts_state_tests() -> None:
     with_tests = [p for p in problems if extract(p["prompt"]).tests]
     assert len(with_tests) >= 140  # 152 when this was written
     assert all(extract(p["prompt"]).entry == p["entry_point"] for p in problems)
+
+
+def test_the_humaneval_loaders_queries_state_the_same_tests_as_the_prompts() -> None:
+    prompts = {p["task_id"]: p["prompt"] for p in _humaneval()}
+    queries = {item.id: item.turns[0] for item in load_dataset("humaneval").items}
+    assert queries.keys() == prompts.keys()
+    for task_id, prompt in prompts.items():
+        assert extract(queries[task_id]).tests == extract(prompt).tests, task_id
 
 
 def test_canonical_solutions_pass_their_extracted_tests() -> None:
