@@ -219,7 +219,7 @@ def _doctests(query: str) -> Iterator[doctest.Example]:
 
     Parsing the whole text at once loses every example as soon as one of them is malformed:
     the standard parser raises for the whole string, and a prompt in a Markdown fence (a
-    closing ````` at column 0 right after the docstring) is enough to make it raise.
+    fence that closes at column 0 right after the docstring) is enough to make it raise.
     """
     parser = doctest.DocTestParser()
     for block in _doctest_blocks(query.splitlines()):
