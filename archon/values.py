@@ -114,6 +114,11 @@ class CompletionRequest(_Frozen):
     max_tokens: int | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    """Stop strings: the reply ends before the first of them (which it does not include)."""
+    stop_after_code: bool = False
+    """End the reply after its first complete fenced code block: the text keeps the block
+    with its closing fence and nothing after it (how each backend does it:
+    :mod:`archon.runtime.clients.code_stop`)."""
     logprobs: bool = False
     assistant_prefix: str | None = None
     """The answer so far: the model continues this text as the start of its reply (the chat

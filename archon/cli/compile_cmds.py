@@ -137,6 +137,11 @@ def _print_summary(path: Path, result: CompileResult) -> None:
         f"{_count(len(info['holes']), 'hole')} (search space: {space})"
     )
     typer.echo(f"  per query: {calls} model calls, at most {tokens} tokens{approx}")
+    if cost.get("exit_calls") is not None:
+        typer.echo(
+            f"  early exit: {cost['exit_calls']:,} model calls, at most"
+            f" {cost['exit_tokens']:,} tokens when a query stops at the first exit_if"
+        )
 
 
 def _count(number: int, noun: str) -> str:
@@ -361,6 +366,8 @@ def estimate_text(pipeline: Pipeline) -> str:
     """One line per model: calls and token bound for a concrete pipeline."""
     cost = estimate(pipeline, default_registry())
     lines = [f"{cost.calls} calls, at most {cost.tokens:,} tokens per query"]
+    if cost.min_calls is not None:
+        lines.append(f"  at least {cost.min_calls} calls (a query that stops at the first exit)")
     for model in cost.per_model:
         bound = f"≤{model.tokens_in:,} in + ≤{model.tokens_out:,} out"
         lines.append(f"  {model.model}: {model.calls} calls, {bound}")

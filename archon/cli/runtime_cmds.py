@@ -140,6 +140,8 @@ def plan_text(pipeline: Pipeline, registry: Registry) -> str:
         return "\n".join(lines)
     cost = estimate(pipeline, registry)
     lines.append(f"estimate: {cost.calls} calls, at most {cost.tokens:,} tokens per query")
+    if cost.min_calls is not None:
+        lines.append(f"  {cost.min_calls} calls when the query stops at the first exit_if")
     for model in cost.per_model:
         lines.append(
             f"  {model.model}: {model.calls} calls, <= {model.tokens_in:,} in"
@@ -155,6 +157,7 @@ def _result_json(result: RunResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 4),
         "cache_hits": result.cache_hits,
         "warnings": list(result.warnings),
+        "exits": [record.model_dump() for record in result.exits],
     }
 
 

@@ -94,6 +94,8 @@ def check_ports(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
                     )
                 )
         for payload in layer.consumes:
+            if payload in layer.optional_inputs:
+                continue
             if payload not in supplied and all(i in nodes for i in node.inputs):
                 diagnostics.append(
                     Diagnostic(

@@ -106,12 +106,14 @@ def topo_order(pipeline: Pipeline) -> list[str]:
 
 
 def ancestors_of_output(pipeline: Pipeline) -> set[str]:
-    """Ids of the output node and every node it depends on (``query`` included when reached)."""
+    """Ids of the nodes that can give the answer (the output node and every early-exit
+    gate) and every node they depend on (``query`` included when reached)."""
     inputs = {node.id: node.inputs for node in pipeline.nodes}
     if pipeline.output not in inputs:
         return set()
-    found = {pipeline.output}
-    todo = [pipeline.output]
+    gates = [node.id for node in pipeline.nodes if node.kind in GATE_KINDS]
+    found = {pipeline.output, *gates}
+    todo = list(found)
     while todo:
         vertex = todo.pop()
         if vertex in inputs and not inputs[vertex]:
@@ -121,6 +123,10 @@ def ancestors_of_output(pipeline: Pipeline) -> set[str]:
                 found.add(source)
                 todo.append(source)
     return found
+
+
+GATE_KINDS = frozenset({"exit_if"})
+"""Early-exit gates: drawn as diamonds (the nodes after one run only when it does not fire)."""
 
 
 def _label(node_id: str, kind: str) -> str:
@@ -176,6 +182,8 @@ def to_dot(pipeline: Pipeline) -> str:
         note = _switch_note(pipeline, node.id)
         text = "\\n".join(x for x in (label, detail, f"[{note}]" if note else "") if x)
         style = ", style=dashed" if node.requires else ""
+        if node.kind in GATE_KINDS:
+            style += ", shape=diamond"
         if node.id == pipeline.output:
             style += ", penwidth=2"
         lines.append(f'  "{node.id}" [label="{_escape(text)}"{style}];')
@@ -192,7 +200,10 @@ def to_mermaid(pipeline: Pipeline) -> str:
     for node in pipeline.nodes:
         note = _switch_note(pipeline, node.id)
         text = _label(node.id, node.kind) + (f" [{note}]" if note else "")
-        lines.append(f'  {ids[node.id]}["{_escape(text)}"]')
+        if node.kind in GATE_KINDS:
+            lines.append(f'  {ids[node.id]}{{"{_escape(text)}"}}')
+        else:
+            lines.append(f'  {ids[node.id]}["{_escape(text)}"]')
     for source, target in edges(pipeline):
         arrow = "-.->" if pipeline.node(target).requires else "-->"
         lines.append(f"  {ids[source]} {arrow} {ids[target]}")

@@ -382,7 +382,7 @@ class _Lowerer(Definer):
             for output in explicit:
                 spans.setdefault(output.id, output.span)
         else:
-            inputs = self._implicit_inputs(statement, layer.consumes, recent)
+            inputs = self._implicit_inputs(statement, layer.consumes, recent, layer.optional_inputs)
         params = self._params(statement.call, context)
         self.nodes.append(
             Node(
@@ -398,13 +398,19 @@ class _Lowerer(Definer):
         return [Output(node_id, layer.produces)]
 
     def _implicit_inputs(
-        self, statement: ast.LayerStmt, consumes: Sequence[type[Payload]], recent: list[Output]
+        self,
+        statement: ast.LayerStmt,
+        consumes: Sequence[type[Payload]],
+        recent: list[Output],
+        optional: Sequence[type[Payload]] = (),
     ) -> list[str]:
         inputs: list[str] = []
         for payload in consumes:
             source = next((o for o in reversed(recent) if o.produces is payload), None)
             if source is None:
                 source = next((o for o in reversed(recent) if o.produces is None), None)
+            if source is None and payload in optional:
+                continue
             if source is None:
                 kind = statement.call.name.text
                 self.error(

@@ -301,6 +301,8 @@ async def _one(setup: _Setup, item: EvalItem) -> ItemRecord | BudgetExceeded:
         "seconds": sum(r.seconds for r in results),
         "cache_hits": sum(r.cache_hits for r in results),
         "by_model": trace.by_model(),
+        "exited_at": results[-1].exited_at,
+        "skipped": results[-1].skipped,
     }
     cands = _candidates(setup.pipeline, results[-1])
     try:

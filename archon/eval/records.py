@@ -100,6 +100,8 @@ class ItemRecord(_Frozen):
         judge_usage: what the metric's own model calls spent.
         error, error_type: why the item failed (a node error, a per-query budget...).
         fingerprint, metric: the pipeline and metric that produced the record (resume checks).
+        exited_at, skipped: the early-exit gate the last turn stopped at and the nodes that
+            exit skipped (None and empty when every stage ran).
     """
 
     id: str
@@ -118,6 +120,14 @@ class ItemRecord(_Frozen):
     error_type: str | None = None
     fingerprint: str = ""
     metric: str = ""
+    exited_at: str | None = None
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def calls_needed(self) -> int:
+        """The model calls the pipeline made for this item, cache hits included (what it
+        would cost without a cache)."""
+        return self.usage.calls + self.cache_hits
 
     @property
     def answer(self) -> str:

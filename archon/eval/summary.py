@@ -24,6 +24,7 @@ Definitions (per item, then averaged over items):
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -49,6 +50,34 @@ def declared_filters(registry: Registry | None = None) -> tuple[str, ...]:
     return tuple(layer.kind for layer in registry if layer.is_filter)
 
 
+class Spread(_Frozen):
+    """Mean, median and maximum of one per-query quantity."""
+
+    mean: float = 0.0
+    median: float = 0.0
+    max: float = 0.0
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        if not values:
+            return cls()
+        return cls(mean=statistics.fmean(values), median=statistics.median(values), max=max(values))
+
+
+class PerQuery(_Frozen):
+    """Per-query spend of the answered items, cache hits counted as the calls they stand for.
+
+    Attributes:
+        calls: model calls per query; ``tokens``: prompt plus completion tokens per query
+            (a cache hit's tokens are not known, so they count 0).
+        exited: items an early-exit gate stopped before the last stage.
+    """
+
+    calls: Spread = Spread()
+    tokens: Spread = Spread()
+    exited: int = 0
+
+
 class Cost(_Frozen):
     """What the pipeline spent over ``items`` items (totals), and the judges apart."""
 
@@ -61,6 +90,8 @@ class Cost(_Frozen):
     cache_hits: int = 0
     judge: Usage = Usage()
     by_model: tuple[ModelUsage, ...] = ()
+    per_query: PerQuery | None = None
+    """How calls and tokens spread over the queries (early exit makes them differ)."""
 
     def _per(self, total: float) -> float:
         return total / self.items if self.items else 0.0
@@ -136,6 +167,9 @@ class Tally:
         self._seconds = 0.0
         self._hits = 0
         self._by_model: tuple[ModelUsage, ...] = ()
+        self._query_calls: list[int] = []
+        self._query_tokens: list[int] = []
+        self._exited = 0
 
     def add(self, record: ItemRecord) -> None:
         """Count one record."""
@@ -145,6 +179,9 @@ class Tally:
         self._seconds += record.seconds
         self._hits += record.cache_hits
         self._by_model = merge_usage(self._by_model, record.by_model)
+        self._query_calls.append(record.calls_needed)
+        self._query_tokens.append(record.usage.tokens)
+        self._exited += int(record.exited_at is not None)
         if not record.ok:
             # A failed item scores 0, is wrong and covers nothing.
             self.errors += 1
@@ -205,6 +242,11 @@ class Tally:
                 cache_hits=self._hits,
                 judge=self._judge,
                 by_model=self._by_model,
+                per_query=PerQuery(
+                    calls=Spread.of(self._query_calls),
+                    tokens=Spread.of(self._query_tokens),
+                    exited=self._exited,
+                ),
             ),
         )
 

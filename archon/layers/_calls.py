@@ -81,7 +81,8 @@ def request(
     n: int = 1,
     logprobs: bool = False,
 ) -> CompletionRequest:
-    """A request carrying the layer's sampling knobs."""
+    """A request carrying the layer's sampling knobs (stop strings and ``stop_after_code``
+    included)."""
     return CompletionRequest(
         model=model,
         messages=messages,
@@ -90,6 +91,8 @@ def request(
         top_p=params.top_p,
         max_tokens=params.max_tokens,
         seed=params.seed,
+        stop=params.stop,
+        stop_after_code=params.stop_after_code,
         logprobs=logprobs,
     )
 

@@ -171,6 +171,10 @@ class Layer(ABC, Generic[P]):
     Params: type[P]
     """The pydantic model of the arguments (a class attribute; the type argument's class)."""
     consumes: ClassVar[tuple[type[Payload], ...]] = ()
+    optional_inputs: ClassVar[tuple[type[Payload], ...]] = ()
+    """Those of ``consumes`` the kind reads when given but can do without: a layer written
+    without ``<-`` reads them only when an earlier layer produces them, and the compiler
+    does not require them."""
     produces: ClassVar[type[Payload]]
     prompts: ClassVar[Mapping[str, str]] = MappingProxyType({})
     """Default prompt templates by name (what ``archon kinds KIND --prompts`` prints)."""
@@ -199,6 +203,34 @@ class Layer(ABC, Generic[P]):
     @abstractmethod
     async def run(self, ctx: LayerContext, params: P, inputs: Sequence[Payload]) -> Payload:
         """Execute the layer for one query."""
+
+
+@dataclass(frozen=True)
+class ExitDecision:
+    """What a :class:`Gate` decided for one query: stop here (``exit``) or go on, and why."""
+
+    exit: bool
+    reason: str
+
+
+class Gate(Layer[P]):
+    """A layer that may end the pipeline early for one query (an early exit).
+
+    The nodes written after a gate form the later stages: the runtime starts them only once
+    the gate has decided, and skips them all when it decides to exit; the gate's own output
+    (its input candidates, passed through) is then the pipeline's answer. The runtime calls
+    :meth:`gate`; ``run`` gives only its payload, for callers that do not stop early.
+    """
+
+    @abstractmethod
+    async def gate(
+        self, ctx: LayerContext, params: P, inputs: Sequence[Payload]
+    ) -> tuple[Payload, ExitDecision]:
+        """The gate's output and whether the pipeline stops here for the current query."""
+
+    async def run(self, ctx: LayerContext, params: P, inputs: Sequence[Payload]) -> Payload:
+        output, _ = await self.gate(ctx, params, inputs)
+        return output
 
 
 AnyLayer: TypeAlias = Layer[Any]

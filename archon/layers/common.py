@@ -13,6 +13,10 @@ TopK = Annotated[int | None, Field(ge=1, le=1024)]
 rather than a base class, so that each kind's fields keep their order (and its schema)."""
 
 
+StopString = Annotated[str, Field(min_length=1, max_length=256)]
+"""One stop string of a layer's ``stop`` parameter."""
+
+
 class SamplingParams(LayerParams):
     """Decoding knobs. ``None`` leaves the provider default; ``0`` is an explicit zero."""
 
@@ -20,6 +24,13 @@ class SamplingParams(LayerParams):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int = Field(512, ge=1, le=1_000_000)
     seed: int | None = None
+    stop: tuple[StopString, ...] = Field((), max_length=16)
+    """Stop strings: a reply ends before the first of them (which it does not include)."""
+    stop_after_code: bool = False
+    """End each reply after its first complete fenced code block, closing fence included:
+    the explanation a model writes after its program is neither generated nor kept. A stop
+    string ``"```"`` would cut at the opening fence instead; see
+    :mod:`archon.runtime.clients.code_stop` for how each backend stops."""
     prompt: str | None = None
     """Override of the layer's user prompt template (see ``archon run --show-prompts``)."""
     system_prompt: str | None = None

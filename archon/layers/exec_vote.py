@@ -102,6 +102,7 @@ class ExecVote(Layer[ExecVoteParams]):
     kind: ClassVar[str] = "exec_vote"
     Params = ExecVoteParams
     consumes = (Candidates, Tests)
+    optional_inputs = (Tests,)
     produces = Candidates
     prompts = MappingProxyType(
         {"system": SYSTEM_PROMPT, "calls": CALLS_PROMPT, "stdin": STDIN_PROMPT}

@@ -84,6 +84,8 @@ def cache_key(
         "seed": seed,
         "sample": sample_index,
     }
+    if request.stop_after_code:  # only when set: the keys of earlier entries stay valid
+        payload["stop_after_code"] = True
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

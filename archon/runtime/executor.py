@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
 
 from archon.errors import ArchonError
 from archon.ir import Budget, Node, Pipeline, is_hole
-from archon.layers.base import Layer, LayerParams
+from archon.layers.base import ExitDecision, Gate, Layer, LayerParams
 from archon.layers.registry import Registry
 from archon.runtime.budget import BudgetExceeded, Meter
 from archon.runtime.cache import CallCache
@@ -64,6 +64,24 @@ class NodeFailed(ArchonError):
         super().__init__(f"node `{node.id}`{where} failed: {message}")
 
 
+class ExitRecord(BaseModel):
+    """What one early-exit gate decided for a query (see :class:`archon.layers.base.Gate`).
+
+    Attributes:
+        node: the gate's node id.
+        exit: whether the pipeline stopped there.
+        reason: the condition's reading, e.g. ``leading candidate passes 3/3``.
+        skipped: the nodes its exit skipped (empty when it did not fire).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node: str
+    exit: bool
+    reason: str
+    skipped: tuple[str, ...] = ()
+
+
 class RunResult(BaseModel):
     """The outcome of one query.
 
@@ -75,6 +93,8 @@ class RunResult(BaseModel):
         seconds: wall time of the query.
         cache_hits: single-sample calls answered from the cache.
         warnings: recoverable problems reported by layers or the runtime.
+        exits: the decision of every early-exit gate that ran, in pipeline order; the
+            last one holds ``exit=True`` and the skipped nodes when the query stopped early.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -86,6 +106,17 @@ class RunResult(BaseModel):
     seconds: float
     cache_hits: int = 0
     warnings: tuple[str, ...] = ()
+    exits: tuple[ExitRecord, ...] = ()
+
+    @property
+    def exited_at(self) -> str | None:
+        """The gate the query stopped at (None: every stage ran)."""
+        return next((record.node for record in self.exits if record.exit), None)
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """The nodes an early exit skipped."""
+        return next((record.skipped for record in self.exits if record.exit), ())
 
     def node_output(self, node_id: str) -> Payload:
         """The payload node ``node_id`` produced."""
@@ -180,38 +211,102 @@ def _leaf(error: BaseException) -> BaseException:
     return error
 
 
+@dataclass
+class _Stages:
+    """The early-exit gates of one query's run and what each decided.
+
+    A node waits for the decision of every gate written before it; the first gate that
+    decides to exit skips every later node.
+    """
+
+    gates: tuple[str, ...]
+    decisions: dict[str, asyncio.Future[ExitDecision | None]]
+    skipped: list[str]
+
+    @classmethod
+    def of(cls, prepared: Prepared, loop: asyncio.AbstractEventLoop) -> _Stages:
+        gates = tuple(item.node.id for item in prepared.nodes if isinstance(item.layer, Gate))
+        return cls(gates, {gate: loop.create_future() for gate in gates}, [])
+
+    def before(self, node_id: str, order: Mapping[str, int]) -> tuple[str, ...]:
+        return tuple(gate for gate in self.gates if order[gate] < order[node_id])
+
+    async def stopped(self, gates: Sequence[str]) -> bool:
+        """Whether one of ``gates`` decided to exit (waits for their decisions)."""
+        for gate in gates:
+            decision = await self.decisions[gate]
+            if decision is not None and decision.exit:
+                return True
+        return False
+
+    def records(self, order: Sequence[str]) -> tuple[ExitRecord, ...]:
+        records = []
+        for gate in self.gates:
+            decision = self.decisions[gate].result()
+            if decision is None:  # the gate itself was skipped
+                continue
+            skipped = tuple(n for n in order if n in self.skipped) if decision.exit else ()
+            records.append(
+                ExitRecord(node=gate, exit=decision.exit, reason=decision.reason, skipped=skipped)
+            )
+            if decision.exit:
+                break
+        return tuple(records)
+
+
 async def _run_node(
     item: PreparedNode,
     state: QueryState,
     futures: Mapping[str, asyncio.Future[Payload]],
+    stages: _Stages,
+    waits_for: Sequence[str],
 ) -> None:
+    node_id = item.node.id
+    if waits_for and await stages.stopped(waits_for):
+        stages.skipped.append(node_id)
+        if node_id in stages.decisions:
+            stages.decisions[node_id].set_result(None)
+        futures[node_id].set_result(Candidates())
+        return
     inputs = [await futures[source] for source in item.node.inputs]
-    ctx = NodeContext(state, item.node.id)
+    ctx = NodeContext(state, node_id)
     try:
-        output = await item.layer.run(ctx, item.params, inputs)
+        if isinstance(item.layer, Gate):
+            output, decision = await item.layer.gate(ctx, item.params, inputs)
+            stages.decisions[node_id].set_result(decision)
+        else:
+            output = await item.layer.run(ctx, item.params, inputs)
     except Exception as e:
         cause = _leaf(e)
         if isinstance(cause, BudgetExceeded):
             raise cause from None
         message = state.redactor.redact(str(cause) or type(cause).__name__)
         raise NodeFailed(item.node, cause, message) from cause
-    futures[item.node.id].set_result(output)
+    futures[node_id].set_result(output)
 
 
 async def execute(prepared: Prepared, state: QueryState) -> RunResult:
-    """Run every node of ``prepared`` for the query in ``state``."""
+    """Run every node of ``prepared`` for the query in ``state``.
+
+    Nodes after an early-exit gate start once it has decided; when it exits they are
+    skipped and the gate's output is the answer.
+    """
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
     futures: dict[str, asyncio.Future[Payload]] = {
         item.node.id: loop.create_future() for item in prepared.nodes
     }
+    stages = _Stages.of(prepared, loop)
+    order = {item.node.id: k for k, item in enumerate(prepared.nodes)}
     seconds = state.meter.budget.seconds
     remaining = None if seconds is None else max(0.0, seconds - state.meter.seconds)
     try:
         async with asyncio.timeout(remaining) as deadline:
             async with asyncio.TaskGroup() as group:
                 for item in prepared.nodes:
-                    group.create_task(_run_node(item, state, futures), name=item.node.id)
+                    waits = stages.before(item.node.id, order)
+                    task = _run_node(item, state, futures, stages, waits)
+                    group.create_task(task, name=item.node.id)
     except BaseExceptionGroup as failures:
         first = failures.exceptions[0]
         raise first from (first.__cause__ if isinstance(first, NodeFailed) else None)
@@ -222,8 +317,15 @@ async def execute(prepared: Prepared, state: QueryState) -> RunResult:
                 "seconds", meter.scope, seconds or 0.0, meter.spent, meter.seconds
             ) from e
         raise
-    node_outputs = tuple((item.node.id, futures[item.node.id].result()) for item in prepared.nodes)
-    output = futures[prepared.pipeline.output].result()
+    exits = stages.records(list(order))
+    skipped = set(stages.skipped)
+    node_outputs = tuple(
+        (item.node.id, futures[item.node.id].result())
+        for item in prepared.nodes
+        if item.node.id not in skipped
+    )
+    stop = next((record.node for record in exits if record.exit), None)
+    output = futures[stop or prepared.pipeline.output].result()
     answer = _answer(output, state.warnings)
     return RunResult(
         answer=answer,
@@ -233,6 +335,7 @@ async def execute(prepared: Prepared, state: QueryState) -> RunResult:
         seconds=time.perf_counter() - started,
         cache_hits=state.cache_hits,
         warnings=tuple(state.warnings),
+        exits=exits,
     )
 
 

@@ -13,6 +13,9 @@ error you give), and it records every request it got and how many ran at once::
     ...
     assert client.calls == 2 and client.max_in_flight == 1
 
+A ``stop_after_code`` reply ends with the closing fence of its first code block, as the
+embedded engine ends it; the completion tokens reported count what is left.
+
 Step-level search: a request with an ``assistant_prefix`` is answered like any other (the
 prefix is part of the text regex rules search, and a reply function can read
 ``request.assistant_prefix``); the reply is the continuation only, cut before the first of
@@ -37,6 +40,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from archon.runtime.clients.base import ModelCallError, Price
+from archon.runtime.clients.code_stop import cut_after_code
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
 Match = str | re.Pattern[str] | Callable[[CompletionRequest], bool] | None
@@ -231,11 +235,14 @@ class ScriptedClient:
 
 
 def _cut(text: str, request: CompletionRequest) -> tuple[str, str]:
-    """The reply as a server returns it: cut before the first stop string, then at
+    """The reply as a server returns it: cut before the first stop string, after the first
+    complete code block (``stop_after_code``, as the embedded engine ends it), then at
     ``max_tokens``; with the finish reason (``stop`` or ``length``)."""
     ends = [text.find(stop) for stop in request.stop if stop and stop in text]
     if ends:
         text = text[: min(ends)]
+    if request.stop_after_code:
+        text = cut_after_code(text, request.assistant_prefix or "") or text
     if request.max_tokens is not None and fake_tokens(text) > request.max_tokens:
         return text[: request.max_tokens * 4], "length"
     return text, "stop"

@@ -33,7 +33,7 @@ from archon.runtime.clients.base import (
     Price,
 )
 from archon.runtime.clients.credentials import Credentials
-from archon.runtime.clients.translate import Dialect, chat_arguments
+from archon.runtime.clients.translate import Dialect, chat_arguments, reply_text
 from archon.runtime.keys import KeyDecision, KeyPolicy, normalise_api_base
 from archon.runtime.secrets import Redactor
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
@@ -218,10 +218,11 @@ class LiteLLMClient:
             except Exception:  # unknown model in the price table: cost unknown, not an error
                 logger.debug("no litellm price for %s", request.model)
                 usd = 0.0
+        finish_reason = getattr(choice, "finish_reason", None)
         completion = Completion(
-            text=text,
+            text=reply_text(request, text, finish_reason),
             logprob=_mean_logprob(choice) if request.logprobs else None,
-            finish_reason=getattr(choice, "finish_reason", None),
+            finish_reason=finish_reason,
         )
         return CompletionResponse(
             completions=(completion,), usage=usage.model_copy(update={"usd": usd})

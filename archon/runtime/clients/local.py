@@ -10,7 +10,10 @@ it). :class:`~archon.runtime.limits.Limits` lets as many ``local/...`` calls thr
 engine has sequences, so they reach it instead of queueing. Several models can be loaded at
 once, each with its own context and thread; they take turns on the CPU (one decode at a time
 per client). Each call still answers one sample with its own seed, sampler, stop strings and
-usage, so the cache, the budget and the trace see the same calls as before.
+usage, so the cache, the budget and the trace see the same calls as before. A
+``stop_after_code`` call ends once its first code block is closed (the engine watches the
+text as it is generated; the sequential path stops on a string instead, see
+:mod:`archon.runtime.clients.code_stop`).
 
 ``LocalClient(batched=False)`` keeps the old sequential path (``create_chat_completion``, one
 request at a time per model under a lock; a second ``logits_all`` instance for logprobs), used
@@ -30,7 +33,7 @@ from typing import Any, TypeVar
 from archon.runtime.clients.base import ModelCallError
 from archon.runtime.clients.local_engine import INSTALL_HINT, EngineConfig, LocalEngine
 from archon.runtime.clients.local_kv import DEFAULT_SEQUENCES
-from archon.runtime.clients.translate import Dialect, chat_arguments, mean_logprob
+from archon.runtime.clients.translate import Dialect, chat_arguments, mean_logprob, reply_text
 from archon.runtime.engine_check import EngineGuard
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
@@ -256,7 +259,9 @@ class LocalClient:
             completion_tokens=int(raw.get("completion_tokens", 0)),
         )
         completion = Completion(
-            text=choice["message"].get("content") or "",
+            text=reply_text(
+                request, choice["message"].get("content") or "", choice.get("finish_reason")
+            ),
             logprob=mean_logprob(choice) if request.logprobs else None,
             finish_reason=choice.get("finish_reason"),
         )

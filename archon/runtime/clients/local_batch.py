@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from archon.runtime.clients.base import ModelCallError
+from archon.runtime.clients.code_stop import FenceTracker
 from archon.runtime.clients.local_kv import KvBook, Slots, SlotState, StopScanner, common_prefix
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class Job:
         sampling: the sampler settings.
         logprobs: report the mean log-probability of the generated tokens.
         score_from: ``score_only``: index of the first scored token (nothing is generated).
+        stop_after_code: end the answer after its first complete fenced code block.
+        prefix: the assistant prefix the answer continues, UTF-8 encoded (the code block
+            may have been opened there).
     """
 
     model: str
@@ -70,6 +74,13 @@ class Job:
     sampling: Sampling = Sampling(0.0, 1.0, 0, 0.0, 0)
     logprobs: bool = False
     score_from: int | None = None
+    stop_after_code: bool = False
+    prefix: bytes = b""
+
+    def scanner(self) -> StopScanner:
+        """A fresh scanner of this job's generated text: its stops and code block end."""
+        fences = FenceTracker(self.prefix) if self.stop_after_code else None
+        return StopScanner(self.stops, fences)
 
     @property
     def share_cap(self) -> int:
@@ -231,7 +242,7 @@ class Scheduler:
 
     def submit(self, job: Job, done: Done) -> _Seq:
         """Queue ``job``; ``done`` is called once with its :class:`Outcome` or an error."""
-        seq = _Seq(job=job, done=done, tokens=list(job.tokens), scanner=StopScanner(job.stops))
+        seq = _Seq(job=job, done=done, tokens=list(job.tokens), scanner=job.scanner())
         if job.kv_target > self.backend.n_cells:  # could never be admitted
             done(
                 ModelCallError(

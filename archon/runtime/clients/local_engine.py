@@ -286,6 +286,8 @@ class LlamaBackend:
             sampling=sampling,
             logprobs=request.logprobs,
             score_from=score_from,
+            stop_after_code=request.stop_after_code,
+            prefix=(request.assistant_prefix or "").encode("utf-8"),
         )
 
     # -- the scheduler's Backend protocol (engine thread) -------------------------------------

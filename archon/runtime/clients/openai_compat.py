@@ -36,8 +36,9 @@ from archon.runtime.clients.base import (
     ModelOptions,
     Price,
 )
+from archon.runtime.clients.code_stop import CodeStream
 from archon.runtime.clients.credentials import Credentials
-from archon.runtime.clients.translate import Dialect, chat_arguments, mean_logprob
+from archon.runtime.clients.translate import Dialect, chat_arguments, mean_logprob, reply_text
 from archon.runtime.keys import KeyDecision, KeyPolicy, normalise_api_base
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
@@ -309,10 +310,16 @@ class OpenAICompatClient:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[str | CompletionResponse]:
         """POST one chat completion with ``stream: true``; yield the text pieces of the
         server's SSE chunks, then the response (usage from the server's final chunk, asked
-        for with ``stream_options.include_usage``; estimated when the server sends none)."""
+        for with ``stream_options.include_usage``; estimated when the server sends none).
+
+        A ``stop_after_code`` stream ends once its first code block is closed (the
+        connection is dropped, so the server stops generating); one whose closing fence the
+        stop sequence removed gets it back as a last piece."""
         url, headers, options = self._endpoint(request)
         body = {**self.body(request), "stream": True, "stream_options": {"include_usage": True}}
+        code = CodeStream(request.assistant_prefix or "") if request.stop_after_code else None
         pieces: list[str] = []
+        received = 0  # content chunks: about one token each
         usage_data: Mapping[str, Any] = {}
         finish: str | None = None
         try:
@@ -331,17 +338,26 @@ class OpenAICompatClient:
                         finish = choice.get("finish_reason") or finish
                         piece = (choice.get("delta") or {}).get("content")
                         if piece:
+                            received += 1
+                            piece = code.take(piece) if code is not None else piece
+                        if piece:
                             pieces.append(piece)
                             yield piece
+                    if code is not None and code.closed:
+                        finish = "stop"
+                        break
         except (aiohttp.ClientError, TimeoutError) as e:
             raise self._transport_failure(request, e) from e
-        text = "".join(pieces)
+        tail = code.tail(truncated=finish == "length") if code is not None else ""
+        if tail:
+            pieces.append(tail)
+            yield tail
         if not usage_data:
             usage_data = {
                 "prompt_tokens": estimate_prompt_tokens(request.messages),
-                "completion_tokens": len(pieces),
+                "completion_tokens": received,
             }
-        completion = Completion(text=text, finish_reason=finish)
+        completion = Completion(text="".join(pieces), finish_reason=finish)
         usage = _usage(usage_data, options)
         yield CompletionResponse(completions=(completion,), usage=usage)
 
@@ -392,10 +408,11 @@ def _choice(choice: Mapping[str, Any], request: CompletionRequest) -> Completion
     if content is not None and not isinstance(content, str):
         raise _Malformed("the message content is not text")
     finish = choice.get("finish_reason")
+    finish = finish if isinstance(finish, str) else None
     return Completion(
-        text=content or "",
+        text=reply_text(request, content or "", finish),
         logprob=_safe_logprob(choice) if request.logprobs else None,
-        finish_reason=finish if isinstance(finish, str) else None,
+        finish_reason=finish,
     )
 
 

@@ -8,8 +8,10 @@ fixed provider arguments and what asking for log-probabilities takes. Settings t
 leaves unset (``None``, no stop strings, no logprobs) are left out, so the provider's own
 defaults apply.
 
-The reading direction is shared too where the reply is a plain OpenAI-shaped dict:
-:func:`mean_logprob` of a choice.
+The reading direction is shared too: :func:`mean_logprob` of a plain OpenAI-shaped choice
+dict, and :func:`reply_text`, the text of a reply as the request asked for it (a
+``stop_after_code`` request is sent with :data:`~archon.runtime.clients.code_stop.FENCE_STOP`
+among its stop strings, and its reply gets its closing fence back).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from archon.runtime.clients.code_stop import FENCE_STOP, close_code
 from archon.values import CompletionRequest
 
-__all__ = ["SAMPLING", "Dialect", "chat_arguments", "mean_logprob"]
+__all__ = ["SAMPLING", "Dialect", "chat_arguments", "mean_logprob", "reply_text", "stops"]
 
 SAMPLING = ("temperature", "top_p", "max_tokens", "seed")
 """Request fields passed on under their own name when set."""
@@ -63,11 +66,40 @@ def chat_arguments(request: CompletionRequest, dialect: Dialect) -> dict[str, An
         value = getattr(request, name)
         if value is not None:
             arguments[name] = value
-    if request.stop:
-        arguments["stop"] = list(request.stop)
+    stop = stops(request)
+    if stop:
+        arguments["stop"] = stop
     if request.logprobs:
         arguments.update(dialect.logprobs)
     return arguments
+
+
+def stops(request: CompletionRequest) -> list[str]:
+    """The stop strings sent for ``request``: its own, then :data:`FENCE_STOP` when it asks
+    to stop after the code block.
+
+    Example:
+        >>> from archon.values import Message
+        >>> stops(CompletionRequest(model="m", messages=(Message(role="user", content="hi"),),
+        ...                         stop=("END",), stop_after_code=True))
+        ['END', '\\n```\\n\\n']
+    """
+    sent = list(request.stop)
+    if request.stop_after_code and FENCE_STOP not in sent:
+        sent.append(FENCE_STOP)
+    return sent
+
+
+def reply_text(request: CompletionRequest, text: str, finish_reason: str | None) -> str:
+    """The text of a reply to ``request`` sent with :func:`stops`: unchanged, or for a
+    ``stop_after_code`` request cut after its first code block, with the closing fence the
+    stop sequence removed put back (see :func:`~archon.runtime.clients.code_stop.close_code`).
+    """
+    if not request.stop_after_code:
+        return text
+    return close_code(
+        text, truncated=finish_reason == "length", prefix=request.assistant_prefix or ""
+    )
 
 
 def mean_logprob(choice: Mapping[str, Any]) -> float | None:
