@@ -46,6 +46,7 @@ from archon.eval import (
 )
 from archon.eval.datasets import Format
 from archon.eval.splits import Split
+from archon.eval.summary import Cost
 from archon.ir import Budget, Pipeline
 from archon.layers import default_registry
 
@@ -90,6 +91,7 @@ def results_table(result: EvalResult) -> Table:
     rows += [
         ("failed items", str(s.errors)),
         ("calls / query", f"{cost.calls_per_item:.2f}"),
+        *_spread_rows(cost),
         ("tokens in / query", f"{cost.tokens_in_per_item:.0f}"),
         ("tokens out / query", f"{cost.tokens_out_per_item:.0f}"),
         ("USD / query", f"{cost.usd_per_item:.6f}"),
@@ -112,6 +114,24 @@ def results_table(result: EvalResult) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _spread_rows(cost: Cost) -> list[tuple[str, str]]:
+    """Mean, median and maximum calls and tokens per query (cache hits counted)."""
+    spread = cost.per_query
+    if spread is None:
+        return []
+    calls, tokens = spread.calls, spread.tokens
+    rows = [
+        ("calls / query: mean, median, max", f"{calls.mean:.2f}, {calls.median:g}, {calls.max:g}"),
+        (
+            "tokens / query: mean, median, max",
+            f"{tokens.mean:.0f}, {tokens.median:.0f}, {tokens.max:.0f}",
+        ),
+    ]
+    if spread.exited:
+        rows.append(("stopped at an early exit", f"{spread.exited} of {cost.items}"))
+    return rows
 
 
 def _dataset(

@@ -200,6 +200,7 @@ class _ItemTrace:
             prompt_tokens=0 if hit else record.tokens_in,
             completion_tokens=0 if hit else record.tokens_out,
             usd=0.0 if hit else record.usd,
+            cached_tokens=record.tokens_in + record.tokens_out if hit else 0,
         )
         earlier = self._usage.get(record.model)
         self._usage[record.model] = spent if earlier is None else earlier + spent

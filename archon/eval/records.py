@@ -57,6 +57,7 @@ class ModelUsage(_Frozen):
         calls: calls made to it (failed calls included; cache hits excluded).
         cache_hits: calls answered from the cache instead.
         prompt_tokens, completion_tokens, usd: what those calls spent.
+        cached_tokens: what the cache hits would have spent in tokens.
     """
 
     model: str
@@ -65,6 +66,8 @@ class ModelUsage(_Frozen):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usd: float = 0.0
+    cached_tokens: int = 0
+    """Prompt plus completion tokens of the cache hits: what they would have cost."""
 
     def __add__(self, other: ModelUsage) -> ModelUsage:
         return ModelUsage(
@@ -74,6 +77,7 @@ class ModelUsage(_Frozen):
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             usd=self.usd + other.usd,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
         )
 
 
@@ -128,6 +132,11 @@ class ItemRecord(_Frozen):
         """The model calls the pipeline made for this item, cache hits included (what it
         would cost without a cache)."""
         return self.usage.calls + self.cache_hits
+
+    @property
+    def tokens_needed(self) -> int:
+        """Prompt plus completion tokens of this item, cache hits included."""
+        return self.usage.tokens + sum(usage.cached_tokens for usage in self.by_model)
 
     @property
     def answer(self) -> str:

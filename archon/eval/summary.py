@@ -69,7 +69,7 @@ class PerQuery(_Frozen):
 
     Attributes:
         calls: model calls per query; ``tokens``: prompt plus completion tokens per query
-            (a cache hit's tokens are not known, so they count 0).
+            (a cache hit counts what the stored response cost).
         exited: items an early-exit gate stopped before the last stage.
     """
 
@@ -180,7 +180,7 @@ class Tally:
         self._hits += record.cache_hits
         self._by_model = merge_usage(self._by_model, record.by_model)
         self._query_calls.append(record.calls_needed)
-        self._query_tokens.append(record.usage.tokens)
+        self._query_tokens.append(record.tokens_needed)
         self._exited += int(record.exited_at is not None)
         if not record.ok:
             # A failed item scores 0, is wrong and covers nothing.

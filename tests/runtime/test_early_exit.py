@@ -200,3 +200,25 @@ def test_graph_draws_gates_as_diamonds(registry: Registry) -> None:
     pipeline = compile_source(STAGED, registry=registry)
     assert '"exit_if_1" [label="exit_if\\nwhen=tests_pass", shape=diamond]' in to_dot(pipeline)
     assert '{"exit_if"}' in to_mermaid(pipeline)
+
+
+def test_summary_spreads_calls_and_tokens_per_query() -> None:
+    from archon.eval.records import ItemRecord, ModelUsage
+    from archon.eval.summary import summarize
+    from archon.values import Usage
+
+    records = [
+        ItemRecord(id="a", usage=Usage(calls=1, prompt_tokens=10), exited_at="exit_if_1"),
+        ItemRecord(id="b", usage=Usage(calls=1, prompt_tokens=10), exited_at="exit_if_1"),
+        ItemRecord(
+            id="c",
+            usage=Usage(calls=2, prompt_tokens=30),
+            cache_hits=4,
+            by_model=(ModelUsage(model="m", calls=2, cache_hits=4, cached_tokens=60),),
+        ),
+    ]
+    spread = summarize(records).cost.per_query
+    assert spread is not None
+    assert (spread.calls.mean, spread.calls.median, spread.calls.max) == (8 / 3, 1, 6)
+    assert (spread.tokens.median, spread.tokens.max) == (10, 90)
+    assert spread.exited == 2
