@@ -163,9 +163,24 @@ def _by_model(result: EvalResult) -> str:
 
 
 ARCH_HEADER = (
-    "| architecture | items | accuracy | coverage | calls/query | calls/query by model |"
-    " wall s/item | failed |\n|---|---|---|---|---|---|---|---|"
+    "| architecture | items | accuracy | coverage | calls/query | calls/query mean, median, max |"
+    " tokens/query mean, median, max | calls/query by model | early exits |"
+    " wall s/item | failed |\n|---|---|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def _spread(result: EvalResult) -> tuple[str, str]:
+    """Mean, median and maximum calls and tokens per query (cache hits counted)."""
+    spread = result.summary.cost.per_query
+    if spread is None:
+        return "-", "-"
+    c, t = spread.calls, spread.tokens
+    return (
+        f"{c.mean:.2f}, {c.median:g}, {c.max:g}",
+        f"{t.mean:,.0f}, {t.median:,.0f}, {t.max:,.0f}",
+    )
+
+
 BASELINE_HEADER = (
     "| architecture | baseline | accuracy | calls/query | wall s/item |"
     " architecture - baseline [95% CI] | CI excludes 0 |\n|---|---|---|---|---|---|---|"
@@ -175,10 +190,12 @@ BASELINE_HEADER = (
 def arch_row(m: Measured) -> str:
     """One line of the architecture table."""
     s = m.result.summary
+    calls, tokens = _spread(m.result)
+    exits = s.cost.per_query.exited if s.cost.per_query is not None else 0
     return (
         f"| {m.arch.label} | {s.n} | {_pct(s.accuracy)} | {_pct(s.coverage)} |"
-        f" {_calls(m.result):.1f} | {_by_model(m.result)} | {m.wall_s / max(1, s.n):.1f} |"
-        f" {s.errors} |"
+        f" {_calls(m.result):.1f} | {calls} | {tokens} | {_by_model(m.result)} | {exits} |"
+        f" {m.wall_s / max(1, s.n):.1f} | {s.errors} |"
     )
 
 

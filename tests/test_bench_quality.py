@@ -59,7 +59,8 @@ def test_architectures_baselines_and_markdown(quality: ModuleType, tmp_path: Pat
     assert versus_single is not None and versus_single.diff == pytest.approx(0.5)
     text = quality.markdown([single, vote], "caption", "python bench/quality.py single vote_5")
     assert text.startswith("### caption\n")
-    assert "| vote_5 | 6 | 100.0% | 100.0% | 5.0 | fake/q 5.0 |" in text
+    assert "| vote_5 | 6 | 100.0% | 100.0% | 5.0 | 5.00, 5, 5 |" in text
+    assert "| fake/q 5.0 | 0 |" in text  # calls by model, then no early exit
     assert "| single | 6 | 50.0% |" in text
     assert "| vote_5 | single[fake/q] | 50.0% | 1.0 |" in text
     assert "+50.0 [" in text and "| yes |" in text  # the interval excludes 0
