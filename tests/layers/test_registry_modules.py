@@ -6,6 +6,10 @@ from archon.layers import builtin_layer_modules, layers_in_module, load_builtin_
 
 EXPECTED = {
     "execute",
+    "exit_if",
+    "distinguish",
+    "refine",
+    "repair",
     "adaptive_generate",
     "combine",
     "consensus",
@@ -24,7 +28,7 @@ EXPECTED = {
     "vote",
 }
 
-NO_MODEL = {"vote", "query_tests", "combine", "consensus", "execute"}
+NO_MODEL = {"vote", "query_tests", "combine", "consensus", "execute", "exit_if"}
 """Kinds that never call a model, so they have no prompts to show."""
 
 
