@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from archon.layers.base import LayerParams
 
 TopK = Annotated[int | None, Field(ge=1, le=1024)]
 """A ``top_k`` parameter: keep the best this many (``None``: keep all). Declared as a type
 rather than a base class, so that each kind's fields keep their order (and its schema)."""
-
-
-StopString = Annotated[str, Field(min_length=1, max_length=256)]
-"""One stop string of a layer's ``stop`` parameter."""
 
 
 class SamplingParams(LayerParams):
@@ -24,7 +20,7 @@ class SamplingParams(LayerParams):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int = Field(512, ge=1, le=1_000_000)
     seed: int | None = None
-    stop: tuple[StopString, ...] = Field((), max_length=16)
+    stop: tuple[str, ...] = Field((), max_length=16)
     """Stop strings: a reply ends before the first of them (which it does not include)."""
     stop_after_code: bool = False
     """End each reply after its first complete fenced code block, closing fence included:
@@ -34,6 +30,13 @@ class SamplingParams(LayerParams):
     prompt: str | None = None
     """Override of the layer's user prompt template (see ``archon run --show-prompts``)."""
     system_prompt: str | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, stop: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not s for s in stop):
+            raise ValueError("a stop string cannot be empty")
+        return stop
 
 
 class JudgeParams(SamplingParams):

@@ -27,6 +27,8 @@ What the base checks:
 * the client is a :class:`~archon.runtime.clients.base.ModelClient` and answers one sample;
 * request translation: messages, ``temperature``, ``top_p``, ``max_tokens``, ``seed``,
   ``stop`` and ``logprobs`` reach the provider under its names, unset settings are left out,
+  a ``stop_after_code`` request adds the fence stop sequence and its reply keeps its code
+  block whole (the closing fence put back, the text after the block cut),
   the model string becomes the provider's model argument, no ``n`` on a single sample, the
   provider's fixed arguments are there;
 * response translation: text, usage, finish reason, and the mean token log-probability only
@@ -67,6 +69,7 @@ from archon.runtime.clients.base import (
     PricedClient,
     StreamingClient,
 )
+from archon.runtime.clients.code_stop import FENCE_STOP
 from archon.runtime.keys import KeyPolicy
 from archon.runtime.limits import Limits
 from archon.values import Completion, CompletionRequest, CompletionResponse, Message, Usage
@@ -348,6 +351,20 @@ class ClientContract:
         assert response.completions[0].logprob == pytest.approx(expected.completions[0].logprob)
         plain, _ = self.answer()
         assert plain.completions[0].logprob is None
+
+    def test_stop_after_code_stops_on_the_fence_and_keeps_the_block(self) -> None:
+        self.need(self.translates, "the client has no provider arguments")
+        request = self.request(stop=("END",), stop_after_code=True)
+        stopped = Reply(text="Sure:\n```python\nx = 1")  # the stop sequence took the fence
+        response, sent = self.answer(request, stopped)
+        assert list(sent.arguments["stop"]) == ["END", FENCE_STOP]
+        assert response.completions[0].text == "Sure:\n```python\nx = 1\n```"
+        missed = Reply(text="```python\nx = 1\n```\nThis sets x.")  # no blank line after
+        response, _ = self.answer(request, missed)
+        assert response.completions[0].text == "```python\nx = 1\n```"
+        cut_short = Reply(text="```python\nx = 1", finish_reason="length")
+        response, _ = self.answer(request, cut_short)
+        assert response.completions[0].text == "```python\nx = 1"
 
     # ----------------------------------------------------------------- the response
 

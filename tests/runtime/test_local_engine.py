@@ -21,6 +21,7 @@ import pytest
 
 from archon.runtime import Limits, Meter
 from archon.runtime.clients.base import ModelCallError
+from archon.runtime.clients.code_stop import cut_after_code
 from archon.runtime.clients.local import LocalClient
 from archon.runtime.clients.local_engine import EngineConfig, LlamaBackend
 from archon.runtime.context import NodeContext, QueryState, derive_seed
@@ -202,6 +203,39 @@ def test_assistant_prefix_continues_and_score_only_scores(smollm: Path) -> None:
         logprob = scored.completions[0].logprob
         assert logprob is not None and math.isfinite(logprob) and logprob < 0
     assert likely.completions[0].logprob > unlikely.completions[0].logprob  # type: ignore[operator]
+
+
+def test_stop_after_code_ends_the_reply_at_the_closing_fence(smollm: Path) -> None:
+    """The engine stops once the code block is closed, and the sequential path on the fence
+    stop string: what the plain reply says after its block is neither generated nor kept.
+    Nothing about the wording is asserted, only where the replies end."""
+    ask = (Message(role="user", content="Write a Python function add(a, b)."),)
+    prefix = "```python\ndef add(a, b):\n"  # the block is opened in the prefix
+
+    def coding(**kw: Any) -> CompletionRequest:
+        return request(messages=ask, temperature=0.0, max_tokens=96, **kw)
+
+    async def main() -> list[CompletionResponse]:
+        batched, sequential = client(smollm), client(smollm, batched=False)
+        try:
+            return [
+                await batched.complete(coding(assistant_prefix=prefix)),
+                await batched.complete(coding(assistant_prefix=prefix, stop_after_code=True)),
+                await sequential.complete(coding()),
+                await sequential.complete(coding(stop_after_code=True)),
+            ]
+        finally:
+            await batched.aclose()
+            await sequential.aclose()
+
+    replies = asyncio.run(main())
+    for (plain, stopped), start in ((replies[:2], prefix), (replies[2:], "")):
+        block = cut_after_code(text(plain), start)
+        if block is None or not text(plain)[len(block) :].strip():
+            pytest.skip("the model wrote nothing after a closed code block")
+        assert text(stopped) == block  # greedy: the same reply, ending at the closing fence
+        assert stopped.completions[0].finish_reason == "stop"
+        assert stopped.usage.completion_tokens < plain.usage.completion_tokens
 
 
 def test_cancelling_a_call_frees_its_slot(smollm: Path) -> None:

@@ -7,14 +7,15 @@ code block: the text keeps the block with its closing fence (so
 does it:
 
 * the embedded engine (batched ``local/...``) watches the text as it is generated with a
-  :class:`FenceTracker` and ends the sequence once a closing fence line is complete (the
-  newline after it, or the end of generation): no token after the block is generated
-  beyond that newline;
+  :class:`FenceTracker` and ends the sequence once a closing fence line is complete: the one
+  token generated after the block is the one that ends the fence's line;
 * API backends (litellm, OpenAI-compatible servers, the sequential local path) cannot stop
   on a predicate, so they send the stop sequence :data:`FENCE_STOP` (a fence line followed
   by a blank line) and repair the reply with :func:`close_code`: the server leaves the
   closing fence out, so it is put back, and any text after a complete block (a closing fence
-  the stop sequence did not match) is cut client-side.
+  the stop sequence did not match) is cut client-side. A streamed reply
+  (``OpenAICompatClient.stream``) is read with a :class:`CodeStream`, which ends the stream
+  as soon as the block is closed, whatever follows the fence.
 
 A plain ``"```"`` stop would cut at the opening fence, and ``"\\n```\\n"`` would too when the
 model writes prose first and a bare ``` fence (no language tag) after it. :data:`FENCE_STOP`
@@ -165,10 +166,8 @@ class CodeStream:
     """
 
     def __init__(self, prefix: str = "") -> None:
-        encoded = prefix.encode("utf-8")
-        self._tracker = FenceTracker(encoded)
+        self._tracker = FenceTracker(prefix.encode("utf-8"))
         self._passed = 0  # bytes of the reply passed on
-        self._ends_line = encoded.endswith(b"\n") or not encoded
         self.closed = False
 
     def take(self, piece: str) -> str:
@@ -181,16 +180,13 @@ class CodeStream:
             self.closed = True
             data = data[: max(0, end - self._passed)]
         self._passed += len(data)
-        if data:
-            self._ends_line = data.endswith(b"\n")
         return data.decode("utf-8", errors="ignore")
 
     def tail(self, *, truncated: bool = False) -> str:
-        """The closing fence the stop sequence removed ('' when the reply needs none: no
-        block is open, a block was closed, or the reply was ``truncated``)."""
+        """The closing fence line the stop sequence removed (what :data:`FENCE_STOP` matched
+        up to its backticks), or '' when the reply needs none: no block is open, a block was
+        closed, or the reply was ``truncated``."""
         if self.closed or truncated or self._tracker.finish() is not None:
             return ""
         fence = self._tracker.open_fence
-        if fence is None:
-            return ""
-        return ("" if self._ends_line else "\n") + "`" * fence
+        return "" if fence is None else "\n" + "`" * fence
