@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from archon.compiler.structure import HoleRef, holes, is_concrete, resolve
 from archon.ir import Choice, FloatRange, IntRange, Pipeline, Value
@@ -95,7 +95,7 @@ def estimate(
         params = layer.Params.model_validate(node.arguments())
         inputs = [flows[i] for i in node.inputs if i in flows]
         result = layer.estimate(params, query_tokens, inputs)
-        flows[node.id] = result.output
+        flows[node.id] = replace(result.output, payload=layer.produces)
         for call in result.calls:
             totals = per_model.setdefault(call.model, [0, 0, 0])
             totals[0] += call.calls

@@ -131,10 +131,16 @@ class BudgetLeft:
 
 @dataclass(frozen=True)
 class Flow:
-    """Static shape of a payload: how many items and an upper bound on tokens per item."""
+    """Static shape of a payload: how many items and an upper bound on tokens per item.
+
+    ``payload`` is the payload type when known (the cost estimate sets it from the upstream
+    kind's ``produces``), so a kind that reads several input types can count only its
+    candidates; ``None`` means unknown, and such a flow counts as any type.
+    """
 
     items: int
     tokens: int
+    payload: type[Payload] | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,11 @@ validates its own arguments, so its ``run`` gets the right type)."""
 def prompt_tokens(*texts_tokens: int, overhead: int = 64) -> int:
     """Token bound for a prompt assembled from parts of known bounds plus template overhead."""
     return overhead + sum(texts_tokens)
+
+
+def flows_of(inputs: Sequence[Flow], payload: type[Payload]) -> list[Flow]:
+    """The input flows that may carry ``payload`` (those of unknown type included)."""
+    return [flow for flow in inputs if flow.payload is None or flow.payload is payload]
 
 
 def total_items(inputs: Sequence[Flow]) -> int:

@@ -31,6 +31,7 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
+    flows_of,
     max_tokens_of,
     prompt_tokens,
     total_items,
@@ -152,7 +153,8 @@ class Distinguish(Layer[DistinguishParams]):
     def estimate(
         cls, params: DistinguishParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        n, tokens = total_items(inputs[:1]), max_tokens_of(inputs[:1])
+        candidates = flows_of(inputs, Candidates)
+        n, tokens = total_items(candidates), max_tokens_of(candidates)
         output = Flow(items=n, tokens=tokens)
         if n < 2:
             return LayerEstimate(output=output)

@@ -37,6 +37,7 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
+    flows_of,
     max_tokens_of,
     prompt_tokens,
     total_items,
@@ -112,7 +113,8 @@ class ExecVote(Layer[ExecVoteParams]):
     def estimate(
         cls, params: ExecVoteParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        n, tokens = total_items(inputs[:1]), max_tokens_of(inputs[:1])
+        candidates = flows_of(inputs, Candidates)
+        n, tokens = total_items(candidates), max_tokens_of(candidates)
         keep = kept(n, params.top_k)
         calls: tuple[CallEstimate, ...] = ()
         if params.model is not None:

@@ -36,6 +36,7 @@ from archon.layers.base import (
     LayerContext,
     LayerEstimate,
     LayerParams,
+    flows_of,
     max_tokens_of,
     total_items,
 )
@@ -90,7 +91,7 @@ class ExitIf(Gate[ExitIfParams]):
     def estimate(
         cls, params: ExitIfParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        candidates = inputs[:1]
+        candidates = flows_of(inputs, Candidates)
         return LayerEstimate(
             output=Flow(items=total_items(candidates), tokens=max_tokens_of(candidates))
         )

@@ -52,6 +52,7 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
+    flows_of,
     max_tokens_of,
     prompt_tokens,
     total_items,
@@ -147,7 +148,8 @@ class Repair(Layer[RepairParams]):
     def estimate(
         cls, params: RepairParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        n, tokens = total_items(inputs[:1]), max_tokens_of(inputs[:1])
+        candidates = flows_of(inputs, Candidates)
+        n, tokens = total_items(candidates), max_tokens_of(candidates)
         repairs = n if params.max_candidates is None else min(n, params.max_candidates)
         calls = repairs * params.rounds
         program = min(max(tokens, params.max_tokens), PROGRAM_CHARS // 4)

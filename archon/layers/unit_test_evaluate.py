@@ -24,6 +24,7 @@ from archon.layers.base import (
     Layer,
     LayerContext,
     LayerEstimate,
+    flows_of,
     max_tokens_of,
     prompt_tokens,
     total_items,
@@ -72,15 +73,16 @@ class UnitTestEvaluate(Layer[UnitTestEvaluateParams]):
     def estimate(
         cls, params: UnitTestEvaluateParams, query_tokens: int, inputs: Sequence[Flow]
     ) -> LayerEstimate:
-        candidates = total_items(inputs[:1]) if inputs else 0
-        tests = total_items(inputs[1:])
-        tokens = max_tokens_of(inputs[:1])
+        candidate_flows, test_flows = _split_flows(inputs)
+        candidates = total_items(candidate_flows)
+        tests = total_items(test_flows)
+        tokens = max_tokens_of(candidate_flows)
         keep = kept(candidates, params.top_k)
         calls: tuple[CallEstimate, ...] = ()
         if params.model is not None:
             # Upper bound: every test may be a natural-language check judged per candidate.
             n = candidates * tests
-            per_call_in = prompt_tokens(query_tokens, tokens, max_tokens_of(inputs[1:]))
+            per_call_in = prompt_tokens(query_tokens, tokens, max_tokens_of(test_flows))
             calls = (CallEstimate(params.model, n, n * per_call_in, n * params.max_tokens),)
         return LayerEstimate(output=Flow(items=keep, tokens=tokens), calls=calls)
 
@@ -152,3 +154,11 @@ async def _judge(
     if unparsed:
         ctx.warn(f"{unparsed} of {len(pairs)} check verdicts unparsable; counted as failed")
     return passed
+
+
+def _split_flows(inputs: Sequence[Flow]) -> tuple[Sequence[Flow], Sequence[Flow]]:
+    """The candidate flows and the test flows: by payload type when the estimate knows the
+    types, else by position (candidates first, then tests)."""
+    if all(flow.payload is None for flow in inputs):
+        return inputs[:1], inputs[1:]
+    return flows_of(inputs, Candidates), flows_of(inputs, Tests)

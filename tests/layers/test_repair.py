@@ -383,9 +383,12 @@ def test_plan_uses_query_and_given_tests_and_ignores_natural_checks() -> None:
 
 def test_estimate() -> None:
     params = RepairParams(model="big", rounds=2, max_candidates=3)
-    estimate = Repair.estimate(params, 100, [Flow(5, 50), Flow(2, 10)])
+    typed = [Flow(5, 50, Candidates), Flow(2, 10, Tests)]
+    estimate = Repair.estimate(params, 100, typed)
     assert [(c.model, c.calls) for c in estimate.calls] == [("big", 6)]
     assert estimate.output.items == 5 + 6
+    several = [Flow(1, 50, Candidates), Flow(8, 50, Candidates), Flow(2, 10, Tests)]
+    assert Repair.estimate(params, 100, several).output.items == 9 + 6
     assert Repair.estimate(params, 100, [Flow(1, 50)]).calls[0].calls == 2
     assert Repair.estimate(params, 100, [Flow(0, 0)]).calls == ()
     everything = RepairParams(model="big", max_candidates=None)
