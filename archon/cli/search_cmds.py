@@ -154,6 +154,20 @@ def _per_model(trial: TrialSummary) -> str | None:
     return ("calls/query by model (dev): " + ", ".join(parts)) if parts else None
 
 
+def _spread(trial: TrialSummary) -> str | None:
+    """Mean, median and maximum calls and tokens per dev query, and the early exits."""
+    calls, tokens = trial.per_query.get("calls"), trial.per_query.get("tokens")
+    if not isinstance(calls, dict) or not isinstance(tokens, dict):
+        return None
+    exited = trial.per_query.get("exited") or 0
+    return (
+        f"per dev query: calls mean {calls.get('mean', 0):.2f}, median {calls.get('median', 0):g},"
+        f" max {calls.get('max', 0):g}; tokens mean {tokens.get('mean', 0):,.0f}, median"
+        f" {tokens.get('median', 0):,.0f}, max {tokens.get('max', 0):,.0f};"
+        f" {exited} of {trial.dev_items} stopped early"
+    )
+
+
 def _comparison(report: StudyReport) -> list[str]:
     """The baseline, the best trial(s), their paired test differences and the references."""
     pareto = report.objective == "pareto"
@@ -166,6 +180,9 @@ def _comparison(report: StudyReport) -> list[str]:
     per_model = _per_model(report.best[0]) if report.best else None
     if per_model is not None:
         lines.append(per_model)
+    spread = _spread(report.best[0]) if report.best else None
+    if spread is not None:
+        lines.append(spread)
     for ref, diff in report.reference_differences():
         calls = "-" if ref.calls_per_item is None else f"{ref.calls_per_item:.1f}"
         lines.append(f"reference {ref.name}: test {_fmt(ref.score)} at {calls} calls/query")

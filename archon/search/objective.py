@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from archon.eval.config import EvalConfig
 from archon.eval.items import Dataset, EvalItem
 from archon.eval.records import ModelUsage
+from archon.eval.summary import PerQuery, Spread
 from archon.ir import Pipeline
 from archon.layers.registry import Registry
 from archon.runtime import (
@@ -66,6 +67,8 @@ class Progress:
         by_model: calls and tokens per model (when the evaluator knows them).
         scores: ``(item id, score)`` of every item scored so far, for paired comparisons
             (when the evaluator reports them).
+        per_query: mean, median and maximum calls and tokens per query, and the items an
+            early exit stopped (when the evaluator knows them).
     """
 
     items_done: int
@@ -79,6 +82,7 @@ class Progress:
     stopped: str | None = None
     by_model: tuple[ModelUsage, ...] = ()
     scores: tuple[tuple[str, float], ...] = ()
+    per_query: PerQuery | None = None
 
     @property
     def calls_equivalent(self) -> int:
@@ -205,6 +209,9 @@ class _Totals:
     failed: int = 0
     stopped: str | None = None
     scores: list[tuple[str, float]] = field(default_factory=list)
+    query_calls: list[int] = field(default_factory=list)
+    query_tokens: list[int] = field(default_factory=list)
+    exited: int = 0
 
     async def add(
         self,
@@ -230,6 +237,9 @@ class _Totals:
         self.tokens += run.usage.tokens
         self.usd += run.usage.usd
         self.cache_hits += run.cache_hits
+        self.query_calls.append(run.usage.calls + run.cache_hits)
+        self.query_tokens.append(run.usage.tokens)
+        self.exited += int(run.exited_at is not None)
         value = score(item, run.answer)
         if not isinstance(value, float | int):
             value = await value
@@ -248,6 +258,11 @@ class _Totals:
             failed=self.failed,
             stopped=self.stopped,
             scores=tuple(self.scores),
+            per_query=PerQuery(
+                calls=Spread.of(self.query_calls),
+                tokens=Spread.of(self.query_tokens),
+                exited=self.exited,
+            ),
         )
 
 
@@ -319,4 +334,5 @@ def _progress(
         stopped=None if report.stopped is None else report.stopped.limit,
         by_model=cost.by_model,
         scores=scores,
+        per_query=cost.per_query,
     )

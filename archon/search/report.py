@@ -105,6 +105,8 @@ class TrialSummary:
         full_dev_score / full_dev_items: the re-evaluation on the whole dev split, when the
             trial was promoted (trials saw only ``trial_items`` dev items).
         by_model: calls and tokens per model of the dev evaluation.
+        per_query: mean, median and max calls and tokens per query of the dev evaluation
+            and the items stopped at an early exit (``{"calls": {"mean": ...}, ...}``).
         pipeline_json: the concrete pipeline as JSON.
     """
 
@@ -128,6 +130,7 @@ class TrialSummary:
     full_dev_score: float | None = None
     full_dev_items: int | None = None
     by_model: Mapping[str, Any] = field(default_factory=dict)
+    per_query: Mapping[str, Any] = field(default_factory=dict)
     pipeline_json: str | None = None
 
     @property
@@ -248,6 +251,7 @@ def summarize_trial(
     full = (promoted or {}).get(trial.number, {})
     values = tuple(trial.values) if trial.values is not None else None
     by_model = attrs.get("by_model")
+    per_query = attrs.get("per_query")
     return TrialSummary(
         number=trial.number,
         state=trial.state.name,
@@ -269,6 +273,7 @@ def summarize_trial(
         full_dev_score=_float(full.get("score")),
         full_dev_items=_int(full.get("items")),
         by_model=by_model if isinstance(by_model, dict) else {},
+        per_query=per_query if isinstance(per_query, dict) else {},
         pipeline_json=attrs.get("pipeline") if isinstance(attrs.get("pipeline"), str) else None,
     )
 
@@ -399,6 +404,7 @@ def to_json(report: StudyReport, top: int | None = None) -> str:
             "full_dev_score": t.full_dev_score,
             "full_dev_items": t.full_dev_items,
             "by_model": dict(t.by_model),
+            "per_query": dict(t.per_query),
             "cost_per_query": t.cost_per_query,
             "estimated_calls": t.estimated_calls,
             "baseline": t.baseline,

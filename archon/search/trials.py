@@ -36,7 +36,7 @@ from archon.search.space import SearchSpaceError, materialize
 
 logger = logging.getLogger(__name__)
 
-COPIED = ("items", "score", "cost_per_query")
+COPIED = ("items", "score", "cost_per_query", "per_query")
 """Result attributes a duplicate trial copies from the trial it duplicates."""
 
 
@@ -75,6 +75,7 @@ def progress_attrs(context: SearchContext, progress: Progress) -> dict[str, Any]
         "failed_items": progress.failed,
         "cost_per_query": context.cost(progress),
         "by_model": {m.model: m.model_dump(exclude={"model"}) for m in progress.by_model},
+        "per_query": None if progress.per_query is None else progress.per_query.model_dump(),
     }
 
 
@@ -197,6 +198,12 @@ class TrialRunner:
             trial.set_user_attr("error", "no dev item was evaluated")
             return Outcome(TrialState.FAIL)
         cost = context.cost(last)
-        results = {"items": last.items_done, "score": last.score, "cost_per_query": cost}
+        results: dict[str, Any] = {
+            "items": last.items_done,
+            "score": last.score,
+            "cost_per_query": cost,
+        }
+        if last.per_query is not None:
+            results["per_query"] = last.per_query.model_dump()
         values = [last.score] if not context.pareto else [last.score, cost]
         return Outcome(TrialState.COMPLETE, values, trial.number, results)

@@ -467,3 +467,35 @@ def test_public_search_scores_with_the_dataset_metric(
     assert best.quality > baseline.quality
     assert best.test_score is not None and best.test_items
     assert best.params["generate_1.temperature"] > 0.3
+
+
+STAGED = """
+models { a = "sim/a" }
+pipeline staged {
+  gen = generate(models = [a], samples = 3, temperature = 0.7, max_tokens = 32)
+  first = consensus() <- gen
+  optional exit_if(when = "agreement", threshold = float(0.3, 1.0))
+  more = generate(models = [a], samples = 3, temperature = 0.7, max_tokens = 32)
+  consensus() <- gen, more
+}
+"""
+
+
+def test_search_chooses_stages_and_reports_calls_per_query(registry: Registry) -> None:
+    template = compile_text(STAGED, registry)
+    evaluator, _ = sim_runtime(registry, accuracy=0.8)
+    result = run_search(
+        template, evaluator, registry, options=SearchOptions(seed=3), budget=SearchBudget(trials=6)
+    )
+    complete = [t for t in result.report.trials if t.state == "COMPLETE"]
+    assert complete
+    assert {"exit_if_1.enabled", "exit_if_1.threshold"} <= set(result.report.trials[0].params)
+    for trial in complete:
+        calls = trial.per_query["calls"]
+        assert 3 <= calls["median"] <= calls["max"] <= 6
+        exited = trial.per_query["exited"]
+        gate = trial.params["exit_if_1.enabled"]
+        assert exited == 0 or gate  # only a present gate stops a query
+        if exited == trial.dev_items:  # every query stopped after the first stage
+            assert calls["max"] == 3
+    assert any(t.per_query["exited"] for t in complete)
