@@ -42,6 +42,7 @@ from archon.runtime import (
 )
 from archon.runtime import models as local_models
 from archon.runtime.cache import CacheError
+from archon.runtime.trace import StageRecord
 from archon.values import Message
 
 _T = TypeVar("_T")
@@ -77,6 +78,10 @@ class _Tee:
                 if sink.include_prompts
                 else record.model_copy(update={"prompt": None, "output": None})
             )
+
+    def record_stage(self, record: StageRecord) -> None:
+        for sink in self.sinks:
+            sink.record_stage(record)
 
 
 def _queries(query: str | None, input_file: Path | None) -> list[str | tuple[Message, ...]]:

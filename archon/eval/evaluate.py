@@ -54,6 +54,7 @@ from archon.runtime import (
     run_conversation,
 )
 from archon.runtime.concurrency import in_flight
+from archon.runtime.trace import StageRecord, StageSink
 from archon.values import Candidates, Usage
 
 
@@ -206,6 +207,10 @@ class _ItemTrace:
         self._usage[record.model] = spent if earlier is None else earlier + spent
         if self._forward is not None:
             self._forward.record(record)
+
+    def record_stage(self, record: StageRecord) -> None:
+        if isinstance(self._forward, StageSink):
+            self._forward.record_stage(record)
 
     def by_model(self) -> tuple[ModelUsage, ...]:
         return merge_usage((), self._usage.values())

@@ -37,7 +37,7 @@ from archon.runtime.context import NodeContext, QueryState
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
 from archon.runtime.streaming import StreamTap
-from archon.runtime.trace import TraceSink
+from archon.runtime.trace import StageRecord, StageSink, TraceSink
 from archon.values import Candidates, Message, Payload, Usage
 
 logger = logging.getLogger(__name__)
@@ -318,6 +318,7 @@ async def execute(prepared: Prepared, state: QueryState) -> RunResult:
             ) from e
         raise
     exits = stages.records(list(order))
+    _trace_stages(state, exits)
     skipped = set(stages.skipped)
     node_outputs = tuple(
         (item.node.id, futures[item.node.id].result())
@@ -337,6 +338,22 @@ async def execute(prepared: Prepared, state: QueryState) -> RunResult:
         warnings=tuple(state.warnings),
         exits=exits,
     )
+
+
+def _trace_stages(state: QueryState, exits: Sequence[ExitRecord]) -> None:
+    """Write each gate's decision to the trace, when the sink records stages."""
+    if not isinstance(state.trace, StageSink):
+        return
+    for record in exits:
+        state.trace.record_stage(
+            StageRecord(
+                node_id=record.node,
+                exit=record.exit,
+                reason=record.reason,
+                skipped=record.skipped,
+                query_index=state.query_index,
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -41,6 +41,32 @@ class CallRecord(BaseModel):
     output: str | None = None
 
 
+class StageRecord(BaseModel):
+    """What an early-exit gate decided for one query, written to the trace beside the calls
+    (a line with ``"event": "stage"``).
+
+    Attributes:
+        node_id: the gate; ``exit``: whether the query stopped there; ``reason``: the
+            condition's reading; ``skipped``: the nodes the exit skipped.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: Literal["stage"] = "stage"
+    node_id: str
+    exit: bool
+    reason: str
+    skipped: tuple[str, ...] = ()
+    query_index: int | None = None
+
+
+@runtime_checkable
+class StageSink(Protocol):
+    """A trace sink that also records early-exit decisions (optional for sinks)."""
+
+    def record_stage(self, record: StageRecord) -> None: ...
+
+
 class TraceSink(Protocol):
     """Where call records go. ``include_prompts`` asks the runtime to fill ``prompt``."""
 
@@ -57,6 +83,7 @@ class MemoryTrace:
 
     def __init__(self, *, include_prompts: bool = False) -> None:
         self.records: list[CallRecord] = []
+        self.stages: list[StageRecord] = []
         self._include_prompts = include_prompts
 
     @property
@@ -65,6 +92,9 @@ class MemoryTrace:
 
     def record(self, record: CallRecord) -> None:
         self.records.append(record)
+
+    def record_stage(self, record: StageRecord) -> None:
+        self.stages.append(record)
 
 
 class JsonlTrace:
@@ -84,6 +114,12 @@ class JsonlTrace:
         return self._include_prompts
 
     def record(self, record: CallRecord) -> None:
+        self._write(record)
+
+    def record_stage(self, record: StageRecord) -> None:
+        self._write(record)
+
+    def _write(self, record: BaseModel) -> None:
         line = json.dumps(record.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
         with self._lock:
             if self._file is None:
@@ -111,6 +147,24 @@ class JsonlTrace:
 
 
 def read_trace(path: str | Path) -> list[CallRecord]:
-    """Load the records of a JSONL trace file."""
+    """Load the call records of a JSONL trace file (stage lines are left out: see
+    :func:`read_stages`)."""
+    return [r for r in _read(path) if isinstance(r, CallRecord)]
+
+
+def read_stages(path: str | Path) -> list[StageRecord]:
+    """Load the early-exit decisions of a JSONL trace file."""
+    return [r for r in _read(path) if isinstance(r, StageRecord)]
+
+
+def _read(path: str | Path) -> list[CallRecord | StageRecord]:
+    records: list[CallRecord | StageRecord] = []
     with Path(path).open(encoding="utf-8") as handle:
-        return [CallRecord.model_validate_json(line) for line in handle if line.strip()]
+        for line in handle:
+            if not line.strip():
+                continue
+            if '"event":"stage"' in line.replace(" ", ""):
+                records.append(StageRecord.model_validate_json(line))
+            else:
+                records.append(CallRecord.model_validate_json(line))
+    return records

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from archon.compiler import compile_source
@@ -222,3 +224,22 @@ def test_summary_spreads_calls_and_tokens_per_query() -> None:
     assert (spread.calls.mean, spread.calls.median, spread.calls.max) == (8 / 3, 1, 6)
     assert (spread.tokens.median, spread.tokens.max) == (10, 90)
     assert spread.exited == 2
+
+
+def test_the_trace_records_each_gate_and_the_skipped_nodes(
+    registry: Registry, tmp_path: Path
+) -> None:
+    from archon.runtime import JsonlTrace, MemoryTrace
+    from archon.runtime.trace import read_stages, read_trace
+
+    pipeline = compile_source(STAGED, registry=registry)
+    memory = MemoryTrace()
+    run_sync(pipeline, QUERY, client=_client(RIGHT), registry=registry, trace=memory)
+    (stage,) = memory.stages
+    assert stage.node_id == "exit_if_1" and stage.exit and stage.skipped == ("more", "pick")
+    path = tmp_path / "trace.jsonl"
+    with JsonlTrace(path) as sink:
+        run_sync(pipeline, QUERY, client=_client(WRONG), registry=registry, trace=sink)
+    assert len(read_trace(path)) == 4  # the calls, stage lines left out
+    (decision,) = read_stages(path)
+    assert not decision.exit and decision.skipped == ()
