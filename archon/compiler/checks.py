@@ -12,6 +12,7 @@ from collections import Counter
 from archon.compiler.graph import ancestors_of_output, find_cycle
 from archon.errors import Diagnostic, Severity, suggest
 from archon.ir import Choice, IntRange, Node, Pipeline, is_hole
+from archon.layers.base import Gate
 from archon.layers.registry import Registry
 from archon.values import Candidates, Payload
 
@@ -217,4 +218,22 @@ def check_unused(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
         )
         for node in pipeline.nodes
         if node.id not in used
+    ]
+
+
+def check_gates(pipeline: Pipeline, registry: Registry) -> list[Diagnostic]:
+    """Warn about an early-exit gate with no later stage: it can skip nothing."""
+    if not pipeline.nodes:
+        return []
+    last = pipeline.nodes[-1]
+    if last.kind not in registry or not issubclass(registry.get(last.kind), Gate):
+        return []
+    return [
+        Diagnostic(
+            code="W402",
+            severity=Severity.WARNING,
+            message=f"{last.kind}() '{last.id}' is the last node: no later stage to skip",
+            span=last.span,
+            hint="write the stages it should skip after it, or remove it",
+        )
     ]

@@ -63,6 +63,7 @@ PASSES: tuple[Pass, ...] = (
     checks.check_output,
     checks.check_structure,
     checks.check_unused,
+    checks.check_gates,
 )
 """Run when the structural passes found no error; all their diagnostics are collected."""
 

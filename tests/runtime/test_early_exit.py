@@ -243,3 +243,17 @@ def test_the_trace_records_each_gate_and_the_skipped_nodes(
     assert len(read_trace(path)) == 4  # the calls, stage lines left out
     (decision,) = read_stages(path)
     assert not decision.exit and decision.skipped == ()
+
+
+def test_a_gate_with_nothing_after_it_is_a_warning(registry: Registry) -> None:
+    from archon.compiler import compile_program
+    from archon.compiler.load import load_source
+    from archon.source import SourceFile
+
+    source = STAGED.split("  more =")[0] + "}\n"
+    program = load_source(SourceFile("<t>", source))
+    diagnostics = compile_program(program, registry).diagnostics
+    assert [d.code for d in diagnostics] == ["W402"]
+    assert "no later stage" in diagnostics[0].message
+    clean = compile_program(load_source(SourceFile("<t>", STAGED)), registry).diagnostics
+    assert not clean
