@@ -204,6 +204,12 @@ def model_option_problem(name: str, value: object) -> tuple[str, str] | None:
             ' "MY_SERVER_API_KEY"',
         )
     if name == "api_base":
+        if isinstance(value, str) and url_has_credentials(value):
+            return (
+                "api_base must not carry credentials (user:password@ in the URL would be sent"
+                " as Basic auth to that server)",
+                'drop the user:password@ part and name a key variable: api_key_env = "MY_API_KEY"',
+            )
         if isinstance(value, str) and _is_http_url(value):
             return None
         return (
@@ -219,6 +225,15 @@ def model_option_problem(name: str, value: object) -> tuple[str, str] | None:
             " from Python",
         )
     return None
+
+
+def url_has_credentials(text: str) -> bool:
+    """Whether the URL ``text`` carries a user name or password (``user:pw@host``)."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return "@" in text
+    return parts.username is not None or parts.password is not None
 
 
 def _is_http_url(text: str) -> bool:

@@ -13,7 +13,7 @@ from archon.compiler.lower_values import LoweringFailed, ValueLowerer, ValueScop
 from archon.compiler.scopes import Definitions
 from archon.dsl import ast
 from archon.errors import Diagnostic, Severity
-from archon.ir import ModelSpec, Param, model_option_problem
+from archon.ir import ModelSpec, Param, model_option_problem, url_has_credentials
 from archon.layers.registry import Registry
 from archon.source import Span
 
@@ -161,8 +161,12 @@ class Definer:
                 continue
             refused = model_option_problem(arg.name.text, value)
             if refused is not None:
-                # E316: a literal key; E317: any other option a shared file may not set.
-                code = "E316" if arg.name.text == "api_key" else "E317"
+                # E316: a credential (a literal key, a password in a URL); E317: any other
+                # option a shared file may not set.
+                credential = arg.name.text == "api_key" or (
+                    isinstance(value, str) and url_has_credentials(value)
+                )
+                code = "E316" if credential else "E317"
                 self.error(code, f"model '{alias}': {refused[0]}", arg.name.span, refused[1])
                 continue
             options.append(Param(name=arg.name.text, value=value, span=arg.span))

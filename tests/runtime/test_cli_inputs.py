@@ -111,6 +111,13 @@ def test_a_literal_api_key_is_a_diagnostic_not_a_traceback(tmp_path: Path) -> No
         assert "E316" in result.stderr and "^" in result.stderr
 
 
+def test_credentials_in_api_base_are_refused(tmp_path: Path) -> None:
+    pipe = server_pipe(tmp_path, "http://user:s3cret@127.0.0.1:9/v1", "")
+    for command in (["run", str(pipe), "-q", "hi"], ["check", str(pipe)]):
+        result = clean(invoke(*command), 1)
+        assert "E316" in result.stderr and "credentials" in result.stderr
+
+
 def test_api_key_env_path_is_a_diagnostic(tmp_path: Path) -> None:
     pipe = server_pipe(tmp_path, "http://127.0.0.1:9/v1", ', api_key_env = "PATH"')
     assert "E317" in clean(invoke("check", str(pipe)), 1).stderr
