@@ -8,6 +8,7 @@ complete line, drops a truncated last line, and skips the items already there.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from types import TracebackType
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from archon.errors import ArchonError
+from archon.runtime.secrets import REDACTED, Redactor
 from archon.values import Usage
 
 logger = logging.getLogger(__name__)
@@ -148,6 +150,23 @@ class ItemRecord(_Frozen):
         return self.error is None
 
 
+def _record_problem(error: ValidationError) -> str:
+    """The first thing wrong with a records line, in a few words (pydantic's own text spans
+    several lines and quotes the input)."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    field = ".".join(str(part) for part in first["loc"])
+    kind = first["type"]
+    if kind == "json_invalid":
+        return "not JSON"
+    if kind == "model_type":
+        return "not a JSON object"
+    if kind == "missing":
+        return f"missing field '{field}'"
+    if kind == "extra_forbidden":
+        return f"unknown field '{field}'"
+    return f"field '{field}': {first['msg'].lower()}"
+
+
 def read_records(path: str | Path) -> tuple[list[ItemRecord], int]:
     """The complete records of a file and the byte length they occupy.
 
@@ -169,21 +188,37 @@ def read_records(path: str | Path) -> tuple[list[ItemRecord], int]:
         try:
             records.append(ItemRecord.model_validate_json(line))
         except ValidationError as e:
-            raise RecordsError(f"{path}:{number}: not a valid record ({e})") from e
+            raise RecordsError(
+                f"{path}: line {number} is not a record ({_record_problem(e)}): fix or delete"
+                " that line, then resume"
+            ) from None
     if tail.strip():
         logger.warning("%s: ignoring a truncated last record", path)
     return records, len(data) - len(tail)
 
 
+def redact_json(line: str, redactor: Redactor) -> str:
+    """``line`` (JSON text) with every secret value replaced, as written and as JSON escapes
+    it, so that a key a model echoed or an error quoted never reaches a records file."""
+    for value in redactor.values:
+        escaped = json.dumps(value)[1:-1]
+        for form in dict.fromkeys((escaped, value)):
+            if form in line:
+                line = line.replace(form, REDACTED)
+    return line
+
+
 class RecordWriter:
-    """Appends records to a JSONL file, one flushed line each.
+    """Appends records to a JSONL file, one flushed line each, with secret values redacted
+    (the environment's keys by default, as the call cache redacts them).
 
     With ``resume`` the existing complete records are kept (a truncated tail is cut off);
     otherwise the file is started afresh.
     """
 
-    def __init__(self, path: str | Path, *, resume: bool) -> None:
+    def __init__(self, path: str | Path, *, resume: bool, redactor: Redactor | None = None) -> None:
         self.path = Path(path)
+        self._redactor = redactor if redactor is not None else Redactor.from_environ()
         self.existing: list[ItemRecord] = []
         if resume:
             self.existing, keep = read_records(self.path)
@@ -197,7 +232,8 @@ class RecordWriter:
 
     def write(self, record: ItemRecord) -> None:
         """Append ``record`` and flush it to the OS."""
-        self._handle.write(record.model_dump_json().encode() + b"\n")
+        line = redact_json(record.model_dump_json(), self._redactor)
+        self._handle.write(line.encode() + b"\n")
         self._handle.flush()
 
     def close(self) -> None:
