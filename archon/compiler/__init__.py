@@ -11,9 +11,11 @@ diagnostic, warnings included (what ``archon check`` prints).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archon.compiler.confine import allowed_roots, check_readable
 from archon.compiler.load import (
     Program,
     load_ast,
@@ -66,8 +68,15 @@ class CompileResult:
         return self
 
 
-def _read_relative(base: str, relative: str) -> str:
-    return read_text(resolve_relative(base, relative))
+def _project_reader(main_path: str) -> Callable[[str, str], str]:
+    """Reads ``file("...")`` paths relative to the file naming them, inside the project of
+    ``main_path`` only (see :mod:`archon.compiler.confine`)."""
+    roots = allowed_roots(main_path)
+
+    def read(base: str, relative: str) -> str:
+        return read_text(str(check_readable(resolve_relative(base, relative), roots)))
+
+    return read
 
 
 def compile_program(
@@ -96,7 +105,7 @@ def compile_program(
     try:
         with paused_gc():  # lowering builds many small frozen objects, like parsing
             lowered, lowering = lower_program(
-                program, registry, _read_relative, pipeline, limits=limits
+                program, registry, _project_reader(program.main.path), pipeline, limits=limits
             )
             diagnostics.extend(lowering)
             if lowered is not None and not any(d.is_error for d in diagnostics):

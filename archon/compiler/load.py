@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archon.compiler.confine import ReadRefused, allowed_roots, check_readable
 from archon.dsl import ast
 from archon.dsl.limits import SourceLimits, size_problem
 from archon.dsl.parser import parse_source
@@ -94,7 +95,7 @@ def load_source(
     if too_large is not None:
         raise DiagnosticError([too_large])
     main = LoadedFile(source.path, source, parse_source(source))
-    loader = _ImportLoader(reader, limits)
+    loader = _ImportLoader(reader, limits, allowed_roots(source.path))
     loader.visit(main, stack=((_key(main.path), main.path),))
     sources = {main.path: main.source} | {f.path: f.source for f in loader.loaded.values()}
     return Program(
@@ -110,7 +111,7 @@ def load_ast(
 ) -> Program:
     """A program from an already-built AST (e.g. from ``archon.build``) at ``path``."""
     main = LoadedFile(path, SourceFile(path, ""), file)
-    loader = _ImportLoader(reader, limits or SourceLimits())
+    loader = _ImportLoader(reader, limits or SourceLimits(), allowed_roots(path))
     loader.visit(main, stack=((_key(path), path),))
     sources = {f.path: f.source for f in loader.loaded.values()}
     return Program(
@@ -147,9 +148,12 @@ class _ImportLoader:
     path it was reached by (relative to the main file when that one is relative), so
     diagnostics point at ``lib/models.pipe`` rather than at an absolute path."""
 
-    def __init__(self, reader: FileReader, limits: SourceLimits) -> None:
+    def __init__(
+        self, reader: FileReader, limits: SourceLimits, roots: Sequence[Path] = ()
+    ) -> None:
         self.reader = reader
         self.limits = limits
+        self.roots = tuple(roots)
         self.loaded: dict[str, LoadedFile] = {}
         self.order: list[LoadedFile] = []
         self.diagnostics: list[Diagnostic] = []
@@ -179,6 +183,7 @@ class _ImportLoader:
         if target in self.loaded:
             return
         try:
+            check_readable(target, self.roots)
             size = Path(target).stat().st_size if Path(target).is_file() else 0
             too_large = size_problem(size, shown, self.limits, item.path.span)
             text = "" if too_large is not None else self.reader(target)
@@ -188,7 +193,8 @@ class _ImportLoader:
                     code="E502",
                     message=f"cannot import '{item.path.value}': {_reason(error)}",
                     span=item.path.span,
-                    hint=f"import paths are relative to the importing file (looked for {shown})",
+                    hint=_refused_hint(error)
+                    or f"import paths are relative to the importing file (looked for {shown})",
                 )
             )
             return
@@ -206,6 +212,12 @@ class _ImportLoader:
         self.loaded[target] = loaded
         self.visit(loaded, (*stack, (target, shown)))
         self.order.append(loaded)
+
+
+def _refused_hint(error: Exception) -> str | None:
+    if isinstance(error, ReadRefused):
+        return "imports and file() read regular files inside the project only"
+    return None
 
 
 def _reason(error: Exception) -> str:
