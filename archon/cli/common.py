@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from archon.dsl.limits import SourceLimits
+from archon.dsl.limits import NumberTooLarge, SourceLimits, json_numbers
 from archon.errors import Diagnostic, render_all
 from archon.source import SourceFile
 
@@ -94,9 +94,12 @@ def read_text_file(path: Path, what: str, max_bytes: int = MAX_JSON_BYTES) -> st
 
 
 def parse_json(text: str, where: str) -> Any:
-    """``json.loads`` whose failures (syntax, absurd nesting) are usage errors."""
+    """``json.loads`` whose failures (syntax, absurd nesting, integers of more than
+    ``MAX_INT_DIGITS`` digits, numbers that overflow) are usage errors."""
     try:
-        return json.loads(text)
+        return json_numbers(text)
+    except NumberTooLarge as error:
+        usage_error(f"{where}: {error}")
     except json.JSONDecodeError as error:
         usage_error(
             f"{where}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"

@@ -9,22 +9,43 @@ code, a position and a hint.
 
 The defaults are far above any real pipeline; the CLI lets users raise them through
 ``ARCHON_MAX_PIPE_BYTES``, ``ARCHON_MAX_PIPE_DEPTH`` and ``ARCHON_MAX_PIPE_NODES``.
+
+Integer literals are bounded too (:data:`MAX_INT_DIGITS`): in a ``.pipe`` file, in a
+``--params`` file and in an Archon config. Python refuses to convert integers of thousands of
+digits, and no setting needs more than a few; :func:`json_numbers` reads JSON with the same
+bound and refuses numbers that overflow to infinity.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from archon.dsl import ast
 from archon.errors import Diagnostic
 from archon.source import Span
 
-__all__ = ["SourceLimits", "nesting_problem", "size_problem", "too_many_nodes"]
+__all__ = [
+    "MAX_INT_DIGITS",
+    "NumberTooLarge",
+    "SourceLimits",
+    "int_digits_problem",
+    "json_numbers",
+    "nesting_problem",
+    "size_problem",
+    "too_many_nodes",
+]
 
 SIZE_CODE = "E106"
 DEPTH_CODE = "E104"
 NODES_CODE = "E107"
+DIGITS_CODE = "E108"
+
+MAX_INT_DIGITS = 30
+"""The most digits an integer literal or parameter value may have (underscores not counted)."""
 
 
 @dataclass(frozen=True)
@@ -138,4 +159,56 @@ def too_many_nodes(limits: SourceLimits, span: Span | None) -> Diagnostic:
         span=span,
         hint="repeat counts and block uses multiply; lower them (the CLI reads"
         " ARCHON_MAX_PIPE_NODES to raise the limit)",
+    )
+
+
+def _digit_count(text: str) -> int:
+    return sum(c.isdigit() for c in text)
+
+
+def int_digits_problem(text: str, span: Span | None) -> Diagnostic | None:
+    """A diagnostic when the integer literal ``text`` has more than :data:`MAX_INT_DIGITS`
+    digits, else None."""
+    digits = _digit_count(text)
+    if digits <= MAX_INT_DIGITS:
+        return None
+    return Diagnostic(
+        code=DIGITS_CODE,
+        message=f"integer literal is too long: {digits:,} digits (the limit is {MAX_INT_DIGITS})",
+        span=span,
+        hint="no setting needs a number this large; shorten it, or write a float such as 1e40",
+    )
+
+
+class NumberTooLarge(ValueError):
+    """A JSON number with too many digits, or one that overflows to infinity."""
+
+
+def _json_int(text: str) -> int:
+    digits = _digit_count(text)
+    if digits > MAX_INT_DIGITS:
+        raise NumberTooLarge(
+            f"an integer of {digits:,} digits ({text[:12]}...) is too long"
+            f" (the limit is {MAX_INT_DIGITS} digits)"
+        )
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= 24 else text[:12] + "..."
+        raise NumberTooLarge(f"the number {shown} is too large to represent")
+    return value
+
+
+def _json_constant(name: str) -> float:
+    raise NumberTooLarge(f"{name} is not a JSON number; write a finite number")
+
+
+def json_numbers(text: str) -> Any:
+    """``json.loads`` with bounded numbers: :class:`NumberTooLarge` for an integer of more
+    than :data:`MAX_INT_DIGITS` digits, a float that overflows, ``Infinity`` or ``NaN``."""
+    return json.loads(
+        text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
     )

@@ -22,6 +22,7 @@ from lark.visitors import Transformer_NonRecursive
 
 from archon.dsl import ast
 from archon.dsl._lark_cache import grammar_cache_path
+from archon.dsl.limits import int_digits_problem
 from archon.dsl.syntax_examples import SYNTAX_EXAMPLES
 from archon.errors import Diagnostic, DiagnosticError
 from archon.source import SourceFile, Span
@@ -82,8 +83,11 @@ def parse_source(source: SourceFile) -> ast.File:
             ) from None
         # The non-recursive transformer walks the tree with an explicit stack: deep nesting
         # is safe.
-        start = _ToAst(source.path).transform(tree)
+        transformer = _ToAst(source.path)
+        start = transformer.transform(tree)
         del tree  # freed while collection is paused: reference counting suffices
+        if transformer.problems:
+            raise DiagnosticError(transformer.problems)
     assert isinstance(start, ast.File)
     return ast.File(items=start.items, path=source.path, comments=_comments(source))
 
@@ -300,6 +304,7 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
+        self.problems: list[Diagnostic] = []
 
     def start(self, meta: Meta, *items: ast.Item) -> ast.File:
         return ast.File(items=items)
@@ -413,7 +418,13 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         return ast.Str(token[3:-3], span=_token_span(self.path, token))
 
     def number(self, meta: Meta, token: Token) -> ast.Num:
-        return ast.Num(_number(token), span=_token_span(self.path, token))
+        span = _token_span(self.path, token)
+        if token.type == "INT":
+            problem = int_digits_problem(token, span)
+            if problem is not None:  # collected, raised after the walk; 0 stands in
+                self.problems.append(problem)
+                return ast.Num(0, span=span)
+        return ast.Num(_number(token), span=span)
 
     def name(self, meta: Meta, token: Token) -> ast.Name:
         return ast.Name(str(token), span=_token_span(self.path, token))

@@ -246,13 +246,17 @@ class _Child:
     emit: Callable[[str, Pos | None], None]
 
 
-def _boundary(children: Sequence[_Child], index: int, parent_end: Pos | None) -> Pos | None:
-    """Where the next sibling starts (or the parent ends): trailing comments stop there."""
-    for later in children[index + 1 :]:
-        real = _real(later.span)
+def _boundaries(children: Sequence[_Child], parent_end: Pos | None) -> list[Pos | None]:
+    """For each child, where the next sibling with a real span starts (or the parent ends):
+    its trailing comments stop there. One backward pass, so linear in the siblings."""
+    result: list[Pos | None] = [None] * len(children)
+    next_start = parent_end
+    for index in range(len(children) - 1, -1, -1):
+        result[index] = next_start
+        real = _real(children[index].span)
         if real is not None:
-            return _start(real)
-    return parent_end
+            next_start = _start(real)
+    return result
 
 
 class _Printer:
@@ -270,9 +274,10 @@ class _Printer:
 
     def file(self, file: ast.File) -> str:
         children = [_Child(item.span, self._item_emitter(item)) for item in file.items]
+        boundaries = _boundaries(children, None)
         for index, child in enumerate(children):
             self._force_blank = index > 0
-            child.emit("", _boundary(children, index, None))
+            child.emit("", boundaries[index])
         self._force_blank = bool(self._lines)
         while self._pending:
             self._comment(self._pending.popleft(), "")
@@ -379,8 +384,8 @@ class _Printer:
         self._last_line = header_line if header_line is not None else self._last_line
         inner_indent = indent + INDENT
         end = _end(real) if real is not None else None
-        for index, child in enumerate(children):
-            child.emit(inner_indent, _boundary(children, index, end))
+        for child, child_boundary in zip(children, _boundaries(children, end), strict=True):
+            child.emit(inner_indent, child_boundary)
         if end is not None:
             self._comments_before(end, inner_indent)
         self._lines.append(indent + "}" + self._trailing(real, boundary))

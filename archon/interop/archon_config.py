@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from archon.dsl import ast
+from archon.dsl.limits import NumberTooLarge, json_numbers
 from archon.dsl.printer import print_file
 from archon.errors import Diagnostic, Severity, suggest
 from archon.interop.archon_export import export_config
@@ -343,7 +344,9 @@ def import_file(path: str | Path) -> ImportResult:
                 f"{path}: {size:,} bytes is too large for an Archon config"
                 f" (the limit is {MAX_CONFIG_BYTES:,})"
             )
-        config = json.loads(Path(path).read_bytes().decode("utf-8"))
+        config = json_numbers(Path(path).read_bytes().decode("utf-8"))
+    except NumberTooLarge as error:
+        raise ArchonConfigError(f"{path}: {error}") from None
     except OSError as error:
         raise ArchonConfigError(f"cannot read {path}: {error.strerror or error}") from error
     except UnicodeDecodeError as error:

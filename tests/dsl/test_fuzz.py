@@ -17,6 +17,7 @@ from hypothesis.extra.lark import from_lark
 from lark import Lark
 
 from archon.dsl import ast
+from archon.dsl.limits import MAX_INT_DIGITS
 from archon.dsl.parser import grammar_text, lark_parser, parse
 from archon.dsl.printer import format_source, print_file
 from archon.errors import DiagnosticError
@@ -43,9 +44,10 @@ names = st.builds(
 ).filter(lambda n: n not in KEYWORDS)
 name_nodes = names.map(ast.Name)
 
+_LARGEST = 10**MAX_INT_DIGITS - 1  # integer literals have at most MAX_INT_DIGITS digits
 numbers = st.one_of(
-    st.integers(),
-    st.integers(min_value=-(10**40), max_value=10**40),
+    st.integers(min_value=-1000, max_value=1000),
+    st.integers(min_value=-_LARGEST, max_value=_LARGEST),
     st.floats(allow_nan=False),
 ).map(ast.Num)
 
