@@ -32,15 +32,34 @@ from typing import Any, BinaryIO
 
 if __package__:  # imported by archon (tests, type checking); inside, these sources precede
     from archon.layers.sandbox._guard import guard
-    from archon.layers.sandbox._wire import Opaque, decode, encode, type_name
+    from archon.layers.sandbox._wire import (
+        HARNESS_ERROR,
+        Opaque,
+        decode,
+        encode,
+        has_opaque,
+        opaque_name,
+        type_name,
+    )
 
 _RESULT_CAP = 1 << 20  # bytes of one child's result
 _STDOUT_CAP = 1 << 16  # bytes of a program's standard output that are kept
 _MESSAGE_CAP = 300
 
 
+def _compile(source: str, filename: str, mode: str) -> Any:
+    """Compile model-written or test code as a plain program: no ``__future__`` feature of
+    this runner (e.g. postponed annotations) carries over."""
+    return compile(source, filename, mode, flags=0, dont_inherit=True)
+
+
 class _Timeout(BaseException):
     """Raised by SIGALRM; a BaseException so that ``except Exception`` cannot swallow it."""
+
+
+class _HarnessError(BaseException):
+    """A test the harness cannot carry out (e.g. a value that cannot cross to the candidate);
+    a BaseException so that the test's ``except Exception`` cannot turn it into a verdict."""
 
 
 def _alarm(signum: int, frame: object) -> None:
@@ -195,14 +214,6 @@ def _describe(namespace: dict[str, Any]) -> list[list[Any]]:
     return names
 
 
-def _has_opaque(wire: Any) -> bool:
-    if wire[0] == "u":
-        return True
-    if wire[0] == "d":
-        return any(_has_opaque(k) or _has_opaque(v) for k, v in wire[1])
-    return wire[0] in ("l", "t", "S") and any(_has_opaque(item) for item in wire[1])
-
-
 class Server:
     """The ``server`` role: one forked child per request (see the module docstring)."""
 
@@ -215,7 +226,7 @@ class Server:
         self.code: Any = None
         self.compile_error: BaseException | None = None
         try:
-            self.code = compile(job["code"], "<candidate>", "exec")
+            self.code = _compile(job["code"], "<candidate>", "exec")
         except BaseException as error:  # SyntaxError, but also MemoryError, RecursionError
             self.compile_error = error
 
@@ -339,7 +350,7 @@ def _perform(request: dict[str, Any], namespace: dict[str, Any]) -> dict[str, An
     if op == "setup":
         return {"status": "ok", "names": _describe(namespace)}
     if op == "eval":
-        value = eval(compile(request["expr"], "<call>", "eval"), namespace)
+        value = eval(_compile(request["expr"], "<call>", "eval"), namespace)
         return {"status": "ok", "value": encode(value)}
     args = decode(request["args"])
     kwargs = decode(request["kwargs"])
@@ -424,10 +435,12 @@ class Tester:
         self.channel.send({"op": "done"})
 
     def bind(self, namespace: dict[str, Any], names: list[list[Any]]) -> None:
-        """The candidate's names; never one that shadows a builtin (``abs``, ``len``...)."""
+        """The candidate's top-level names, as if the tests ran after its code: one that
+        shadows a builtin (a function named ``sum``) is the candidate's; names a test defines
+        are bound later, when it runs, and win."""
         for entry in names:
             kind, name = entry[0], entry[1]
-            if name in namespace or hasattr(builtins, name) or name.startswith("__"):
+            if name in namespace or name.startswith("__"):
                 continue
             if kind == "f":
                 namespace[name] = Proxy(name, self)
@@ -443,12 +456,14 @@ class Tester:
 
     def run(self, index: int, test: str, namespace: dict[str, Any]) -> tuple[str, str]:
         try:
-            code = compile(test, f"<test {index + 1}>", "exec")
+            code = _compile(test, f"<test {index + 1}>", "exec")
         except BaseException as failure:
             return "error", _short(failure)
         status, _, error = _guarded(lambda: exec(code, namespace), self.timeout)
         if status == "timeout":
             return "timeout", f"timed out after {self.timeout:g}s"
+        if isinstance(error, _HarnessError):
+            return "error", (HARNESS_ERROR + _message(error))[:_MESSAGE_CAP]
         if isinstance(error, AssertionError):
             return "failed", _short(error) if str(error) else "assertion failed"
         if error is not None:
@@ -457,12 +472,15 @@ class Tester:
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         wire_args, wire_kwargs = encode(list(args)), encode(kwargs)
-        if _has_opaque(wire_args) or _has_opaque(wire_kwargs):
-            raise TypeError(f"{name}(): only plain values can be passed to the candidate")
+        if has_opaque(wire_args) or has_opaque(wire_kwargs):
+            what = opaque_name(wire_args) or opaque_name(wire_kwargs)
+            raise _HarnessError(
+                f"{name}(): only plain values can be passed to the candidate, not a {what}"
+            )
         left, _ = signal.setitimer(signal.ITIMER_REAL, 0)  # archon times the call
         left = left or self.timeout
         started = time.monotonic()
-        mutable = any(type(a) in (list, dict, set) for a in args)
+        mutable = any(type(a) in (list, dict, set, bytearray) for a in args)
         self.channel.send(
             {"op": "call", "name": name, "args": wire_args, "kwargs": wire_kwargs,
              "timeout": left, "mutable": mutable}
@@ -481,8 +499,8 @@ class Tester:
 
 
 def _write_back(before: Any, after: Any) -> None:
-    """Mutations the candidate made to a list, dict or set argument."""
-    if type(before) is list and type(after) is list:
+    """Mutations the candidate made to a list, dict, set or bytearray argument."""
+    if type(before) in (list, bytearray) and type(after) is type(before):
         before[:] = after
     elif type(before) in (dict, set) and type(after) is type(before):
         before.clear()

@@ -1,7 +1,8 @@
 """Plain values on the wire between archon and the sandbox, and their canonical text.
 
-Only plain builtin values cross: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``,
-``list``, ``tuple``, ``dict`` and ``set``, nested, each recognised with ``type(v) is ...``
+Only plain values cross: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``,
+``bytes``, ``bytearray``, :class:`~decimal.Decimal`, :class:`~fractions.Fraction`, ``list``,
+``tuple``, ``dict``, ``set`` and ``frozenset``, nested, each recognised with ``type(v) is ...``
 (never ``isinstance``: a subclass can override ``__eq__``, ``__iter__`` or ``__repr__``).
 Anything else, and anything nested deeper than :data:`MAX_DEPTH`, becomes an
 :class:`Opaque` placeholder that equals nothing but itself.
@@ -15,14 +16,22 @@ This module imports only the standard library: its source also runs inside the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 MAX_DEPTH = 64
 """Containers nested deeper than this are opaque (this also ends self-referencing lists)."""
 
+HARNESS_ERROR = "harness error: "
+"""How the message of a test that the harness itself could not carry out begins (an error
+outcome, never a verdict on the candidate; no exception type name has a space)."""
+
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 _HEX_CHARS = frozenset("0123456789abcdef")
-_TAGS: dict[type, str] = {list: "l", tuple: "t", set: "S"}
+_TAGS: dict[type, str] = {list: "l", tuple: "t", set: "S", frozenset: "F"}
+_CONTAINERS = (list, tuple, dict, set, frozenset)
 
 
 class WireError(ValueError):
@@ -77,12 +86,63 @@ def encode(value: Any, depth: int = 0) -> list[Any]:
         return ["s", value]
     if kind is bytes:
         return ["y", bytes.hex(value)]
-    if kind not in (list, tuple, dict, set) or depth >= MAX_DEPTH:
+    if kind in _NUMBERS:
+        return _NUMBERS[kind](value)
+    if kind is bytearray:
+        return ["Y", bytearray.hex(value)]
+    if kind not in _CONTAINERS or depth >= MAX_DEPTH:
         return ["u", type_name(value)]
     if kind is dict:
         pairs = dict.items(value)
         return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in pairs]]
     return [_TAGS[kind], [encode(item, depth + 1) for item in kind.__iter__(value)]]
+
+
+def _encode_complex(value: complex) -> list[Any]:
+    real, imag = complex.__getattribute__(value, "real"), complex.__getattribute__(value, "imag")
+    return ["c", [float.__repr__(real), float.__repr__(imag)]]
+
+
+def _encode_decimal(value: Decimal) -> list[Any]:
+    return ["D", Decimal.__str__(value)]
+
+
+def _encode_fraction(value: Fraction) -> list[Any]:
+    numerator, denominator = Fraction.as_integer_ratio(value)
+    return ["Q", [format(numerator, "x"), format(denominator, "x")]]
+
+
+_NUMBERS: dict[type, Callable[[Any], list[Any]]] = {
+    complex: _encode_complex,
+    Decimal: _encode_decimal,
+    Fraction: _encode_fraction,
+}
+
+
+def has_opaque(wire: Any) -> bool:
+    """Whether a wire form written by :func:`encode` holds an unrepresentable part."""
+    if wire[0] == "u":
+        return True
+    if wire[0] == "d":
+        return any(has_opaque(k) or has_opaque(v) for k, v in wire[1])
+    return wire[0] in ("l", "t", "S", "F") and any(has_opaque(item) for item in wire[1])
+
+
+def opaque_name(wire: Any) -> str | None:
+    """The type name of the first unrepresentable part of a wire form, or None."""
+    if wire[0] == "u":
+        return str(wire[1])
+    if wire[0] == "d":
+        parts = [part for pair in wire[1] for part in pair]
+    elif wire[0] in ("l", "t", "S", "F"):
+        parts = wire[1]
+    else:
+        return None
+    for part in parts:
+        name = opaque_name(part)
+        if name is not None:
+            return name
+    return None
 
 
 def decode(wire: object, depth: int = 0) -> object:
@@ -108,6 +168,8 @@ def decode(wire: object, depth: int = 0) -> object:
         return tuple(items)
     if tag == "S":
         return _hashable_set(items)
+    if tag == "F":
+        return frozenset(_hashable_set(items))
     raise WireError(f"unknown tag {tag[:8]!r}")
 
 
@@ -150,6 +212,40 @@ def _bytes(payload: object) -> bytes:
     return bytes.fromhex(payload)
 
 
+def _bytearray(payload: object) -> bytearray:
+    return bytearray(_bytes(payload))
+
+
+def _complex(payload: object) -> complex:
+    if type(payload) is not list or len(payload) != 2:
+        raise WireError("bad complex")
+    return complex(_float(payload[0]), _float(payload[1]))
+
+
+def _decimal(payload: object) -> Decimal:
+    if type(payload) is not str or len(payload) > 10_000:
+        raise WireError("bad decimal")
+    try:
+        value = Decimal(payload)
+    except ArithmeticError:  # decimal.InvalidOperation
+        raise WireError("bad decimal") from None
+    if str(value) != payload:  # only the canonical spelling
+        raise WireError("bad decimal")
+    return value
+
+
+def _fraction(payload: object) -> Fraction:
+    if type(payload) is not list or len(payload) != 2:
+        raise WireError("bad fraction")
+    numerator, denominator = _int(payload[0]), _int(payload[1])
+    if denominator <= 0:
+        raise WireError("bad fraction")
+    value = Fraction(numerator, denominator)
+    if value.as_integer_ratio() != (numerator, denominator):  # only lowest terms
+        raise WireError("bad fraction")
+    return value
+
+
 def _opaque(payload: object) -> Opaque:
     return Opaque(clean_name(payload))
 
@@ -160,6 +256,10 @@ _SCALARS: dict[str, Any] = {
     "f": _float,
     "s": _str,
     "y": _bytes,
+    "Y": _bytearray,
+    "c": _complex,
+    "D": _decimal,
+    "Q": _fraction,
     "u": _opaque,
 }
 
@@ -189,8 +289,10 @@ def canonical(value: Any) -> str:
     items sorted by key text, set items sorted by their text, opaque parts as
     ``<unrepresentable TYPE>``."""
     kind = type(value)
-    if value is None or kind in (bool, float, str, bytes):
+    if value is None or kind in (bool, float, complex, str, bytes, bytearray, Decimal):
         return repr(value)
+    if kind is Fraction:
+        return f"Fraction({canonical(value.numerator)}, {canonical(value.denominator)})"
     if kind is int:
         try:
             return repr(value)
@@ -207,6 +309,9 @@ def canonical(value: Any) -> str:
     if kind is set:
         parts = sorted(canonical(v) for v in value)
         return "{" + ", ".join(parts) + "}" if parts else "set()"
+    if kind is frozenset:
+        parts = sorted(canonical(v) for v in value)
+        return "frozenset({" + ", ".join(parts) + "})" if parts else "frozenset()"
     if kind is Opaque:
         return repr(value)
     return f"<unrepresentable {type_name(value)}>"

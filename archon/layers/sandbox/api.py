@@ -11,7 +11,7 @@ from typing import Any, Literal
 from archon.errors import ArchonError
 from archon.layers.sandbox._process import Runner, RunnerGone
 from archon.layers.sandbox._session import Reply, Server
-from archon.layers.sandbox._wire import WireError, canonical, decode, encode
+from archon.layers.sandbox._wire import HARNESS_ERROR, WireError, canonical, decode, encode
 from archon.layers.sandbox.confine import Isolation, isolation
 from archon.values import TestCase
 
@@ -36,6 +36,12 @@ class TestOutcome:
     __test__ = False  # not a pytest class
     status: Status
     message: str = ""
+
+    @property
+    def harness_error(self) -> bool:
+        """Whether the harness could not carry the test out (e.g. it passes the candidate a
+        value that cannot cross to it): an ``error``, but no verdict on the candidate."""
+        return self.status == "error" and self.message.startswith(HARNESS_ERROR)
 
 
 @dataclass(frozen=True)
