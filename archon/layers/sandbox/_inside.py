@@ -43,6 +43,10 @@ if __package__:  # imported by archon (tests, type checking); inside, these sour
     )
 
 _RESULT_CAP = 1 << 20  # bytes of one child's result
+_SETUP_CAP = 3 << 20  # bytes of the names a loaded program lists (under the 4 MiB line cap)
+_INLINE_CAP = 2 << 20  # bytes of global values sent whole to the tester, all together
+RESULT_TOO_LARGE = "ResultTooLarge"
+"""The error a call reports when its result is over the cap: a harness error, no verdict."""
 _STDOUT_CAP = 1 << 16  # bytes of a program's standard output that are kept
 _MESSAGE_CAP = 300
 
@@ -198,6 +202,7 @@ def _quietly(action: Callable[[str], None], path: str) -> None:
 def _describe(namespace: dict[str, Any]) -> list[list[Any]]:
     """The program's top-level names as the tester binds them (at most 500)."""
     names: list[list[Any]] = []
+    inlined = 0  # values sent whole stay under the setup cap, whatever their number
     for name, value in list(namespace.items())[:500]:
         if type(name) is not str or name.startswith("__"):
             continue
@@ -207,9 +212,11 @@ def _describe(namespace: dict[str, Any]) -> list[list[Any]]:
             names.append(["f", name])
         else:
             wire = encode(value)
-            if wire[0] == "u" or len(json.dumps(wire)) > 65536:
+            size = len(json.dumps(wire)) if wire[0] != "u" else 0
+            if wire[0] == "u" or inlined + size > _INLINE_CAP:
                 names.append(["o", name, type_name(value)])
             else:
+                inlined += size
                 names.append(["v", name, wire])
     return names
 
@@ -368,10 +375,11 @@ def _perform(request: dict[str, Any], namespace: dict[str, Any]) -> dict[str, An
 
 def _write_result(path: str, result: dict[str, Any]) -> None:
     data = json.dumps(result, separators=(",", ":"))
-    if len(data) > _RESULT_CAP:
-        value = result.get("value")
-        shown = ["u", "large " + str(value[0] if value else "value")]
-        data = json.dumps({"status": result.get("status", "ok"), "value": shown})
+    cap = _SETUP_CAP if "names" in result else _RESULT_CAP
+    if len(data) > cap:
+        too_large = {"status": "error", "error": RESULT_TOO_LARGE}
+        message = f"the result is larger than {cap // (1 << 20)} MB"
+        data = json.dumps({**too_large, "message": message})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(data)
@@ -381,7 +389,7 @@ def _read_result(path: str) -> dict[str, Any]:
     """What the child wrote (it may be anything: archon checks it), or {}."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read(_RESULT_CAP + 1)
+            data = handle.read(_SETUP_CAP + 1)
         result = json.loads(data)
     except (OSError, ValueError):
         return {}
@@ -491,6 +499,8 @@ class Tester:
             raise _Timeout()
         signal.setitimer(signal.ITIMER_REAL, left)
         if reply.get("status") != "ok":
+            if reply.get("error") == RESULT_TOO_LARGE:
+                raise _HarnessError(f"{name}(): result too large ({reply.get('message', '')})")
             raise _candidate_error(str(reply.get("error")), str(reply.get("message", "")))
         if mutable and type(reply.get("args")) is list:
             for before, after in zip(args, reply["args"], strict=False):

@@ -1,0 +1,50 @@
+"""Large globals and large results: clear outcomes, never a wrong verdict."""
+
+from __future__ import annotations
+
+import asyncio
+
+from archon.layers.sandbox import run_calls, run_tests
+
+MANY_GLOBALS = (
+    "\n".join(f"TABLE_{k} = 'x' * 60_000" for k in range(25))
+    + """
+
+def lookup(k):
+    return len(globals()[f"TABLE_{k}"])
+"""
+)
+
+HUGE_RESULT = """
+def big():
+    return "y" * 3_000_000
+
+def small():
+    return 1
+"""
+
+
+def test_a_program_with_megabytes_of_globals_keeps_its_names() -> None:
+    report = asyncio.run(
+        run_tests(MANY_GLOBALS, ["assert lookup(3) == 60_000", "assert len(TABLE_24) == 60_000"],
+                  timeout_s=10, memory_mb=512)
+    )  # fmt: skip
+    assert [o.status for o in report.outcomes] == ["passed", "passed"], report.outcomes
+
+
+def test_a_result_over_the_cap_is_a_harness_error_not_a_failure() -> None:
+    report = asyncio.run(
+        run_tests(HUGE_RESULT, ["assert big() == 'y' * 3_000_000", "assert small() == 1"],
+                  timeout_s=10, memory_mb=512)
+    )  # fmt: skip
+    first, second = report.outcomes
+    assert first.status == "error" and first.harness_error
+    assert "result too large" in first.message
+    assert second.status == "passed"
+
+
+def test_run_calls_reports_a_large_result_as_an_error() -> None:
+    report = asyncio.run(run_calls(HUGE_RESULT, ["big()", "small()"], timeout_s=10, memory_mb=512))
+    assert report.outcomes[0].status == "error"
+    assert report.outcomes[0].error == "ResultTooLarge"
+    assert report.outcomes[1].status == "ok" and report.outcomes[1].value == "1"
