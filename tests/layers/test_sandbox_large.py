@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 from archon.layers.sandbox import run_calls, run_tests
 
@@ -48,3 +50,25 @@ def test_run_calls_reports_a_large_result_as_an_error() -> None:
     assert report.outcomes[0].status == "error"
     assert report.outcomes[0].error == "ResultTooLarge"
     assert report.outcomes[1].status == "ok" and report.outcomes[1].value == "1"
+
+
+def test_folders_of_dead_archon_processes_are_swept(tmp_path: Path) -> None:
+    from archon.layers.sandbox.confine import SANDBOX_PREFIX, sweep_stale
+
+    dead = _dead_pid()
+    stale = tmp_path / f"{SANDBOX_PREFIX}{dead}-abc"
+    (stale / "work").mkdir(parents=True)
+    mine = tmp_path / f"{SANDBOX_PREFIX}{os.getpid()}-def"
+    mine.mkdir()
+    unrelated = tmp_path / "archon-sandbox-notapid"
+    unrelated.mkdir()
+    assert sweep_stale(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and mine.exists() and unrelated.exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

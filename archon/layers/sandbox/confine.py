@@ -218,8 +218,48 @@ def _user_tasks() -> int:
     return count
 
 
+SANDBOX_PREFIX = "archon-sandbox-"
+"""Fallback sandbox folders are named ``archon-sandbox-<pid of archon>-<random>``."""
+
+
+def sweep_stale(tmp: str | None = None) -> list[str]:
+    """Remove the fallback sandbox folders of archon processes that no longer run (killed
+    with SIGKILL, say, before they could clean up); returns the folders removed."""
+    folder = tmp or tempfile.gettempdir()
+    removed: list[str] = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            owner = _owner_pid(entry.name)
+            if owner is None or _alive(owner) or not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
+
+
+def _owner_pid(name: str) -> int | None:
+    if not name.startswith(SANDBOX_PREFIX):
+        return None
+    pid, _, rest = name[len(SANDBOX_PREFIX) :].partition("-")
+    return int(pid) if pid.isdigit() and rest else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _audit_hook(role: str, unshare: str | None) -> Launch:
-    root = os.path.realpath(tempfile.mkdtemp(prefix="archon-sandbox-"))
+    sweep_stale()
+    prefix_name = f"{SANDBOX_PREFIX}{os.getpid()}-"
+    root = os.path.realpath(tempfile.mkdtemp(prefix=prefix_name))
     prefix = [unshare, "-rnmpf", "--mount-proc", "--kill-child"] if unshare else []
     readable = (*_prefixes(), "/usr", "/lib", "/lib64", "/dev/null", "/dev/urandom", "/dev/zero")
     launch = Launch([*prefix, *_command(role)], _env(root), root, {})
