@@ -14,6 +14,7 @@ import typer
 
 from archon.dsl.limits import NumberTooLarge, SourceLimits, json_numbers
 from archon.errors import Diagnostic, render_all
+from archon.outputs import output_problem, write_atomic
 from archon.source import SourceFile
 
 if TYPE_CHECKING:  # rich is imported by the commands that print with it, when they do
@@ -110,11 +111,13 @@ def parse_json(text: str, where: str) -> Any:
 
 def check_output_path(path: Path | None, flag: str) -> None:
     """Fail now, before any model call, when ``path`` cannot be written: it is a directory,
-    its folder cannot be created, or the file cannot be opened for appending."""
+    a device, a FIFO or a socket (never opened: a FIFO would block), its folder cannot be
+    created, or the file cannot be opened for appending."""
     if path is None:
         return
-    if path.is_dir():
-        usage_error(f"{flag} {path} is a directory; give a file path")
+    problem = output_problem(path)
+    if problem is not None:
+        usage_error(f"{flag} {path} {problem}")
     existed = path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +127,18 @@ def check_output_path(path: Path | None, flag: str) -> None:
         usage_error(f"{flag} {path} cannot be written: {error.strerror or error}")
     if not existed:
         path.unlink(missing_ok=True)  # leave nothing behind if the run stops early
+
+
+def write_output(path: Path, data: str | bytes, flag: str) -> None:
+    """Write an output file atomically (:func:`archon.outputs.write_atomic`); a failure is
+    one error line and the runtime exit code (the old file, if any, is left as it was)."""
+    try:
+        write_atomic(path, data)
+    except OSError as error:
+        typer.echo(
+            f"error: {flag} {path} could not be written: {error.strerror or error}", err=True
+        )
+        raise typer.Exit(EXIT_RUNTIME) from None
 
 
 def check_positive(value: float | None, flag: str, *, allow_zero: bool = False) -> None:

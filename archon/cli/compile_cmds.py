@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -22,6 +20,7 @@ from archon.cli.common import (
     source_limits,
     stdout,
     usage_error,
+    write_output,
 )
 from archon.cli.session import load_template
 from archon.compiler import CompileResult, check_file
@@ -36,6 +35,7 @@ from archon.errors import to_json as diagnostics_json
 from archon.ir import Pipeline
 from archon.layers import UnknownLayerKind, default_registry
 from archon.layers.base import Layer
+from archon.outputs import write_atomic
 
 
 class OutputFormat(StrEnum):
@@ -187,7 +187,7 @@ def fmt(
             changed.append(path)
             if not check_only:
                 try:
-                    _write_atomic(path, formatted)
+                    write_atomic(path, formatted)
                 except OSError as error:
                     usage_error(f"{path}: cannot rewrite it ({error.strerror or error})")
     for path in changed:
@@ -218,18 +218,6 @@ def _source_map(path: Path, text: str) -> dict[str, Any]:
     from archon.source import SourceFile
 
     return {str(path): SourceFile(str(path), text)}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so an interrupted write never truncates."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # --- graph ----------------------------------------------------------------------------------
@@ -272,7 +260,7 @@ def graph(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text, "--output")
 
 
 def _render_graphviz(dot_text: str, fmt_name: str, output: Path) -> None:
@@ -283,7 +271,7 @@ def _render_graphviz(dot_text: str, fmt_name: str, output: Path) -> None:
             "(e.g. `apt-get install graphviz`); use `-o graph.dot` or `--format mermaid` instead"
         )
     completed = subprocess.run(
-        [dot, f"-T{fmt_name}", "-o", str(output)],
+        [dot, f"-T{fmt_name}"],
         input=dot_text.encode(),
         capture_output=True,
         timeout=60,
@@ -291,6 +279,7 @@ def _render_graphviz(dot_text: str, fmt_name: str, output: Path) -> None:
     )
     if completed.returncode != 0:
         usage_error(f"graphviz failed: {completed.stderr.decode(errors='replace').strip()}")
+    write_output(output, completed.stdout, "--output")
 
 
 # --- kinds ----------------------------------------------------------------------------------

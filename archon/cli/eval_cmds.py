@@ -49,6 +49,7 @@ from archon.eval.splits import Split
 from archon.eval.summary import Cost
 from archon.ir import Budget, Pipeline
 from archon.layers import default_registry
+from archon.outputs import write_atomic
 
 
 def register(app: typer.Typer) -> None:
@@ -341,13 +342,9 @@ def _write_report(out: Path | None, report: dict[str, Any]) -> bool:
     printed) and return False."""
     if out is None:
         return True
-    temporary = out.with_name(f".{out.name}.tmp")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        temporary.replace(out)
+        write_atomic(out, json.dumps(report, indent=2) + "\n")
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         typer.echo(f"error: --out {out} could not be written: {error.strerror or error}", err=True)
         return False
     return True

@@ -13,6 +13,7 @@ from archon.cli.common import (
     read_params,
     require_file,
     usage_error,
+    write_output,
 )
 from archon.cli.session import load_template
 from archon.compiler.structure import AssignmentError, assign
@@ -46,7 +47,7 @@ def import_archon(
     if output is None:
         typer.echo(result.text, nl=False)
     else:
-        output.write_text(result.text, encoding="utf-8")
+        write_output(output, result.text, "--output")
         typer.echo(f"wrote {output}", err=True)
 
 
@@ -69,4 +70,4 @@ def export_archon(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text, "--output")

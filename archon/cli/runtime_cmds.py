@@ -83,6 +83,11 @@ class _Tee:
         for sink in self.sinks:
             sink.record_stage(record)
 
+    @property
+    def failed(self) -> bool:
+        """A trace file could not be written (the run stops starting queries)."""
+        return any(isinstance(s, JsonlTrace) and s.error is not None for s in self.sinks)
+
 
 def _queries(query: str | None, input_file: Path | None) -> list[str | tuple[Message, ...]]:
     if (query is None) == (input_file is None):
@@ -249,6 +254,7 @@ async def _answer_each(
 ) -> bool:
     """Answer many queries, printing each (numbered) as it finishes; False if any failed."""
     ok = True
+    trace = settings["trace"]
     async for item in run_many(pipeline, queries, **settings):
         ok = ok and item.ok
         if as_json:
@@ -257,6 +263,8 @@ async def _answer_each(
             typer.echo(f"[{item.index}] {item.result.answer}")
         else:
             typer.echo(f"[{item.index}] error: {item.error}", err=True)
+        if isinstance(trace, _Tee) and trace.failed:
+            return False  # the trace asked for cannot be kept: start no further query
     return ok
 
 
@@ -331,6 +339,9 @@ def run_command(
             cache.close()
     if prompts is not None:
         _print_prompts(prompts.records)
+    if jsonl is not None and jsonl.error is not None:
+        typer.echo(f"error: {jsonl.error}", err=True)
+        raise typer.Exit(EXIT_RUNTIME)
     if not ok:
         raise typer.Exit(EXIT_RUNTIME)
 

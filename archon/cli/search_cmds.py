@@ -27,6 +27,7 @@ from archon.cli.common import (
     check_positive,
     stdout,
     usage_error,
+    write_output,
 )
 from archon.cli.eval_cmds import load_dataset_or_exit
 from archon.cli.session import Connection, check_model_path, load_template, make_client, open_cache
@@ -244,12 +245,11 @@ def _write_best(result: SearchResult, out: Path) -> list[Path]:
     pipeline = best.pipeline() if best is not None else None
     if best is None or pipeline is None:
         return []
-    out.parent.mkdir(parents=True, exist_ok=True)
     header = (
         f"# Best architecture of study '{result.report.study_name}' (trial {best.number}):"
         f" dev {_fmt(best.quality)}, test {_fmt(best.test_score)}\n"
     )
-    out.write_text(header + pipeline_to_pipe(pipeline), encoding="utf-8")
+    write_output(out, header + pipeline_to_pipe(pipeline), "--out")
     params = out.with_suffix(".json")
     data = {
         "params": dict(best.params),
@@ -259,7 +259,7 @@ def _write_best(result: SearchResult, out: Path) -> list[Path]:
         "dev_score": best.quality,
         "test_score": best.test_score,
     }
-    params.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_output(params, json.dumps(data, indent=2) + "\n", "--out (its .json params)")
     return [out, params]
 
 

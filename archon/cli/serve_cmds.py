@@ -224,6 +224,15 @@ def serve_command(
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every HTTP request (stderr).")
     ] = False,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a connection has to send complete request headers.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a request body has to arrive (then 408).")
+    ] = 30.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Connections open at once; more are closed at once.")
+    ] = 512,
 ) -> None:
     """Serve pipelines behind an OpenAI-compatible API (/v1/chat/completions, /v1/models,
     /health, /metrics) until SIGTERM or Ctrl-C.
@@ -235,11 +244,17 @@ def serve_command(
         ("--queue", queue, 0),
         ("--model-concurrency", model_concurrency, 1),
         ("--max-n", max_n, 1),
+        ("--max-connections", max_connections, 1),
     ):
         if value < low:
             usage_error(f"{option} must be at least {low}")
-    if keepalive <= 0:
-        usage_error("--keepalive must be positive")
+    for option, seconds in (
+        ("--keepalive", keepalive),
+        ("--header-timeout", header_timeout),
+        ("--body-timeout", body_timeout),
+    ):
+        if seconds <= 0:
+            usage_error(f"{option} must be positive")
     registry = default_registry()
     served = _pipelines(pipes, params or [], registry)
     settings = ServeSettings(
@@ -250,6 +265,9 @@ def serve_command(
         max_n=max_n,
         client_sampling=client_sampling,
         api_key=_api_key(api_key_env, host),
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        max_connections=max_connections,
     )
     try:
         budget = ServerBudget(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +17,7 @@ from types import TracebackType
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from archon.errors import ArchonError
+from archon.outputs import LineFile
 from archon.runtime.secrets import REDACTED, Redactor
 from archon.values import Usage
 
@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 class RecordsError(ArchonError):
     """A records file cannot be resumed (corrupt, or written by another pipeline/metric)."""
+
+
+class RecordsWriteError(RecordsError):
+    """A record cannot be written (a full disk, an I/O error); the complete records already
+    in the file are kept, so a resume picks up from them."""
 
 
 class _Frozen(BaseModel):
@@ -209,8 +214,9 @@ def redact_json(line: str, redactor: Redactor) -> str:
 
 
 class RecordWriter:
-    """Appends records to a JSONL file, one flushed line each, with secret values redacted
-    (the environment's keys by default, as the call cache redacts them).
+    """Appends records to a JSONL file, one unbuffered line each (never a torn one), with
+    secret values redacted (the environment's keys by default, as the call cache redacts
+    them).
 
     With ``resume`` the existing complete records are kept (a truncated tail is cut off);
     otherwise the file is started afresh.
@@ -220,28 +226,52 @@ class RecordWriter:
         self.path = Path(path)
         self._redactor = redactor if redactor is not None else Redactor.from_environ()
         self.existing: list[ItemRecord] = []
+        keep: int | None = None
         if resume:
             self.existing, keep = read_records(self.path)
-        else:
-            keep = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = self.path.open("ab" if resume else "wb")
-        if resume and self._handle.tell() != keep:
-            self._handle.truncate(keep)
-            self._handle.seek(keep)
+        self._file = LineFile(self.path, keep=keep)
+        self._failed = False
+
+    @property
+    def complete(self) -> int:
+        """The complete records the file holds: those kept on resume and those written."""
+        return len(self.existing) + self._file.lines
 
     def write(self, record: ItemRecord) -> None:
-        """Append ``record`` and flush it to the OS."""
+        """Append ``record`` as one line, unbuffered.
+
+        Raises:
+            RecordsWriteError: the line cannot be written (a full disk, an I/O error); the
+                file still ends with the last complete record.
+        """
         line = redact_json(record.model_dump_json(), self._redactor)
-        self._handle.write(line.encode() + b"\n")
-        self._handle.flush()
+        try:
+            self._file.append(line.encode())
+        except OSError as error:
+            self._failed = True
+            raise self._write_error(error) from None
+
+    def _write_error(self, error: OSError) -> RecordsWriteError:
+        return RecordsWriteError(
+            f"cannot write records to {self.path}: {error.strerror or error}; the"
+            f" {self.complete} complete records written so far are kept: free space (or fix"
+            " the disk) and rerun with --resume"
+        )
 
     def close(self) -> None:
-        """Flush to disk and close."""
-        if not self._handle.closed:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
+        """Flush to disk and close (after a failed write, just close).
+
+        Raises:
+            RecordsWriteError: the records cannot be forced to disk.
+        """
+        try:
+            self._file.close(sync=not self._failed)
+        except OSError as error:
+            raise self._write_error(error) from None
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
 
     def __enter__(self) -> RecordWriter:
         return self

@@ -7,15 +7,22 @@ text only when asked for (``--show-prompts``), redacted too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from archon.errors import ArchonError
+from archon.outputs import LineFile
 from archon.values import Message
+
+
+class TraceWriteError(ArchonError):
+    """A trace line cannot be written (a full disk, an I/O error)."""
 
 
 class CallRecord(BaseModel):
@@ -98,16 +105,20 @@ class MemoryTrace:
 
 
 class JsonlTrace:
-    """Appends one JSON line per call to ``path``; flushes each line (safe to tail).
+    """Appends one JSON line per call to ``path``, unbuffered (safe to tail).
 
-    Use as a context manager or call :meth:`close`.
+    A line that cannot be written (a full disk, an I/O error) does not fail the call: the
+    file is cut back to its last complete line and closed, nothing more is written, and
+    :attr:`error` says what happened (the CLI ends with it). Use as a context manager or call
+    :meth:`close`.
     """
 
     def __init__(self, path: str | Path, *, include_prompts: bool = False) -> None:
         self.path = Path(path)
         self._include_prompts = include_prompts
-        self._file: IO[str] | None = None
+        self._file: LineFile | None = None
         self._lock = threading.Lock()
+        self.error: TraceWriteError | None = None
 
     @property
     def include_prompts(self) -> bool:
@@ -122,16 +133,35 @@ class JsonlTrace:
     def _write(self, record: BaseModel) -> None:
         line = json.dumps(record.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
         with self._lock:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            self._file.write(line + "\n")
-            self._file.flush()
+            if self.error is not None:
+                return
+            try:
+                if self._file is None:
+                    self._file = LineFile(self.path, keep=_size(self.path))
+                self._file.append(line.encode("utf-8"))
+            except OSError as error:
+                self._fail(error)
+
+    def _fail(self, error: OSError) -> None:
+        """Remember the first write error and stop writing."""
+        written = self._file.lines if self._file is not None else 0
+        self.error = TraceWriteError(
+            f"cannot write the trace to {self.path}: {error.strerror or error}; the"
+            f" {written} complete call records written so far are kept (the rest of this run"
+            " is not traced): free space (or fix the disk) and rerun"
+        )
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close(sync=False)
 
     def close(self) -> None:
+        """Close the file (a failure to force it to disk becomes :attr:`error`)."""
         with self._lock:
             if self._file is not None:
-                self._file.close()
+                try:
+                    self._file.close(sync=self.error is None)
+                except OSError as error:
+                    self._fail(error)
                 self._file = None
 
     def __enter__(self) -> JsonlTrace:
@@ -144,6 +174,14 @@ class JsonlTrace:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _size(path: Path) -> int:
+    """The length of ``path`` (0 when absent): a trace is appended to."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def read_trace(path: str | Path) -> list[CallRecord]:
