@@ -9,6 +9,7 @@ the port private or put them behind the proxy's own access rules.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from archon.errors import ArchonError
 from archon.layers.registry import Registry
@@ -34,6 +36,7 @@ from archon.serve.errors import (
     error_response,
     internal_error,
 )
+from archon.serve.guard import guarded
 from archon.serve.metrics import CONTENT_TYPE
 from archon.serve.pipelines import ServedPipeline
 from archon.serve.responses import completion_json
@@ -107,13 +110,17 @@ def create_app(
     )
     engine = Engine(pipelines, resources, settings=settings, budget=budget, metrics=metrics)
     state = ServeState(engine, admission, metrics, started=int(time.time()))
-    app = web.Application(middlewares=[_errors, _auth], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[_connection, _errors, _auth], client_max_size=MAX_BODY_BYTES)
     app[STATE] = state
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_get("/v1/models", list_models)
-    app.router.add_get("/v1/models/{model}", get_model)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics_text)
+    routes: list[tuple[str, str, Handler]] = [
+        ("POST", "/v1/chat/completions", chat_completions),
+        ("GET", "/v1/models", list_models),
+        ("GET", "/v1/models/{model}", get_model),
+        ("GET", "/health", health),
+        ("GET", "/metrics", metrics_text),
+    ]
+    for method, path, route in routes:
+        app.router.add_route(method, path, route, expect_handler=_expect)
 
     async def drain(_app: web.Application) -> None:
         state.draining = True
@@ -123,6 +130,19 @@ def create_app(
 
 
 # --- middleware ---------------------------------------------------------------------------
+
+
+@web.middleware
+async def _connection(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tell the connection's guard that a request runs (its header deadline is met)."""
+    guard = guarded(request.transport)
+    if guard is not None:
+        guard.request_started()
+    try:
+        return await handler(request)
+    finally:
+        if guard is not None:
+            guard.request_finished()
 
 
 @web.middleware
@@ -148,21 +168,39 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     key = request.app[STATE].settings.api_key
-    if key is not None and request.path.startswith("/v1/"):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        # compare_digest: the time taken does not depend on how much of the key matches.
-        valid = scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), key.encode()
+    header = request.headers.get("Authorization", "")
+    if key is not None and request.path.startswith("/v1/") and not _authorized(header, key):
+        raise ApiError(
+            401,
+            "Incorrect API key provided: send Authorization: Bearer <key>",
+            type=AUTHENTICATION,
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
         )
-        if not valid:
-            raise ApiError(
-                401,
-                "Incorrect API key provided: send Authorization: Bearer <key>",
-                type=AUTHENTICATION,
-                code="invalid_api_key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
     return await handler(request)
+
+
+def _authorized(header: str, key: str) -> bool:
+    """Whether ``header`` is ``Bearer <key>``.
+
+    Header bytes that are not UTF-8 reach here as surrogate escapes; they are compared as
+    the bytes they were (and so never match). ``compare_digest``: the time taken does not
+    depend on how much of the key matches.
+    """
+    scheme, _, token = header.partition(" ")
+    sent = token.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent, key.encode())
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` is honoured; any other expectation gets a JSON 417."""
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        if request.version == (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+    return error_response(
+        ApiError(417, "only Expect: 100-continue is supported", code="expectation_failed")
+    )
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -182,9 +220,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 code="shutting_down",
                 headers={"Retry-After": "1"},
             )
-        chat = parse_chat_request(
-            await _json_body(request), state.engine.pipelines, max_n=state.settings.max_n
-        )
+        body = await _json_body(request, state.settings.body_timeout_s)
+        chat = parse_chat_request(body, state.engine.pipelines, max_n=state.settings.max_n)
         model = chat.model
         response, status = await _answer(request, state, chat)
         return response
@@ -215,11 +252,34 @@ async def _answer(
     return _json(body, headers={"x-request-id": request_id}), 200
 
 
-async def _json_body(request: web.Request) -> Any:
+async def _read_body(request: web.Request, timeout_s: float) -> bytes:
+    """The raw body; 408 when it does not arrive within ``timeout_s``, 400 when malformed."""
     try:
-        return json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise bad_request(f"the body is not valid JSON ({error})") from error
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except TimeoutError as error:
+        raise ApiError(
+            408,
+            f"the request body did not arrive within {timeout_s:g} s",
+            code="request_timeout",
+        ) from error
+    except HttpProcessingError as error:
+        raise bad_request(f"the body could not be read ({error.message})") from error
+
+
+async def _json_body(request: web.Request, timeout_s: float) -> Any:
+    """The parsed JSON body; 400 for anything that is not JSON the server can hold.
+
+    Too-long integers (``ValueError``) and nesting deeper than the interpreter's recursion
+    limit (``RecursionError``) are refused like any other malformed body.
+    """
+    raw = await _read_body(request, timeout_s)
+    try:
+        return json.loads(raw)
+    except RecursionError as error:
+        raise bad_request("the body is not valid JSON (nested too deeply)") from error
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        raise bad_request(f"the body is not valid JSON ({str(error)[:200]})") from error
 
 
 def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -200,7 +200,7 @@ def _message(item: object, index: int) -> Message:
         raise bad_request(f"{where}: {role} messages are not supported", param=where)
     if role not in ("system", "user", "assistant"):
         raise bad_request(
-            f"{where}.role must be system, developer, user or assistant (got {role!r})",
+            f"{where}.role must be system, developer, user or assistant (got {_short(role)})",
             param=f"{where}.role",
         )
     return Message(role=role, content=_content(item.get("content"), where))
@@ -213,14 +213,30 @@ def _content(value: object, where: str) -> str:
         texts = []
         for part in value:
             if not isinstance(part, dict) or part.get("type") != "text":
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                kind = _short(part.get("type")) if isinstance(part, dict) else type(part).__name__
                 raise bad_request(
-                    f"{where}.content: only text parts are supported (got {kind!r})",
+                    f"{where}.content: only text parts are supported (got {kind})",
                     param=f"{where}.content",
                 )
             texts.append(str(part.get("text", "")))
         return "".join(texts)
     raise bad_request(f"{where}.content must be a string or text parts", param=f"{where}.content")
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """A bounded description of a client's value for an error message.
+
+    Scalars are shown (cut to ``limit`` characters); containers by their type only, so a
+    deeply nested or huge value cannot make the message large or recursive.
+    """
+    if value is None or isinstance(value, bool | float | str):
+        text = repr(value)
+    elif isinstance(value, int):
+        bits = value.bit_length()
+        text = str(value) if bits < 200 else f"an integer of {bits} bits"
+    else:
+        return type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _boolean(body: Mapping[str, Any], name: str) -> bool:
@@ -242,7 +258,7 @@ def _integer(
         raise bad_request(f"{name} must be an integer", param=name)
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise bad_request(f"{name} must be {bound} (got {value})", param=name)
+        raise bad_request(f"{name} must be {bound} (got {_short(value)})", param=name)
     return value
 
 

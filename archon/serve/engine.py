@@ -53,6 +53,11 @@ class ServeSettings:
         client_sampling: let ``temperature``/``top_p``/``max_tokens`` override a direct
             pipeline's answer call (see :mod:`archon.serve.pipelines`).
         api_key: the bearer token clients must send (None: no authentication).
+        header_timeout_s: a connection must send complete request headers within this
+            long (of opening, or of the first byte of a further request); else it is closed.
+        body_timeout_s: a request body must arrive within this long; else 408.
+        max_connections: connections open at once; more are closed as soon as accepted
+            (lowered to fit the process's file-descriptor limit).
     """
 
     max_concurrency: int = 64
@@ -62,6 +67,9 @@ class ServeSettings:
     max_n: int = 16
     client_sampling: bool = True
     api_key: str | None = field(default=None, repr=False)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 512
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
+from archon.serve.app import STATE
+from archon.serve.guard import ConnectionGuard, ConnectionLimits, LogLimiter, install_log_limiter
+
 logger = logging.getLogger(__name__)
+
+KEEPALIVE_S = 75.0
+"""An idle kept-alive connection is closed after this long."""
+
+FD_RESERVE = 64
+"""File descriptors kept free for the cache, the trace, model calls and logs."""
 
 
 @dataclass
@@ -26,6 +37,7 @@ class RunningServer:
     runner: web.AppRunner
     host: str
     port: int
+    remove_log_limiter: Callable[[], None] = field(default=lambda: None, repr=False)
 
     @property
     def url(self) -> str:
@@ -35,7 +47,43 @@ class RunningServer:
 
     async def stop(self) -> None:
         """Stop accepting, finish the requests in flight, close connections."""
-        await self.runner.cleanup()
+        try:
+            await self.runner.cleanup()
+        finally:
+            self.remove_log_limiter()
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP listening socket whose connections go through a :class:`ConnectionGuard`."""
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        guard: Callable[[], asyncio.BaseProtocol],
+    ) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._guard = guard
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._guard, self._host, self._port)
+
+
+def connection_cap(wanted: int) -> int:
+    """``wanted``, lowered so that open connections cannot use up the file descriptors."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_RESERVE))
 
 
 async def start(
@@ -46,23 +94,40 @@ async def start(
     shutdown_timeout_s: float = 60.0,
     access_log: bool = False,
 ) -> RunningServer:
-    """Listen on ``host:port`` (port 0: any free port; see ``RunningServer.port``)."""
+    """Listen on ``host:port`` (port 0: any free port; see ``RunningServer.port``).
+
+    Connections are guarded by the application's settings (``header_timeout_s``,
+    ``max_connections``), and error logs are rate-limited while the server runs.
+    """
+    handler_options: dict[str, Any] = {
+        "keepalive_timeout": KEEPALIVE_S,
+        "access_log": logging.getLogger("archon.serve.access") if access_log else None,
+    }
     runner = web.AppRunner(
         app,
         # A client that goes away cancels its request, so its pipeline stops spending.
         handler_cancellation=True,
         shutdown_timeout=shutdown_timeout_s,
-        access_log=logging.getLogger("archon.serve.access") if access_log else None,
+        **handler_options,
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    settings = app[STATE].settings
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        max_connections=connection_cap(settings.max_connections),
+    )
+    assert runner.server is not None
+    guard = ConnectionGuard(runner.server, limits, handler_options)
+    site = GuardedSite(runner, host, port, guard)
+    remove = install_log_limiter(LogLimiter())
     try:
         await site.start()
     except OSError:
+        remove()
         await runner.cleanup()
         raise
     bound = runner.addresses[0]
-    return RunningServer(runner, host, int(bound[1]))
+    return RunningServer(runner, host, int(bound[1]), remove)
 
 
 async def serve(
