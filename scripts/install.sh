@@ -13,6 +13,8 @@
 #   2. keeps the wheel in a folder named after its build flags, so a later install reuses
 #      it only when the flags are the same;
 #   3. installs archon itself, editable, with the extras asked for.
+#   4. notes (without failing) when bubblewrap (`bwrap`) is missing: layers that run
+#      model-written code refuse to start without it unless ARCHON_SANDBOX=fallback is set.
 # `archon models doctor` then shows the CPU features, the engine's build flags and whether the
 # engine runs here. Set ARCHON_ENGINE_CMAKE_ARGS to override the flags entirely.
 set -euo pipefail
@@ -92,3 +94,9 @@ else
   "$PYTHON" -m pip install --quiet -e ".[$EXTRAS]"
 fi
 echo "== installed archon with extras [$EXTRAS]"
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "note: bubblewrap (bwrap) is not installed: layers that run model-written code" >&2
+  echo "      (unit_test_evaluate, execute, repair, the code metric...) will refuse to start." >&2
+  echo "      Install it: sudo apt-get install bubblewrap   (Fedora: dnf install bubblewrap)" >&2
+  echo "      or opt into the weaker fallback with ARCHON_SANDBOX=fallback (not a boundary)." >&2
+fi

@@ -3,7 +3,7 @@
 Prints the CPU and the SIMD features it advertises, the installed llama.cpp engine and the
 instruction sets it was built with, whether the engine guard passes (a decode in a child
 process, so a binary this CPU cannot run is reported, not fatal), and the decode speed of the
-default model.
+default model, and which code sandbox runs model-written code here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from archon.cli.common import EXIT_RUNTIME, usage_error
+from archon.layers.sandbox import confine
 from archon.runtime import models as local_models
 from archon.runtime.clients.local import available_threads
 from archon.runtime.engine_check import (
@@ -27,6 +28,18 @@ from archon.runtime.engine_check import (
     run_check,
 )
 
+_SANDBOX_TEXT = {
+    "namespace": "bubblewrap (namespace)",
+    "fallback": "fallback (weaker: an audit hook only, not a security boundary; "
+    f"{confine.FALLBACK_ENV}=fallback is set)",
+    "unavailable": "unavailable (install bubblewrap: `apt-get install bubblewrap`)",
+}
+
+
+def sandbox_line() -> str:
+    """The ``code sandbox:`` line: the isolation model-written code runs under here."""
+    return f"code sandbox:  {_SANDBOX_TEXT[confine.mode()]}"
+
 
 def _report(model: str, tokens: int) -> dict[str, Any]:
     home = local_models.archon_home()
@@ -38,6 +51,7 @@ def _report(model: str, tokens: int) -> dict[str, Any]:
         "engine": engine_version(),
         "engine_libraries": [str(p) for p in engine_libraries()],
         "model": model,
+        "sandbox": confine.mode(),
     }
     if report["engine"] == "not installed":
         report["guard"] = {"ok": False, "detail": "llama-cpp-python is not installed"}
@@ -75,6 +89,7 @@ def _print(report: dict[str, Any]) -> None:
         lines.append(
             f"decode speed:  {report['tokens_per_s']} tokens/s ({report['model']}, greedy)"
         )
+    lines.append(sandbox_line())
     typer.echo("\n".join(lines))
 
 

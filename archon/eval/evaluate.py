@@ -41,6 +41,7 @@ from archon.eval.records import (
 from archon.eval.summary import Summary, Tally, declared_filters
 from archon.ir import Budget, Pipeline
 from archon.layers.registry import Registry
+from archon.layers.sandbox.confine import SandboxUnavailable
 from archon.runtime import (
     BudgetExceeded,
     CallCache,
@@ -286,6 +287,15 @@ async def _answer(setup: _Setup, item: EvalItem, trace: _ItemTrace) -> tuple[Run
     )
 
 
+def _stop_if_no_sandbox(error: ArchonError) -> None:
+    """Raise the :class:`SandboxUnavailable` behind ``error`` (itself, or the cause of a
+    failed node): without a sandbox no item can be scored, so the evaluation stops."""
+    cause = getattr(error, "cause", None)
+    for candidate in (error, cause):
+        if isinstance(candidate, SandboxUnavailable):
+            raise candidate from None
+
+
 async def _one(setup: _Setup, item: EvalItem) -> ItemRecord | BudgetExceeded:
     """The record of one item, or the run-budget limit that kept it from being answered."""
     started = time.perf_counter()
@@ -298,6 +308,7 @@ async def _one(setup: _Setup, item: EvalItem) -> ItemRecord | BudgetExceeded:
         elapsed = time.perf_counter() - started
         return _failed(setup, item, error, seconds=elapsed, by_model=trace.by_model())
     except ArchonError as error:
+        _stop_if_no_sandbox(error)
         elapsed = time.perf_counter() - started
         return _failed(setup, item, error, seconds=elapsed, by_model=trace.by_model())
     answers = tuple(r.answer for r in results)
@@ -318,6 +329,7 @@ async def _one(setup: _Setup, item: EvalItem) -> ItemRecord | BudgetExceeded:
             cands, extra = await _score_candidates(setup, item, answers, score, cands)
             judge = judge + extra
     except ArchonError as error:
+        _stop_if_no_sandbox(error)
         return _failed(setup, item, error, candidates=tuple(cands), **spent)
     return ItemRecord(
         id=item.id,

@@ -18,7 +18,6 @@ from archon.layers.sandbox import (
     Sandbox,
     SandboxError,
     confine,
-    isolation,
     normalise_output,
     run_calls,
     run_stdio,
@@ -28,11 +27,13 @@ from archon.layers.sandbox._wire import MAX_DEPTH, Opaque, WireError, canonical,
 from archon.runtime import Limits
 from archon.values import TestCase
 
-MODES = ["namespace", "audit-hook"] if isolation() == "namespace" else ["audit-hook"]
+MODES = ["namespace", "audit-hook"] if confine.bubblewrap() else ["audit-hook"]
 
 
 @pytest.fixture(params=MODES)
-def sandbox(request: pytest.FixtureRequest) -> Sandbox:
+def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    if request.param == "audit-hook":
+        monkeypatch.setenv(confine.FALLBACK_ENV, "fallback")  # the fallback needs the opt-in
     return Sandbox(isolation=request.param)
 
 
@@ -277,7 +278,10 @@ def test_a_shared_semaphore_bounds_several_sandboxes(monkeypatch: pytest.MonkeyP
     assert counts == [0, 1]
 
 
-def test_the_fallback_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_fallback_warns_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(confine.FALLBACK_ENV, "fallback")
     confine.warn_weak.cache_clear()
     with caplog.at_level(logging.WARNING, logger="archon.sandbox"):
         for _ in range(2):

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from archon.layers.sandbox import CallOutcome, Sandbox, confine, isolation, run_calls, run_tests
+from archon.layers.sandbox import CallOutcome, Sandbox, confine, run_calls, run_tests
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = isolation() == "namespace"
-needs_namespace = pytest.mark.skipif(not NAMESPACE, reason="bubblewrap is not usable here")
+NAMESPACE = confine.bubblewrap()
+needs_namespace = pytest.mark.skipif(
+    not NAMESPACE, reason="bubblewrap is not installed (CI installs it)"
+)
 
 
 MODES = ["namespace", "audit-hook", "audit-hook-bare"]
@@ -33,6 +35,8 @@ MODES = ["namespace", "audit-hook", "audit-hook-bare"]
 def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     """Each mode; ``audit-hook-bare`` is the fallback where ``unshare`` does not work either
     (the audit hook alone)."""
+    if request.param != "namespace":
+        monkeypatch.setenv(confine.FALLBACK_ENV, "fallback")  # the fallback needs the opt-in
     if request.param == "audit-hook-bare":
         monkeypatch.setattr(confine, "_unshare", lambda: None)
         return Sandbox(isolation="audit-hook")

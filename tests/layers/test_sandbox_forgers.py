@@ -20,7 +20,7 @@ from archon.cli import app
 from archon.eval.items import EvalItem
 from archon.eval.metrics import CodePassAt1, MetricContext, sandbox_runner
 from archon.ir import Pipeline
-from archon.layers.sandbox import Sandbox, isolation, run_tests
+from archon.layers.sandbox import Sandbox, confine, run_tests
 from archon.runtime import Limits
 from archon.runtime.clients.fake import ScriptedClient, last_user
 from archon.values import CompletionRequest
@@ -221,11 +221,13 @@ def add(a, b):
 
 
 def _modes() -> list[str]:
-    return ["namespace", "audit-hook"] if isolation() == "namespace" else ["audit-hook"]
+    return ["namespace", "audit-hook"] if confine.bubblewrap() else ["audit-hook"]
 
 
 @pytest.fixture(params=_modes())
-def sandbox(request: pytest.FixtureRequest) -> Sandbox:
+def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    if request.param == "audit-hook":
+        monkeypatch.setenv(confine.FALLBACK_ENV, "fallback")  # the fallback needs the opt-in
     return Sandbox(isolation=request.param)
 
 

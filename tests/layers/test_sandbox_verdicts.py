@@ -11,10 +11,10 @@ from fractions import Fraction
 
 import pytest
 
-from archon.layers.sandbox import Sandbox, isolation, run_calls, run_tests
+from archon.layers.sandbox import Sandbox, confine, run_calls, run_tests
 from archon.layers.sandbox._wire import WireError, canonical, decode, encode
 
-MODES = ["namespace", "audit-hook"] if isolation() == "namespace" else ["audit-hook"]
+MODES = ["namespace", "audit-hook"] if confine.bubblewrap() else ["audit-hook"]
 
 IDENTITY = "def echo(*args, **kwargs):\n    return args if not kwargs else (args, kwargs)\n"
 
@@ -48,7 +48,9 @@ WIRE_VALUES: list[object] = [
 
 
 @pytest.fixture(params=MODES)
-def sandbox(request: pytest.FixtureRequest) -> Sandbox:
+def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    if request.param == "audit-hook":
+        monkeypatch.setenv(confine.FALLBACK_ENV, "fallback")  # the fallback needs the opt-in
     return Sandbox(isolation=request.param)
 
 

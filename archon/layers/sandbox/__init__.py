@@ -57,9 +57,10 @@ carry datasets with their answers), a private size-capped ``/sandbox`` (cwd, ``H
 minimal environment (never archon's: no API keys), no capabilities,
 ``PR_SET_NO_NEW_PRIVS``, a seccomp deny-list (x86-64), a new session, and ``RLIMIT_NPROC``.
 Killing the sandbox ends its PID namespace and every process in it, including ones that
-called ``setsid``. Otherwise ``"audit-hook"``: a fallback where only an audit hook guards
-the filesystem (plus network and PID namespaces when ``unshare`` works); a warning says once
-that it is not a security boundary.
+called ``setsid``. Without bubblewrap, running code raises :class:`SandboxUnavailable`
+unless the user opts in with ``ARCHON_SANDBOX=fallback``: then ``"audit-hook"``, a fallback
+where only an audit hook guards the filesystem (plus network and PID namespaces when
+``unshare`` works); a warning says once that it is not a security boundary.
 
 Limits in every mode, set by the runner before any candidate code, soft = hard: CPU time,
 address space (``memory_mb``, at least :data:`MIN_MEMORY_MB`), file size (16 MiB), open
@@ -89,7 +90,7 @@ from archon.layers.sandbox.api import (
     TestOutcome,
     normalise_output,
 )
-from archon.layers.sandbox.confine import Isolation, isolation
+from archon.layers.sandbox.confine import Isolation, SandboxUnavailable, isolation
 from archon.values import TestCase
 
 __all__ = [
@@ -101,6 +102,7 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "SandboxReport",
+    "SandboxUnavailable",
     "Status",
     "TestOutcome",
     "extract_code",

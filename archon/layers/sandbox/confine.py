@@ -9,9 +9,11 @@ unprivileged uid, taken by the runner before any candidate code); ``PR_SET_NO_NE
 the seccomp filter of :mod:`._seccomp`; a new session; and death with its parent. Killing
 bubblewrap ends the namespace's init and with it every process inside.
 
-``audit-hook``: the fallback where bubblewrap cannot run. The runner's audit hook
+``audit-hook``: the fallback where bubblewrap cannot run, used only when the user opts in
+with ``ARCHON_SANDBOX=fallback`` (:data:`FALLBACK_ENV`). The runner's audit hook
 (:func:`._guard.guard`) is the only filesystem guard; ``unshare -rnmpf`` adds network and
 PID namespaces when it works. It is not a security boundary, and a warning says so once.
+Without bubblewrap and without the opt-in, choosing a mode raises :class:`SandboxUnavailable`.
 """
 
 from __future__ import annotations
@@ -31,9 +33,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from archon.errors import ArchonError
 from archon.layers.sandbox import _seccomp
 
 Isolation = Literal["namespace", "audit-hook"]
+Mode = Literal["namespace", "fallback", "unavailable"]
+
+FALLBACK_ENV = "ARCHON_SANDBOX"
+"""Set to ``fallback`` to allow the weaker audit-hook sandbox where bubblewrap cannot run."""
+
+INSTALL_HINT = (
+    "install bubblewrap (`apt-get install bubblewrap`; `scripts/install.sh` checks for it), "
+    f"or set {FALLBACK_ENV}=fallback to run model-written code under the weaker audit-hook "
+    "sandbox (not a security boundary)"
+)
+
+
+class SandboxUnavailable(ArchonError):
+    """Model-written code cannot run: bubblewrap does not work here and the weaker fallback
+    was not chosen (``ARCHON_SANDBOX=fallback``)."""
+
+    def __init__(
+        self, detail: str = "bubblewrap (bwrap) is not installed or does not work here"
+    ) -> None:
+        super().__init__(f"no code sandbox: {detail}; {INSTALL_HINT}")
+
 
 SCRATCH = "/sandbox"
 """The namespace mode's private writable folder (a tmpfs): cwd, ``HOME`` and ``TMPDIR``."""
@@ -278,13 +302,16 @@ def launch(mode: Isolation, role: str) -> Launch:
     """How to start a runner in ``role`` (``server`` or ``tester``) under ``mode``.
 
     Raises:
-        RuntimeError: ``mode`` is ``namespace`` and bubblewrap does not work here.
+        SandboxUnavailable: ``mode`` is ``namespace`` and bubblewrap does not work here, or
+            ``mode`` is ``audit-hook`` and the user did not opt in (:data:`FALLBACK_ENV`).
     """
     if mode == "namespace":
         features = _bwrap_features()
         if features is None:
-            raise RuntimeError("bubblewrap (bwrap) does not work on this machine")
+            raise SandboxUnavailable()
         return _namespace(role, features)
+    if not fallback_allowed():
+        raise SandboxUnavailable(f"the audit-hook fallback needs {FALLBACK_ENV}=fallback")
     warn_weak()
     return _audit_hook(role, _unshare())
 
@@ -330,19 +357,45 @@ def _unshare() -> str | None:
     return unshare if _probe(argv) else None
 
 
-@functools.cache
+def bubblewrap() -> bool:
+    """Whether bubblewrap works on this machine (checked once)."""
+    return _bwrap_features() is not None
+
+
+def fallback_allowed() -> bool:
+    """Whether the user opted into the audit-hook fallback (``ARCHON_SANDBOX=fallback``)."""
+    return os.environ.get(FALLBACK_ENV, "").strip().lower() == "fallback"
+
+
+def mode() -> Mode:
+    """What runs model-written code here: ``"namespace"`` (bubblewrap), ``"fallback"``
+    (no bubblewrap, the user opted in) or ``"unavailable"``."""
+    if bubblewrap():
+        return "namespace"
+    return "fallback" if fallback_allowed() else "unavailable"
+
+
 def isolation() -> Isolation:
-    """``"namespace"`` when bubblewrap works on this machine, else ``"audit-hook"``."""
-    return "namespace" if _bwrap_features() is not None else "audit-hook"
+    """``"namespace"`` when bubblewrap works on this machine, else ``"audit-hook"`` when the
+    user opted in (:data:`FALLBACK_ENV`).
+
+    Raises:
+        SandboxUnavailable: neither.
+    """
+    chosen = mode()
+    if chosen == "unavailable":
+        raise SandboxUnavailable()
+    return "namespace" if chosen == "namespace" else "audit-hook"
 
 
 @functools.cache
 def warn_weak() -> None:
     """Say once per process that the fallback is not a security boundary."""
     _log.warning(
-        "SANDBOX FALLBACK: bubblewrap (bwrap) is not usable here, so model-written code runs "
-        "under an audit hook only%s. That guards against careless code, not against code "
-        "written to escape or to read your files. Install bubblewrap (e.g. `apt-get install "
+        "SANDBOX FALLBACK (%s=fallback): model-written code runs under an audit hook "
+        "only%s. That guards against careless code, not against code written to escape or "
+        "to read your files. Install bubblewrap (e.g. `apt-get install "
         "bubblewrap`) for the namespace sandbox.",
+        FALLBACK_ENV,
         " and in network and PID namespaces" if _unshare() else ", without any namespace",
     )
