@@ -222,14 +222,23 @@ class _Stages:
     gates: tuple[str, ...]
     decisions: dict[str, asyncio.Future[ExitDecision | None]]
     skipped: list[str]
+    feeds: dict[str, set[str]]
+    """Per gate, the nodes it reads from, directly or not (they never wait for it)."""
 
     @classmethod
     def of(cls, prepared: Prepared, loop: asyncio.AbstractEventLoop) -> _Stages:
         gates = tuple(item.node.id for item in prepared.nodes if isinstance(item.layer, Gate))
-        return cls(gates, {gate: loop.create_future() for gate in gates}, [])
+        inputs = {item.node.id: item.node.inputs for item in prepared.nodes}
+        feeds = {gate: _upstream(gate, inputs) for gate in gates}
+        return cls(gates, {gate: loop.create_future() for gate in gates}, [], feeds)
 
     def before(self, node_id: str, order: Mapping[str, int]) -> tuple[str, ...]:
-        return tuple(gate for gate in self.gates if order[gate] < order[node_id])
+        """The gates ``node_id`` waits for: those written before it that do not read it."""
+        return tuple(
+            gate
+            for gate in self.gates
+            if order[gate] < order[node_id] and node_id not in self.feeds[gate]
+        )
 
     async def stopped(self, gates: Sequence[str]) -> bool:
         """Whether one of ``gates`` decided to exit (waits for their decisions)."""
@@ -252,6 +261,18 @@ class _Stages:
             if decision.exit:
                 break
         return tuple(records)
+
+
+def _upstream(node_id: str, inputs: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every node ``node_id`` reads from, directly or through others."""
+    found: set[str] = set()
+    todo = list(inputs.get(node_id, ()))
+    while todo:
+        source = todo.pop()
+        if source not in found:
+            found.add(source)
+            todo.extend(inputs.get(source, ()))
+    return found
 
 
 async def _run_node(

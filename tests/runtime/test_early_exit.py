@@ -257,3 +257,16 @@ def test_a_gate_with_nothing_after_it_is_a_warning(registry: Registry) -> None:
     assert "no later stage" in diagnostics[0].message
     clean = compile_program(load_source(SourceFile("<t>", STAGED)), registry).diagnostics
     assert not clean
+
+
+def test_a_node_listed_after_a_gate_it_feeds_does_not_wait_for_it(registry: Registry) -> None:
+    """A hand-built pipeline may list nodes in any topological order; a gate's own inputs
+    never wait for the gate (no deadlock)."""
+    pipeline = compile_source(STAGED, registry=registry)
+    nodes = {node.id: node for node in pipeline.nodes}
+    reordered = pipeline.model_copy(
+        update={"nodes": tuple(nodes[n] for n in ("exit_if_1", "first", "more", "pick"))}
+    )
+    result = run_sync(reordered, QUERY, client=_client(RIGHT), registry=registry)
+    assert result.exited_at == "exit_if_1"
+    assert result.skipped == ("more", "pick")
