@@ -195,7 +195,11 @@ PROBE = '''
 import os
 def probe():
     found = [repr(dict(os.environ))]
-    for pid in [str(os.getppid())] + os.listdir("/proc"):
+    try:
+        pids = os.listdir("/proc")
+    except OSError:  # the fallback lists no directory outside the system folders
+        pids = []
+    for pid in [str(os.getppid())] + pids:
         if pid.isdigit():
             try:
                 with open("/proc/" + pid + "/environ", "rb") as f:
