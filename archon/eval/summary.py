@@ -78,6 +78,26 @@ class PerQuery(_Frozen):
     exited: int = 0
 
 
+class PerQueryTally:
+    """Collects one query's calls, tokens and early exit at a time; :meth:`per_query` gives
+    the :class:`PerQuery` of all so far (evaluation and search both keep one)."""
+
+    def __init__(self) -> None:
+        self._calls: list[int] = []
+        self._tokens: list[int] = []
+        self._exited = 0
+
+    def add(self, calls: int, tokens: int, exited: bool) -> None:
+        self._calls.append(calls)
+        self._tokens.append(tokens)
+        self._exited += int(exited)
+
+    def per_query(self) -> PerQuery:
+        return PerQuery(
+            calls=Spread.of(self._calls), tokens=Spread.of(self._tokens), exited=self._exited
+        )
+
+
 class Cost(_Frozen):
     """What the pipeline spent over ``items`` items (totals), and the judges apart."""
 
@@ -167,9 +187,7 @@ class Tally:
         self._seconds = 0.0
         self._hits = 0
         self._by_model: tuple[ModelUsage, ...] = ()
-        self._query_calls: list[int] = []
-        self._query_tokens: list[int] = []
-        self._exited = 0
+        self._per_query = PerQueryTally()
 
     def add(self, record: ItemRecord) -> None:
         """Count one record."""
@@ -179,9 +197,7 @@ class Tally:
         self._seconds += record.seconds
         self._hits += record.cache_hits
         self._by_model = merge_usage(self._by_model, record.by_model)
-        self._query_calls.append(record.calls_needed)
-        self._query_tokens.append(record.tokens_needed)
-        self._exited += int(record.exited_at is not None)
+        self._per_query.add(record.calls_needed, record.tokens_needed, record.exited_at is not None)
         if not record.ok:
             # A failed item scores 0, is wrong and covers nothing.
             self.errors += 1
@@ -242,11 +258,7 @@ class Tally:
                 cache_hits=self._hits,
                 judge=self._judge,
                 by_model=self._by_model,
-                per_query=PerQuery(
-                    calls=Spread.of(self._query_calls),
-                    tokens=Spread.of(self._query_tokens),
-                    exited=self._exited,
-                ),
+                per_query=self._per_query.per_query(),
             ),
         )
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from archon.eval.config import EvalConfig
 from archon.eval.items import Dataset, EvalItem
 from archon.eval.records import ModelUsage
-from archon.eval.summary import PerQuery, Spread
+from archon.eval.summary import PerQuery, PerQueryTally
 from archon.ir import Pipeline
 from archon.layers.registry import Registry
 from archon.runtime import (
@@ -209,9 +209,7 @@ class _Totals:
     failed: int = 0
     stopped: str | None = None
     scores: list[tuple[str, float]] = field(default_factory=list)
-    query_calls: list[int] = field(default_factory=list)
-    query_tokens: list[int] = field(default_factory=list)
-    exited: int = 0
+    per_query: PerQueryTally = field(default_factory=PerQueryTally)
 
     async def add(
         self,
@@ -237,9 +235,9 @@ class _Totals:
         self.tokens += run.usage.tokens
         self.usd += run.usage.usd
         self.cache_hits += run.cache_hits
-        self.query_calls.append(run.usage.calls + run.cache_hits)
-        self.query_tokens.append(run.usage.tokens)
-        self.exited += int(run.exited_at is not None)
+        self.per_query.add(
+            run.usage.calls + run.cache_hits, run.usage.tokens, run.exited_at is not None
+        )
         value = score(item, run.answer)
         if not isinstance(value, float | int):
             value = await value
@@ -258,11 +256,7 @@ class _Totals:
             failed=self.failed,
             stopped=self.stopped,
             scores=tuple(self.scores),
-            per_query=PerQuery(
-                calls=Spread.of(self.query_calls),
-                tokens=Spread.of(self.query_tokens),
-                exited=self.exited,
-            ),
+            per_query=self.per_query.per_query(),
         )
 
 
