@@ -42,6 +42,7 @@ from optuna.trial import FrozenTrial, TrialState
 from archon.compiler.structure import holes
 from archon.errors import ArchonError
 from archon.ir import Pipeline, strip_spans
+from archon.processes import pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -178,16 +179,6 @@ class Worker:
         return isinstance(worker, dict) and worker.get("id") == self.id
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def is_stale(trial: FrozenTrial, me: Worker, stale_after_s: float, now: float) -> str | None:
     """Why the RUNNING ``trial`` belongs to a dead worker, or None if it may be alive."""
     worker = trial.user_attrs.get("worker")
@@ -197,7 +188,7 @@ def is_stale(trial: FrozenTrial, me: Worker, stale_after_s: float, now: float) -
             return None
         if pid == me.pid:
             return "its worker (an earlier search in this process) has ended"
-        if isinstance(pid, int) and not _pid_alive(pid):
+        if isinstance(pid, int) and not pid_alive(pid):
             return f"its worker process {pid} on {me.host} is gone"
     beat = trial.user_attrs.get("heartbeat")
     if not isinstance(beat, int | float):

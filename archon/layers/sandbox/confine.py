@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from archon.errors import ArchonError
 from archon.layers.sandbox import _seccomp
+from archon.processes import pid_alive
 
 Isolation = Literal["namespace", "audit-hook"]
 Mode = Literal["namespace", "fallback", "unavailable"]
@@ -254,7 +255,7 @@ def sweep_stale(tmp: str | None = None) -> list[str]:
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             owner = _owner_pid(entry.name)
-            if owner is None or _alive(owner) or not entry.is_dir(follow_symlinks=False):
+            if owner is None or pid_alive(owner) or not entry.is_dir(follow_symlinks=False):
                 continue
             if entry.stat(follow_symlinks=False).st_uid != os.getuid():
                 continue
@@ -268,16 +269,6 @@ def _owner_pid(name: str) -> int | None:
         return None
     pid, _, rest = name[len(SANDBOX_PREFIX) :].partition("-")
     return int(pid) if pid.isdigit() and rest else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _audit_hook(role: str, unshare: str | None) -> Launch:
