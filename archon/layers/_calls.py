@@ -19,6 +19,7 @@ from archon.values import (
     CompletionResponse,
     Message,
     Payload,
+    TestCase,
     Tests,
 )
 
@@ -112,6 +113,11 @@ def candidates_of(inputs: Sequence[Payload]) -> tuple[Candidate, ...]:
 def tests_of(inputs: Sequence[Payload]) -> tuple[Tests, ...]:
     """Every ``Tests`` input, in input order."""
     return tuple(payload for payload in inputs if isinstance(payload, Tests))
+
+
+def given_tests(inputs: Sequence[Payload]) -> tuple[TestCase, ...]:
+    """Every test of every ``Tests`` input, in input order."""
+    return tuple(test for payload in tests_of(inputs) for test in payload.items)
 
 
 def sampled(ctx: LayerContext, model: str, index: int, completion: Completion) -> Candidate:

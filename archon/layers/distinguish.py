@@ -22,7 +22,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from archon.layers._calls import candidates_of, complete_all, first_text, request, tests_of
+from archon.layers._calls import candidates_of, complete_all, first_text, given_tests, request
 from archon.layers._query_examples import calls_in, extract
 from archon.layers.answers import extract_code
 from archon.layers.base import (
@@ -212,7 +212,7 @@ def _task(ctx: LayerContext, inputs: Sequence[Payload]) -> _Task:
     """The function the task asks for, the calls that group the programs, the stated tests."""
     query = query_text(ctx.query)
     stated = extract(query)
-    given = [t.text for payload in tests_of(inputs) for t in payload.items if t.kind == "code"]
+    given = [t.text for t in given_tests(inputs) if t.kind == "code"]
     entry = stated.entry or next(
         (call.partition("(")[0] for test in given for call in calls_in(test)), None
     )

@@ -24,9 +24,9 @@ from archon.layers._calls import (
     candidates_of,
     complete_all,
     first_text,
+    given_tests,
     kept,
     request,
-    tests_of,
     top,
 )
 from archon.layers._query_examples import calls_in, extract
@@ -255,7 +255,7 @@ async def _plan(
     """The shared inputs and the tests: the query's own, the given ones, the model's."""
     query = query_text(ctx.query)
     stated = extract(query)
-    given = [t for payload in tests_of(inputs) for t in payload.items]
+    given = given_tests(inputs)
     tests = tuple(dict.fromkeys([*stated.tests, *given]))
     code_tests = [t.text for t in tests if t.kind == "code"]
     entry = stated.entry or _entry_of(code_tests)

@@ -26,7 +26,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from archon.layers._calls import candidates_of, tests_of
+from archon.layers._calls import candidates_of, given_tests
 from archon.layers._query_examples import extract
 from archon.layers.answers import extract_code
 from archon.layers.base import (
@@ -130,7 +130,7 @@ async def _tests_pass(
 def _runnable_tests(ctx: LayerContext, inputs: Sequence[Payload]) -> list[TestCase]:
     """The query's stated examples and the given tests that can run (code and io)."""
     stated = extract(query_text(ctx.query)).tests
-    given = [test for payload in tests_of(inputs) for test in payload.items]
+    given = given_tests(inputs)
     return [t for t in dict.fromkeys([*stated, *given]) if t.kind in ("code", "io")]
 
 

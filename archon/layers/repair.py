@@ -41,9 +41,9 @@ from archon.layers._calls import (
     first_logprob,
     first_text,
     gather_all,
+    given_tests,
     request,
 )
-from archon.layers._calls import tests_of as tests_payloads
 from archon.layers._query_examples import calls_in, extract
 from archon.layers.answers import extract_code
 from archon.layers.base import (
@@ -208,7 +208,7 @@ def plan_checks(query: str, inputs: Sequence[Payload]) -> Plan:
     are ignored. A function task runs its asserts; a stdin/stdout task its ``io`` tests.
     """
     stated = extract(query)
-    given = [t for payload in tests_payloads(inputs) for t in payload.items]
+    given = given_tests(inputs)
     tests = _distinct([*stated.tests, *given])
     code = tuple(t for t in tests if t.kind == "code")
     io = tuple(t for t in tests if t.kind == "io" and t.stdout is not None)
