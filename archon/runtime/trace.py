@@ -201,8 +201,8 @@ def _read(path: str | Path) -> list[CallRecord | StageRecord]:
         for line in handle:
             if not line.strip():
                 continue
-            if '"event":"stage"' in line.replace(" ", ""):
-                records.append(StageRecord.model_validate_json(line))
-            else:
-                records.append(CallRecord.model_validate_json(line))
+            data = json.loads(line)
+            is_stage = isinstance(data, dict) and data.get("event") == "stage"
+            kind = StageRecord if is_stage else CallRecord
+            records.append(kind.model_validate(data))
     return records
