@@ -64,8 +64,31 @@ where only an audit hook guards the filesystem (plus network and PID namespaces 
 
 Limits in every mode, set by the runner before any candidate code, soft = hard: CPU time,
 address space (``memory_mb``, at least :data:`MIN_MEMORY_MB`), file size (16 MiB), open
-files (64), no core dumps. ``timeout_s`` bounds the program's top-level code and each test,
-call or run; the deadlines are enforced by processes the candidate does not control.
+files (64), no core dumps.
+
+Memory is bounded per sandbox, not per process. Every process that runs untrusted code (the
+candidate's child, the tester) first loads a seccomp filter that allows threads but no new
+process (``os.fork``, ``subprocess``, ``multiprocessing`` get ``PermissionError``; see
+:mod:`._seccomp`), so the candidate is one process and ``RLIMIT_AS`` = ``memory_mb`` bounds
+all it can hold: a program may use up to about ``memory_mb`` and gets ``MemoryError`` above
+it. This holds in both modes, on x86-64 and aarch64; elsewhere ``RLIMIT_NPROC`` is 0 in
+those processes (no threads either; as root in the fallback it does not apply). The
+runners themselves hold the compiled program and plain values only. Where a cgroup v2 with
+the memory controller is delegated to archon (``ARCHON_SANDBOX_CGROUP``, or archon's own
+cgroup; see :mod:`._cgroup`), each runner also gets a cgroup of its own: ``memory_mb`` plus a
+small overhead for all its processes and its ``tmpfs`` pages, no swap, and a pid limit.
+Without one, the namespace mode's ``tmpfs`` (256 MiB) is memory on top of ``memory_mb``.
+
+Nothing outlives archon, even killed with ``SIGKILL``: bubblewrap runs with
+``--die-with-parent`` (its PID namespace, and every process in it, ends with it); the runner
+asks for ``SIGKILL`` when its parent dies (``PR_SET_PDEATHSIG``, then checks that its parent
+is still the expected one), and so does each candidate child with its server; in the
+fallback, ``unshare`` runs under ``setpriv --pdeathsig KILL`` and kills the runner when it
+ends. A runner whose pipe from archon closes exits at its next read. Fallback folders of
+dead archon processes are swept when a new fallback sandbox starts, as are stale cgroups.
+
+``timeout_s`` bounds the program's top-level code and each test, call or run; the deadlines
+are enforced by processes the candidate does not control.
 
 Concurrency: each run holds one slot of its :class:`Sandbox`'s ``limit``; the module
 functions use a fresh unbounded ``Sandbox()`` unless given one. Layers call them through

@@ -13,6 +13,13 @@ the role.
     proxy whose calls travel as plain values to archon, which checks them and forwards them to
     the server. It answers with one result line per test.
 
+Every process here dies with its parent (``PR_SET_PDEATHSIG``: the runner with the process
+that started it, each child with the server), and every process that runs untrusted code --
+the candidate's child, the tester -- first loads the no-fork filter (see :mod:`._seccomp`):
+it may start threads, never processes, so ``RLIMIT_AS`` (``memory_mb``) bounds all the
+memory it holds. ``ctypes``, used for this, is dropped from ``sys.modules`` before any such
+code runs.
+
 Both roles read JSON lines on a private copy of fd 0 and write them on a private copy of
 fd 1; fds 0-2 then point at ``/dev/null``. The first line is the job.
 """
@@ -145,6 +152,55 @@ def _limits(job: dict[str, Any]) -> None:
                 resource.setrlimit(limit, (value, value))
 
 
+_PR_SET_PDEATHSIG, _PR_SET_SECCOMP, _PR_SET_NO_NEW_PRIVS = 1, 22, 38
+_SECCOMP_MODE_FILTER = 2
+
+
+def _native(parent: int | None, no_fork: str | None, forget: bool) -> bool:
+    """Die with the parent (SIGKILL when the thread that started this process ends; when
+    ``parent`` is given and is no longer the parent -- it died before this call -- exit at
+    once) and load the ``no_fork`` filter (hex). Whether the filter is on. ``forget``:
+    drop ``ctypes`` from ``sys.modules`` afterwards (untrusted code follows here)."""
+    loaded = False
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]
+        prctl.restype = ctypes.c_int
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if parent is not None and os.getppid() != parent:
+            os._exit(1)
+        if no_fork:
+            program = bytes.fromhex(no_fork)
+            buffer = ctypes.create_string_buffer(program, len(program))
+
+            class _Program(ctypes.Structure):
+                _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+            fprog = _Program(len(program) // 8, ctypes.addressof(buffer))
+            loaded = prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 and (
+                prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) == 0
+            )
+    except Exception:  # no ctypes here: the caller falls back on RLIMIT_NPROC
+        loaded = False
+    finally:
+        if forget:
+            for name in [n for n in sys.modules if n.partition(".")[0] in ("ctypes", "_ctypes")]:
+                del sys.modules[name]
+    return loaded
+
+
+def _no_processes(job: dict[str, Any], parent: int | None) -> None:
+    """Before untrusted code: die with the parent, and never start a process -- the filter,
+    else ``RLIMIT_NPROC`` 0 (which refuses threads too)."""
+    if not _native(parent, job.get("no_fork"), forget=True):
+        import resource
+
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+
+
 def _drop_privileges(job: dict[str, Any]) -> None:
     """Run as the job's unprivileged uid (when archon runs as root): this also clears every
     capability the sandbox started with."""
@@ -269,9 +325,10 @@ class Server:
 
     def fork(self, request: dict[str, Any], folder: str, deadline: float) -> dict[str, Any]:
         group = bool(self.job.get("groups"))
+        server = os.getpid()
         pid = os.fork()
         if pid == 0:
-            self.child(request, folder, group)
+            self.child(request, folder, group, server)
         if group:
             with contextlib.suppress(OSError):
                 os.setpgid(pid, pid)
@@ -287,7 +344,7 @@ class Server:
             result = {"status": "error", "error": "ProcessExit", "message": "the process ended"}
         return result
 
-    def child(self, request: dict[str, Any], folder: str, group: bool) -> None:
+    def child(self, request: dict[str, Any], folder: str, group: bool, server: int) -> None:
         """Runs in the forked child; never returns."""
         code = 70
         try:
@@ -295,6 +352,7 @@ class Server:
                 os.setpgid(0, 0)
             self.channel.close()
             os.chdir(folder)
+            _no_processes(self.job, server)
             if self.job.get("guard"):
                 guard(self.job["root"], *_guard_paths(self.job))
             if request["op"] == "main":
@@ -529,15 +587,26 @@ def _candidate_error(name: str, message: str) -> Exception:
     return CandidateError(f"{name}: {message}" if message else name)
 
 
+def _expected_parent() -> int | None:
+    """The parent archon named (``sys.argv[2]``), when it can see it from here."""
+    word = sys.argv[2] if len(sys.argv) > 2 else ""
+    return int(word) if word.isdigit() else None
+
+
 def main() -> None:
     errors = os.dup(2)  # for a failed start only; closed before any untrusted code runs
-    channel = Channel()
+    channel = Channel()  # archon gone before the job: its end of the pipe closes, we exit
     try:
         job = channel.receive()
-        _drop_privileges(job)
+        _drop_privileges(job)  # a new uid clears the death signal: set it after this
+        # Die with the parent: archon killed with SIGKILL leaves nothing behind. The server
+        # keeps ctypes loaded for its children (each drops it before untrusted code).
+        _native(_expected_parent(), None, forget=job["role"] != "server")
         _limits(job)
         signal.signal(signal.SIGALRM, _alarm)
         role: Server | Tester = (Server if job["role"] == "server" else Tester)(job, channel)
+        if job["role"] != "server":
+            _no_processes(job, None)
         if job.get("guard") and job["role"] != "server":
             guard(job["root"], *_guard_paths(job))
     except BaseException as failure:

@@ -39,7 +39,7 @@ class Runner:
     @classmethod
     async def start(cls, mode: Isolation, role: str, job: dict[str, Any]) -> Runner:
         """Start a runner in ``role`` and send it ``job`` (plus the mode's own settings)."""
-        spec = launch(mode, role)
+        spec = launch(mode, role, job.get("memory_mb"))
         try:
             process = await asyncio.create_subprocess_exec(
                 *spec.argv,

@@ -8,6 +8,13 @@ Denied with ``EPERM``: debugging or reading other processes (``ptrace``,
 swap, reboot, quota, accounting and I/O-port calls. ``clone3`` gets ``ENOSYS``, so the C library
 falls back to ``clone``, whose flags the filter can see. Any other architecture's calling
 convention (e.g. x32 on an x86-64 kernel) kills the process.
+
+:func:`no_fork_program` is a second, stricter filter the runner loads (through ``prctl``)
+in every process that runs untrusted code -- the candidate's child and the tester -- in both
+modes: new threads are allowed, new processes are not (``fork``, ``vfork`` and ``clone``
+without ``CLONE_THREAD`` get ``EPERM``; ``os.fork()`` raises ``PermissionError``), so a
+candidate is one process whose threads share one address space, and ``RLIMIT_AS`` bounds all
+the memory it can hold (x86-64 and aarch64; elsewhere the runner sets ``RLIMIT_NPROC`` to 0).
 """
 
 from __future__ import annotations
@@ -23,6 +30,15 @@ _EPERM, _ENOSYS = 1, 38
 _ERRNO = 0x00050000
 _CLONE_NEW = 0x7E020000  # NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 _CLONE, _CLONE3 = 56, 435
+_CLONE_THREAD = 0x00010000
+_AUDIT_ARCH_AARCH64 = 0xC00000B7
+_NO_FORK = {
+    # machine: (audit arch, clone, clone3, calls that always make a process)
+    "x86_64": (_AUDIT_ARCH_X86_64, 56, 435, (57, 58)),  # fork, vfork
+    "AMD64": (_AUDIT_ARCH_X86_64, 56, 435, (57, 58)),
+    "aarch64": (_AUDIT_ARCH_AARCH64, 220, 435, ()),
+    "arm64": (_AUDIT_ARCH_AARCH64, 220, 435, ()),
+}
 
 DENIED_X86_64 = {
     "ptrace": 101, "syslog": 103, "uselib": 134, "personality": 135, "vhangup": 153,
@@ -67,4 +83,36 @@ def program() -> bytes | None:
     for number in sorted(DENIED_X86_64.values()):
         ops += [_op(_JEQ, number, 0, 1), _op(_RET, _ERRNO | _EPERM)]
     ops.append(_op(_RET, _ALLOW))
+    return b"".join(ops)
+
+
+def no_fork_program(machine: str | None = None) -> bytes | None:
+    """The filter that refuses new processes but allows threads, for ``machine`` (default:
+    this one), or None where there is none (not Linux on x86-64 or aarch64)."""
+    if machine is None:
+        if platform.system() != "Linux":
+            return None
+        machine = platform.machine()
+    if machine not in _NO_FORK:
+        return None
+    arch, clone, clone3, forks = _NO_FORK[machine]
+    ops = [
+        _op(_LD_ABS_W, 4),  # seccomp_data.arch
+        _op(_JEQ, arch, 1, 0),
+        _op(_RET, _KILL_PROCESS),
+        _op(_LD_ABS_W, 0),  # seccomp_data.nr
+    ]
+    if arch == _AUDIT_ARCH_X86_64:
+        ops += [_op(_JGE, _X32_BIT, 0, 1), _op(_RET, _KILL_PROCESS)]
+    ops += [_op(_JEQ, clone3, 0, 1), _op(_RET, _ERRNO | _ENOSYS)]  # the C library falls back
+    for number in forks:
+        ops += [_op(_JEQ, number, 0, 1), _op(_RET, _ERRNO | _EPERM)]
+    ops += [
+        _op(_JEQ, clone, 0, 4),
+        _op(_LD_ABS_W, 16),  # low half of the flags argument
+        _op(_JSET, _CLONE_THREAD, 0, 1),
+        _op(_RET, _ALLOW),
+        _op(_RET, _ERRNO | _EPERM),
+        _op(_RET, _ALLOW),
+    ]
     return b"".join(ops)

@@ -12,7 +12,12 @@ bubblewrap ends the namespace's init and with it every process inside.
 ``audit-hook``: the fallback where bubblewrap cannot run, used only when the user opts in
 with ``ARCHON_SANDBOX=fallback`` (:data:`FALLBACK_ENV`). The runner's audit hook
 (:func:`._guard.guard`) is the only filesystem guard; ``unshare -rnmpf`` adds network and
-PID namespaces when it works. It is not a security boundary, and a warning says so once.
+PID namespaces when it works (under ``setpriv --pdeathsig KILL``, so that ``unshare`` dies
+with archon). It is not a security boundary, and a warning says so once.
+
+In both modes the runner dies with its parent and loads the no-fork filter in every process
+that runs untrusted code (see :mod:`._inside`); with ``memory_mb``, :func:`launch` also puts
+the runner in a cgroup of its own where one can be made (:mod:`._cgroup`).
 Without bubblewrap and without the opt-in, choosing a mode raises :class:`SandboxUnavailable`.
 """
 
@@ -34,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from archon.errors import ArchonError
-from archon.layers.sandbox import _seccomp
+from archon.layers.sandbox import _cgroup, _seccomp
 from archon.processes import pid_alive
 
 Isolation = Literal["namespace", "audit-hook"]
@@ -209,16 +214,33 @@ def _seccomp_fd(launch: Launch) -> int | None:
     return read
 
 
-def _command(role: str) -> list[str]:
-    return [python(), *_PYTHON_FLAGS, "-c", runner_source(), role]
+def _command(role: str, parent: int | None) -> list[str]:
+    """The runner; ``parent``: the pid its parent has as the runner sees it, when known (it
+    checks that after asking to die with its parent, in case the parent died first)."""
+    return [
+        python(),
+        *_PYTHON_FLAGS,
+        "-c",
+        runner_source(),
+        role,
+        "" if parent is None else str(parent),
+    ]
+
+
+def _no_fork() -> str | None:
+    program = _seccomp.no_fork_program()
+    return program.hex() if program is not None else None
 
 
 def _namespace(role: str, features: tuple[str, bool]) -> Launch:
     bwrap, sized = features
     as_root = os.geteuid() == 0
     launch = Launch([], {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, "/", {})
-    launch.argv = [*_bwrap_argv(bwrap, _seccomp_fd(launch), as_root, sized), *_command(role)]
+    # The runner's parent is bubblewrap's init, pid 1 of the new PID namespace.
+    argv = _bwrap_argv(bwrap, _seccomp_fd(launch), as_root, sized)
+    launch.argv = [*argv, *_command(role, 1)]
     launch.job = {
+        "no_fork": _no_fork(),
         "root": SCRATCH,
         "guard": False,
         "groups": True,
@@ -276,9 +298,15 @@ def _audit_hook(role: str, unshare: str | None) -> Launch:
     prefix_name = f"{SANDBOX_PREFIX}{os.getpid()}-"
     root = os.path.realpath(tempfile.mkdtemp(prefix=prefix_name))
     prefix = [unshare, "-rnmpf", "--mount-proc", "--kill-child"] if unshare else []
+    setpriv = _setpriv() if unshare else None
+    if setpriv:  # unshare itself dies with archon (and with it the runner, --kill-child)
+        prefix = [setpriv, "--pdeathsig", "KILL", *prefix]
     readable = (*_prefixes(), "/usr", "/lib", "/lib64", "/dev/null", "/dev/urandom", "/dev/zero")
-    launch = Launch([*prefix, *_command(role)], _env(root), root, {})
+    # With unshare the runner is pid 1 of a new PID namespace: its parent is outside (0).
+    command = _command(role, 0 if unshare else os.getpid())
+    launch = Launch([*prefix, *command], _env(root), root, {})
     launch.job = {
+        "no_fork": _no_fork(),
         "root": root,
         "guard": True,
         "groups": False,
@@ -289,8 +317,10 @@ def _audit_hook(role: str, unshare: str | None) -> Launch:
     return launch
 
 
-def launch(mode: Isolation, role: str) -> Launch:
-    """How to start a runner in ``role`` (``server`` or ``tester``) under ``mode``.
+def launch(mode: Isolation, role: str, memory_mb: int | None = None) -> Launch:
+    """How to start a runner in ``role`` (``server`` or ``tester``) under ``mode``; with
+    ``memory_mb``, in a cgroup of its own with that memory where one can be made (see
+    :mod:`._cgroup`; ``job["cgroup"]`` says whether).
 
     Raises:
         SandboxUnavailable: ``mode`` is ``namespace`` and bubblewrap does not work here, or
@@ -300,11 +330,22 @@ def launch(mode: Isolation, role: str) -> Launch:
         features = _bwrap_features()
         if features is None:
             raise SandboxUnavailable()
-        return _namespace(role, features)
+        return _in_cgroup(_namespace(role, features), memory_mb)
     if not fallback_allowed():
         raise SandboxUnavailable(f"the audit-hook fallback needs {FALLBACK_ENV}=fallback")
     warn_weak()
-    return _audit_hook(role, _unshare())
+    return _in_cgroup(_audit_hook(role, _unshare()), memory_mb)
+
+
+def _in_cgroup(spec: Launch, memory_mb: int | None) -> Launch:
+    """``spec`` started in a cgroup of its own, where one can be made."""
+    parent = _cgroup.base() if memory_mb else None
+    folder = _cgroup.create(parent, int(memory_mb or 0), NPROC) if parent else None
+    spec.job["cgroup"] = folder is not None
+    if folder is not None:
+        spec.argv = _cgroup.wrap(spec.argv, folder)
+        spec.cleanup.insert(0, lambda: _cgroup.remove(folder))  # the last one to run
+    return spec
 
 
 def _probe(argv: Sequence[str], pass_fds: Sequence[int] = ()) -> bool:
@@ -346,6 +387,15 @@ def _unshare() -> str | None:
         return None
     argv = [unshare, "-rnmpf", "--mount-proc", "--kill-child"]
     return unshare if _probe(argv) else None
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """setpriv, where it can give a process a parent-death signal (util-linux 2.33)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or not sys.platform.startswith("linux"):
+        return None
+    return setpriv if _probe([setpriv, "--pdeathsig", "KILL"]) else None
 
 
 def bubblewrap() -> bool:
