@@ -49,6 +49,7 @@ _LIMIT_VARIABLES = {
     "max_bytes": "ARCHON_MAX_PIPE_BYTES",
     "max_depth": "ARCHON_MAX_PIPE_DEPTH",
     "max_nodes": "ARCHON_MAX_PIPE_NODES",
+    "max_total_bytes": "ARCHON_MAX_PIPE_TOTAL_BYTES",
 }
 
 

@@ -231,7 +231,11 @@ def serve_command(
         float, typer.Option(help="Seconds a request body has to arrive (then 408).")
     ] = 30.0,
     max_connections: Annotated[
-        int, typer.Option(help="Connections open at once; more are closed at once.")
+        int,
+        typer.Option(
+            help="Connections open at once; one more closes the longest-waiting connection"
+            " that is not running a request (or is refused when all are)."
+        ),
     ] = 512,
 ) -> None:
     """Serve pipelines behind an OpenAI-compatible API (/v1/chat/completions, /v1/models,

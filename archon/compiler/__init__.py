@@ -11,11 +11,11 @@ diagnostic, warnings included (what ``archon check`` prints).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archon.compiler.confine import allowed_roots, check_readable
+from archon.compiler.confine import ReadRefused, allowed_roots, check_readable
 from archon.compiler.load import (
     Program,
     load_ast,
@@ -23,11 +23,12 @@ from archon.compiler.load import (
     load_source,
     read_text,
     resolve_relative,
+    utf8_size,
 )
 from archon.compiler.lower import lower_program
 from archon.compiler.passes import run_passes
 from archon.dsl import ast
-from archon.dsl.limits import DEPTH_CODE, SourceLimits, nesting_problem
+from archon.dsl.limits import DEPTH_CODE, SourceLimits, children, nesting_problem, total_problem
 from archon.dsl.parser import paused_gc
 from archon.errors import Diagnostic, DiagnosticError
 from archon.ir import Pipeline
@@ -68,15 +69,63 @@ class CompileResult:
         return self
 
 
-def _project_reader(main_path: str) -> Callable[[str, str], str]:
+def _project_reader(program: Program, limits: SourceLimits) -> Callable[[str, str], str]:
     """Reads ``file("...")`` paths relative to the file naming them, inside the project of
-    ``main_path`` only (see :mod:`archon.compiler.confine`)."""
-    roots = allowed_roots(main_path)
+    the main file only (see :mod:`archon.compiler.confine`), each file once, and within what
+    is left of ``limits.max_total_bytes`` (:func:`_prompt_files_problems` has reported a
+    program over it before lowering starts; this guards files that grew since)."""
+    roots = allowed_roots(program.main.path)
+    read_already: dict[Path, str] = {}
+    total = program.total_bytes
 
     def read(base: str, relative: str) -> str:
-        return read_text(str(check_readable(resolve_relative(base, relative), roots)))
+        nonlocal total
+        real = check_readable(resolve_relative(base, relative), roots)
+        if real not in read_already:
+            if total + real.stat().st_size > limits.max_total_bytes:
+                raise ReadRefused(f"the program is over {limits.max_total_bytes:,} bytes")
+            text = read_text(str(real))
+            total += utf8_size(text)
+            read_already[real] = text
+        return read_already[real]
 
     return read
+
+
+def _file_calls(file: ast.File) -> Iterator[ast.Str]:
+    """The path of every ``file("...")`` in ``file``, in text order (an explicit stack)."""
+    stack: list[object] = list(reversed(file.items))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Call) and node.name.text == "file":
+            first = node.args[0].value if node.args else None
+            if isinstance(first, ast.Str):
+                yield first
+        stack.extend(reversed(list(children(node))))
+
+
+def _prompt_files_problems(program: Program, limits: SourceLimits) -> list[Diagnostic]:
+    """E109 at the first ``file("...")`` whose file brings the program over
+    ``limits.max_total_bytes``: checked from the files' sizes before any is read. Paths that
+    cannot be read are left to lowering, which reports them (E503)."""
+    roots = allowed_roots(program.main.path)
+    total = program.total_bytes
+    seen: set[Path] = set()
+    for loaded in (*program.imports, program.main):
+        for path in _file_calls(loaded.file):
+            try:
+                real = check_readable(resolve_relative(loaded.path, path.value), roots)
+                size = real.stat().st_size
+            except OSError:
+                continue
+            if real in seen:
+                continue
+            seen.add(real)
+            total += size
+            problem = total_problem(total, path.value, limits, path.span)
+            if problem is not None:
+                return [problem]
+    return []
 
 
 def compile_program(
@@ -102,10 +151,14 @@ def compile_program(
         # The walks below recurse per nesting level: stop before they can overflow.
         ordered = tuple(sorted([*diagnostics, *too_deep], key=Diagnostic.sort_key))
         return CompileResult(None, ordered, program.sources)
+    too_large = _prompt_files_problems(program, limits)
+    if too_large:
+        ordered = tuple(sorted([*diagnostics, *too_large], key=Diagnostic.sort_key))
+        return CompileResult(None, ordered, program.sources)
     try:
         with paused_gc():  # lowering builds many small frozen objects, like parsing
             lowered, lowering = lower_program(
-                program, registry, _project_reader(program.main.path), pipeline, limits=limits
+                program, registry, _project_reader(program, limits), pipeline, limits=limits
             )
             diagnostics.extend(lowering)
             if lowered is not None and not any(d.is_error for d in diagnostics):

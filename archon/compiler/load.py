@@ -11,7 +11,7 @@ from pathlib import Path
 
 from archon.compiler.confine import ReadRefused, allowed_roots, check_readable
 from archon.dsl import ast
-from archon.dsl.limits import SourceLimits, size_problem
+from archon.dsl.limits import SourceLimits, size_problem, total_problem
 from archon.dsl.parser import parse_source
 from archon.errors import Diagnostic, DiagnosticError
 from archon.source import SourceFile, Span
@@ -37,6 +37,8 @@ class Program:
     imports: tuple[LoadedFile, ...] = ()
     diagnostics: tuple[Diagnostic, ...] = ()
     sources: dict[str, SourceFile] = field(default_factory=dict)
+    total_bytes: int = 0
+    """UTF-8 bytes of the main file and its imports (``file()`` prompts are read later)."""
 
 
 def read_text(path: str) -> str:
@@ -94,8 +96,12 @@ def load_source(
     too_large = _text_too_large(source.text, source.path, limits)
     if too_large is not None:
         raise DiagnosticError([too_large])
+    size = utf8_size(source.text)
+    too_large = total_problem(size, source.path, limits)
+    if too_large is not None:
+        raise DiagnosticError([too_large])
     main = LoadedFile(source.path, source, parse_source(source))
-    loader = _ImportLoader(reader, limits, allowed_roots(source.path))
+    loader = _ImportLoader(reader, limits, allowed_roots(source.path), total=size)
     loader.visit(main, stack=((_key(main.path), main.path),))
     sources = {main.path: main.source} | {f.path: f.source for f in loader.loaded.values()}
     return Program(
@@ -103,6 +109,7 @@ def load_source(
         imports=tuple(loader.order),
         diagnostics=tuple(loader.diagnostics),
         sources=sources,
+        total_bytes=loader.total,
     )
 
 
@@ -119,7 +126,13 @@ def load_ast(
         imports=tuple(loader.order),
         diagnostics=tuple(loader.diagnostics),
         sources=sources,
+        total_bytes=loader.total,
     )
+
+
+def utf8_size(text: str) -> int:
+    """The size of ``text`` in UTF-8 bytes (without encoding ASCII-only text)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", errors="replace"))
 
 
 def _text_too_large(
@@ -149,10 +162,11 @@ class _ImportLoader:
     diagnostics point at ``lib/models.pipe`` rather than at an absolute path."""
 
     def __init__(
-        self, reader: FileReader, limits: SourceLimits, roots: Sequence[Path] = ()
+        self, reader: FileReader, limits: SourceLimits, roots: Sequence[Path] = (), total: int = 0
     ) -> None:
         self.reader = reader
         self.limits = limits
+        self.total = total  # bytes read so far, the main file included
         self.roots = tuple(roots)
         self.loaded: dict[str, LoadedFile] = {}
         self.order: list[LoadedFile] = []
@@ -185,7 +199,9 @@ class _ImportLoader:
         try:
             check_readable(target, self.roots)
             size = Path(target).stat().st_size if Path(target).is_file() else 0
-            too_large = size_problem(size, shown, self.limits, item.path.span)
+            too_large = size_problem(size, shown, self.limits, item.path.span) or total_problem(
+                self.total + size, shown, self.limits, item.path.span
+            )
             text = "" if too_large is not None else self.reader(target)
         except (OSError, UnicodeDecodeError) as error:
             self.diagnostics.append(
@@ -199,6 +215,10 @@ class _ImportLoader:
             )
             return
         too_large = too_large or _text_too_large(text, shown, self.limits, item.path.span)
+        if too_large is None:
+            # The size read, which a file that grew since its stat may exceed.
+            self.total += utf8_size(text)
+            too_large = total_problem(self.total, shown, self.limits, item.path.span)
         if too_large is not None:
             self.diagnostics.append(too_large)
             return

@@ -32,17 +32,21 @@ __all__ = [
     "MAX_INT_DIGITS",
     "NumberTooLarge",
     "SourceLimits",
+    "children",
     "int_digits_problem",
     "json_numbers",
     "nesting_problem",
     "size_problem",
     "too_many_nodes",
+    "total_problem",
 ]
 
 SIZE_CODE = "E106"
 DEPTH_CODE = "E104"
 NODES_CODE = "E107"
 DIGITS_CODE = "E108"
+TOTAL_CODE = "E109"
+TOTAL_VARIABLE = "ARCHON_MAX_PIPE_TOTAL_BYTES"
 
 MAX_INT_DIGITS = 30
 """The most digits an integer literal or parameter value may have (underscores not counted)."""
@@ -56,14 +60,17 @@ class SourceLimits:
         max_bytes: size of one file (the main file and each import), in UTF-8 bytes.
         max_depth: nesting of blocks, repeats, calls and lists (a pipeline body is level 1).
         max_nodes: layer nodes after blocks and repeats are unrolled.
+        max_total_bytes: the whole program, in bytes: the main file, every import and every
+            ``file("...")`` prompt it reads, together.
     """
 
     max_bytes: int = 1_000_000
     max_depth: int = 64
     max_nodes: int = 20_000
+    max_total_bytes: int = 2_000_000
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_depth", "max_nodes"):
+        for name in ("max_bytes", "max_depth", "max_nodes", "max_total_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SourceLimits.{name} must be at least 1")
 
@@ -88,6 +95,28 @@ def size_problem(
     )
 
 
+def total_problem(
+    total: int, path: str, limits: SourceLimits, span: Span | None = None
+) -> Diagnostic | None:
+    """A diagnostic when reading ``path`` brings the program to ``total`` bytes, over
+    ``limits.max_total_bytes``; else None.
+
+    ``span`` is where the file is named (an ``import`` or a ``file("...")``); None for the
+    main file.
+    """
+    if total <= limits.max_total_bytes:
+        return None
+    what = "the program is" if span is None else f"reading '{path}' brings the program to"
+    where = span or Span(path=path, line=1, col=1, end_line=1, end_col=2)
+    return Diagnostic(
+        code=TOTAL_CODE,
+        message=f"{what} {total:,} bytes, over the limit of {limits.max_total_bytes:,}"
+        " for the main file, its imports and file() prompts together",
+        span=where,
+        hint=f"read fewer or smaller files, or raise the limit (the CLI reads {TOTAL_VARIABLE})",
+    )
+
+
 def nesting_problem(file: ast.File, limits: SourceLimits) -> Diagnostic | None:
     """A diagnostic at the first construct nested deeper than ``limits.max_depth``, else None.
 
@@ -100,7 +129,7 @@ def nesting_problem(file: ast.File, limits: SourceLimits) -> Diagnostic | None:
             depth += 1
             if depth > limits.max_depth:
                 return _too_deep(node, file.path, limits)
-        stack.extend((child, depth) for child in reversed(list(_children(node))))
+        stack.extend((child, depth) for child in reversed(list(children(node))))
     return None
 
 
@@ -115,7 +144,7 @@ _CONTAINERS = (
 )
 
 
-def _children(node: object) -> Iterator[object]:
+def children(node: object) -> Iterator[object]:
     """The sub-nodes of one AST node (values, statements, arguments, bindings)."""
     if isinstance(node, ast.ModelsBlock | ast.PromptsBlock):
         yield from (binding.value for binding in node.entries)

@@ -12,10 +12,12 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
+from typing import Any
 
-from lark import Lark, Token, v_args
+from lark import Lark, Token, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 from lark.visitors import Transformer_NonRecursive
@@ -42,6 +44,11 @@ _MAX_EXPECTED = 5
 _COMMENT_SCAN = re.compile(r'"""[^"]*(?:"(?!"")[^"]*)*"""|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|#[^\n]*')
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
 
+_SPAN_FIELDS = set(Span.model_fields)
+"""The fields-set every parsed span shares. ``model_construct`` would otherwise give each
+span its own set of the five names (about 730 bytes, three times the span itself); a frozen
+span never mutates it, and ``model_copy`` copies it before adding to it."""
+
 
 def grammar_text() -> str:
     """The grammar source (``archon/dsl/grammar.lark``)."""
@@ -50,13 +57,18 @@ def grammar_text() -> str:
 
 @cache
 def lark_parser() -> Lark:
-    """The shared LALR parser (built once; lark parsers are reusable; tables cached on disk)."""
+    """The shared LALR parser (built once; lark parsers are reusable; tables cached on disk).
+
+    It builds the AST while it parses (see :class:`_Streaming`); outside
+    :func:`parse_source` it returns an ordinary lark tree.
+    """
     return Lark(
         grammar_text(),
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=True,
         cache=grammar_cache_path(),
+        transformer=_Streaming(),
     )
 
 
@@ -68,7 +80,9 @@ def parse(text: str, path: str = "<string>") -> ast.File:
 def parse_source(source: SourceFile) -> ast.File:
     """Parse a :class:`SourceFile` (see :func:`parse`)."""
     parser = lark_parser()
+    transformer = _ToAst(source.path)
     with paused_gc():
+        token = _BUILDER.set(transformer)
         try:
             tree = parser.parse(source.text)
         except UnexpectedInput as error:
@@ -81,10 +95,10 @@ def parse_source(source: SourceFile) -> ast.File:
                     )
                 ]
             ) from None
-        # The non-recursive transformer walks the tree with an explicit stack: deep nesting
-        # is safe.
-        transformer = _ToAst(source.path)
-        start = transformer.transform(tree)
+        finally:
+            _BUILDER.reset(token)
+        # Each rule became AST as soon as its parent was reduced: only the root is left.
+        start = transformer.finish(tree)
         del tree  # freed while collection is paused: reference counting suffices
         if transformer.problems:
             raise DiagnosticError(transformer.problems)
@@ -122,7 +136,9 @@ def _comments(source: SourceFile) -> tuple[ast.Comment, ...]:
 def _offset_span(source: SourceFile, start: int, end: int) -> Span:
     line, col = source.position(start)
     end_line, end_col = source.position(end)
-    return Span(path=source.path, line=line, col=col, end_line=end_line, end_col=end_col)
+    return Span.model_construct(
+        _SPAN_FIELDS, path=source.path, line=line, col=col, end_line=end_line, end_col=end_col
+    )
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -263,6 +279,7 @@ def _span(path: str, meta: Meta) -> Span:
     # model_construct skips validation: lark's positions are ints already, and parsing
     # builds one span per token, so this is the parser's hot path.
     return Span.model_construct(
+        _SPAN_FIELDS,
         path=path,
         line=meta.line,
         col=meta.column,
@@ -273,6 +290,7 @@ def _span(path: str, meta: Meta) -> Span:
 
 def _token_span(path: str, token: Token) -> Span:
     return Span.model_construct(
+        _SPAN_FIELDS,
         path=path,
         line=token.line or 1,
         col=token.column or 1,
@@ -292,6 +310,46 @@ def _number(text: str) -> int | float:
     return int(clean)
 
 
+_BUILDER: ContextVar[_ToAst | None] = ContextVar("archon_pipe_builder", default=None)
+"""The AST builder of the parse running in this thread (None outside :func:`parse_source`)."""
+
+
+class _Streaming:
+    """lark's in-parser transformer: turns a rule's children into AST as soon as the rule is
+    reduced.
+
+    Every rule still becomes a lark ``Tree`` first, so that lark fills in its positions (from
+    all its tokens, keywords and brackets included); the tree's children are converted to AST
+    nodes right away and the child trees dropped. Only the trees on the parser's stack are
+    alive at any time, never the whole parse tree, so memory is the AST's plus the nesting.
+    """
+
+    def __default__(self, data: str, children: list[Any], meta: object) -> Tree[Any]:
+        builder = _BUILDER.get()
+        if builder is None:
+            return Tree(data, children)
+        if not data.startswith("_"):
+            # A new list: lark still reads the child trees' positions from the old one.
+            built = [builder.build(c) if isinstance(c, Tree) else c for c in children]
+            return Tree(data, built)
+        # A helper rule lark inlines into its parent (``stmt*``, ``("," value)*``). lark
+        # extends the list of the previous step's helper tree in place, so only the new
+        # children at its end are trees still: converting only those keeps a long list
+        # linear. That list is ours (an _Owned) and lark reads positions from its own list of
+        # the step's children; any other list (a first step) is lark's, so it is copied.
+        if not isinstance(children, _Owned):
+            children = _Owned(children)
+        index = len(children) - 1
+        while index >= 0 and isinstance(children[index], Tree):
+            children[index] = builder.build(children[index])
+            index -= 1
+        return Tree(data, children)
+
+
+class _Owned(list):  # type: ignore[type-arg]
+    """The children list of a helper tree built by :class:`_Streaming` (safe to edit)."""
+
+
 @v_args(meta=True, inline=True)
 class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
     """Structural only: builds AST nodes, validates nothing (that is the compiler's job).
@@ -305,6 +363,14 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         super().__init__()
         self.path = path
         self.problems: list[Diagnostic] = []
+
+    def build(self, tree: Tree[Token]) -> object:
+        """The AST of one reduced rule whose children are AST already."""
+        return getattr(self, str(tree.data))(tree.meta, *tree.children)
+
+    def finish(self, tree: object) -> object:
+        """The AST of the parse's result (the ``start`` rule, not yet converted)."""
+        return self.build(tree) if isinstance(tree, Tree) else tree
 
     def start(self, meta: Meta, *items: ast.Item) -> ast.File:
         return ast.File(items=items)

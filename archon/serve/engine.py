@@ -56,8 +56,9 @@ class ServeSettings:
         header_timeout_s: a connection must send complete request headers within this
             long (of opening, or of the first byte of a further request); else it is closed.
         body_timeout_s: a request body must arrive within this long; else 408.
-        max_connections: connections open at once; more are closed as soon as accepted
-            (lowered to fit the process's file-descriptor limit).
+        max_connections: connections open at once (lowered to fit the process's
+            file-descriptor limit); one more closes the longest-waiting connection that is
+            not running a request, and is itself closed only when every one is.
     """
 
     max_concurrency: int = 64

@@ -5,7 +5,10 @@ filter that keeps floods of similar error lines short.
 connection is wrapped in a :class:`GuardedConnection` that hands the bytes to aiohttp's own
 request handler and adds what aiohttp lacks: a connection must send complete request headers
 within ``header_timeout_s`` (of opening, or of the first byte of a later request on a
-kept-alive connection), and connections over ``max_connections`` are closed at once.
+kept-alive connection), and at most ``max_connections`` are open at once. A connection over
+the cap closes the longest-waiting connection that runs no request (one still sending its
+headers, or an idle kept-alive one) to make room, so slow or idle connections cannot lock
+new clients out; only when every open connection runs a request is the new one closed.
 Malformed HTTP gets an OpenAI-shaped JSON 400 rather than aiohttp's plain-text page.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +45,8 @@ class ConnectionLimits:
 
     Attributes:
         header_timeout_s: seconds a connection has to send complete request headers.
-        max_connections: connections open at once; more are closed as soon as accepted.
+        max_connections: connections open at once; one more closes the longest-waiting
+            connection that runs no request, or is closed itself when all run one.
     """
 
     header_timeout_s: float = 10.0
@@ -81,21 +86,39 @@ class ConnectionGuard:
         self.server = server
         self.limits = limits
         self.open = 0
+        self.evicted = 0
         self._options = handler_options
+        # Open connections that run no request, the longest-waiting first.
+        self._idle: OrderedDict[GuardedConnection, None] = OrderedDict()
 
     def __call__(self) -> GuardedConnection:
         return GuardedConnection(self)
 
-    def admit(self) -> bool:
-        """Count a new connection in; False when the cap is reached."""
+    def admit(self, connection: GuardedConnection) -> bool:
+        """Count a new connection in, closing the longest-waiting connection that runs no
+        request when the cap is reached; False when every open connection runs one."""
         if self.open >= self.limits.max_connections:
-            return False
+            if not self._idle:
+                return False
+            oldest, _ = self._idle.popitem(last=False)
+            self.evicted += 1
+            oldest.evict()  # released now: its connection_lost comes later
         self.open += 1
+        self._idle[connection] = None
         return True
 
-    def release(self) -> None:
+    def release(self, connection: GuardedConnection) -> None:
         """Count a closed connection out."""
+        self._idle.pop(connection, None)
         self.open -= 1
+
+    def busy(self, connection: GuardedConnection, busy: bool) -> None:
+        """A request on ``connection`` started (``busy``) or finished."""
+        if busy:
+            self._idle.pop(connection, None)
+        else:
+            self._idle[connection] = None
+            self._idle.move_to_end(connection)
 
     def handler(self) -> web.RequestHandler:
         """A new aiohttp request handler for an accepted connection."""
@@ -111,27 +134,43 @@ class GuardedConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._busy = False
+        self._counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        if not self._guard.admit():
+        if not self._guard.admit(self):
             logger.warning(
-                "refused a connection: %d are open (max_connections)",
+                "refused a connection: %d are open, each running a request (max_connections)",
                 self._guard.limits.max_connections,
             )
             transport.abort()
             return
+        self._counted = True
         self._inner = self._guard.handler()
         self._inner.connection_made(transport)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._counted:
+            self._counted = False
+            self._guard.release(self)
         if self._inner is not None:
-            self._guard.release()
             self._inner.connection_lost(exc)
             self._inner = None
+
+    def evict(self) -> None:
+        """Close this connection (it runs no request) to make room for a new one."""
+        self._disarm()
+        if self._counted:
+            self._counted = False
+            self._guard.release(self)
+        logger.info(
+            "closed a connection that ran no request to make room for a new one (max_connections)"
+        )
+        if self._transport is not None:
+            self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self._inner is None:
@@ -157,10 +196,14 @@ class GuardedConnection(asyncio.Protocol):
         """The headers of a request are complete: its handler runs."""
         self._busy = True
         self._disarm()
+        if self._counted:
+            self._guard.busy(self, True)
 
     def request_finished(self) -> None:
         """The handler of the current request returned."""
         self._busy = False
+        if self._counted:
+            self._guard.busy(self, False)
 
     def _arm(self) -> None:
         self._disarm()
@@ -196,6 +239,7 @@ class _Window:
     start: float
     passed: int = 0
     suppressed: int = 0
+    args: Any = None  # of the last record held back
 
 
 class LogLimiter(logging.Filter):
@@ -237,6 +281,7 @@ class LogLimiter(logging.Filter):
             window.passed += 1
             return True
         window.suppressed += 1
+        window.args = record.args
         return False
 
     def flush(self) -> None:
@@ -244,8 +289,12 @@ class LogLimiter(logging.Filter):
         for (name, level, msg), window in list(self._windows.items()):
             if window.suppressed:
                 window.suppressed = 0
+                try:
+                    text = msg % window.args if window.args else msg
+                except (TypeError, ValueError):
+                    text = msg
                 logging.getLogger(name).log(
-                    level, "%s [further similar messages suppressed]", msg[:200]
+                    level, "%s [further similar messages suppressed]", text[:200]
                 )
         self._windows.clear()
 

@@ -75,7 +75,9 @@ class GuardedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._guard, self._host, self._port)
+        # a deep accept queue: under a burst of connections, a dropped SYN costs a client a
+        # one-second retransmit
+        self._server = await loop.create_server(self._guard, self._host, self._port, backlog=1024)
 
 
 def connection_cap(wanted: int) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import resource
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from archon.runtime.clients.fake import ScriptedClient
 from archon.serve import ServeSettings
 from archon.serve.guard import LogLimiter
+from archon.serve.runner import FD_RESERVE, connection_cap
 
 from .conftest import KEY, run, serving
 
@@ -239,11 +241,9 @@ def test_slow_partial_requests_do_not_lock_clients_out() -> None:
             status, reply = await exchange(port, ok, timeout=2.0)
             assert status == 200, reply[:300]
             assert time.monotonic() - started < 2.0
-            # over the cap (350): closed at once
+            # over the cap (350): the longest-waiting slow ones are closed to make room
             excess = [await asyncio.open_connection("127.0.0.1", port) for _ in range(100)]
-            closed = await asyncio.gather(
-                *(asyncio.wait_for(r.read(), 1.0) for r, _ in excess[-40:])
-            )
+            closed = await asyncio.gather(*(asyncio.wait_for(r.read(), 1.0) for r, _ in slow[:40]))
             assert closed == [b""] * 40
             # the slow ones are dropped once their header deadline passes
             dropped = await asyncio.gather(
@@ -289,3 +289,46 @@ def test_log_limiter_passes_a_few_then_summarizes() -> None:
     later = record("boom %s")
     assert limiter.filter(later)
     assert "97 similar messages suppressed" in str(later.msg)
+
+
+def test_a_full_cap_of_slow_connections_makes_room_for_a_real_client() -> None:
+    config = ServeSettings(api_key=KEY, header_timeout_s=30.0, max_connections=20)
+
+    async def main() -> None:
+        async with serving(scripted(), settings=config) as s:
+            port = s.server.port
+            slow = []
+            for _ in range(40):  # twice the cap: the newer ones close the older ones
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-a: ")
+                slow.append((reader, writer))
+            ok = request_bytes(b'{"model":"direct","messages":[{"role":"user","content":"x"}]}')
+            for _ in range(3):
+                status, reply = await exchange(port, ok, timeout=2.0)
+                assert status == 200, reply[:300]
+            oldest = await asyncio.gather(*(asyncio.wait_for(r.read(), 1.0) for r, _ in slow[:20]))
+            assert oldest == [b""] * 20
+            for _, writer in slow:
+                writer.close()
+
+    run(main())
+
+
+def test_the_connection_cap_leaves_file_descriptors_free() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(300, hard), hard))
+    try:
+        assert connection_cap(512) == min(300, hard) - FD_RESERVE
+        assert connection_cap(10) == 10
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_log_limiter_flush_formats_the_held_back_message() -> None:
+    limiter = LogLimiter(per_interval=1, interval_s=10.0, clock=lambda: 0.0)
+    for n in range(3):
+        record = logging.LogRecord("x.flush", logging.ERROR, __file__, 1, "refused %d", (n,), None)
+        limiter.filter(record)
+    with _Capture() as logs:
+        limiter.flush()
+    assert "refused 2 [further similar messages suppressed]" in logs.stream.getvalue()
