@@ -24,7 +24,14 @@ from archon.cli.common import (
     stdout,
     usage_error,
 )
-from archon.cli.session import Connection, check_model_path, load_pipeline, make_client, open_cache
+from archon.cli.session import (
+    Connection,
+    bank_line,
+    check_model_path,
+    load_pipeline,
+    make_client,
+    open_cache,
+)
 from archon.errors import ArchonError
 from archon.eval import (
     FORMATS,
@@ -265,6 +272,7 @@ def eval_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the call cache.")
     ] = False,
+    bank: opt.Banks = None,
     model_path: opt.ModelPath = None,
     seed: opt.Seed = 0,
     as_json: Annotated[
@@ -299,7 +307,9 @@ def eval_command(
     name = metric or data.metric
     metric_options = _metric_options(name, judge, parser_model)
     budget = Budget(calls=max_calls, usd=max_usd)
-    cache = open_cache(no_cache)
+    cache = open_cache(
+        no_cache, origin={"pipeline": pipeline.name, "dataset": data.name}, banks=bank
+    )
     config = EvalConfig(
         client=make_client(pipeline, model_path, connection),
         limits=connection.limits(),
@@ -322,6 +332,9 @@ def eval_command(
         if cache is not None:
             cache.close()
     written = _show(result, out, as_json)
+    answered = bank_line(cache)
+    if answered is not None:
+        typer.echo(answered, err=True)
     if result.stopped is not None:
         typer.echo(
             f"stopped after {result.summary.n}/{result.total} items: {result.stopped}"

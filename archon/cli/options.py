@@ -57,3 +57,14 @@ Trace = Annotated[
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 """``--json`` of the small listing commands (models, cache)."""
+
+Banks = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--bank",
+        metavar="FILE",
+        help="A bank of calls (archon cache export) to draw on before calling a model;"
+        " repeatable. Only calls it lacks are paid for.",
+    ),
+]
+"""``--bank``: candidate banks the call cache consults for keys it lacks."""

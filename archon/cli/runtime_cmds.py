@@ -6,6 +6,7 @@ Argument parsing and printing only; the work is done by :mod:`archon.runtime`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -453,6 +454,70 @@ def cache_stats(
     typer.echo(f"{stats.path}: {stats.entries} entries, {stats.bytes / 1e6:.1f} MB")
     for model, count in stats.models:
         typer.echo(f"  {model}: {count}")
+
+
+@cache_app.command("export")
+def cache_export(
+    path: Annotated[Path, typer.Argument(help="The bank file to write (gzip JSON lines).")],
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Only calls of this model; repeatable.")
+    ] = None,
+    pipeline: Annotated[
+        str | None, typer.Option(help="Only calls made by runs of this pipeline.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Only calls made by runs on this dataset.")
+    ] = None,
+    as_json: opt.Json = False,
+) -> None:
+    """Export cached calls (with their keys, requests and usage) as a portable bank file."""
+    from archon.runtime.bank import BankError, BankFilter, export_bank
+
+    check_output_path(path, "PATH")
+    selection = BankFilter(models=tuple(model or ()), pipeline=pipeline, dataset=dataset)
+    try:
+        summary = _with_cache(lambda cache: export_bank(cache, path, selection))
+    except BankError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_RUNTIME) from error
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(summary)))
+        return
+    typer.echo(f"{path}: {summary.entries} calls, {summary.bytes / 1e6:.2f} MB")
+    for name, count in summary.models:
+        typer.echo(f"  {name}: {count}")
+    if summary.unverifiable:
+        typer.echo(
+            f"  {summary.unverifiable} call(s) without their request (written by an older"
+            " version, or holding a secret): their keys cannot be checked on import"
+        )
+
+
+@cache_app.command("import")
+def cache_import(
+    path: Annotated[Path, typer.Argument(help="A bank file written by `archon cache export`.")],
+    as_json: opt.Json = False,
+) -> None:
+    """Merge a bank into the call cache. The file is checked first (a damaged or altered one
+    imports nothing, exit 2); a key the cache holds with a different answer is kept as it is
+    and reported (exit 3)."""
+    from archon.runtime.bank import BankError, import_bank
+
+    try:
+        summary = _with_cache(lambda cache: import_bank(cache, path))
+    except BankError as error:
+        usage_error(str(error))
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(summary)))
+    else:
+        typer.echo(
+            f"{path}: {summary.entries} calls; {summary.added} added,"
+            f" {summary.present} already present, {len(summary.conflicts)} conflicting"
+        )
+        for key in summary.conflicts[:10]:
+            typer.echo(f"  conflict (kept the cache's answer): {key}")
+    if summary.conflicts:
+        raise typer.Exit(EXIT_RUNTIME)
 
 
 @cache_app.command("clear")

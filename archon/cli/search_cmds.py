@@ -30,7 +30,14 @@ from archon.cli.common import (
     write_output,
 )
 from archon.cli.eval_cmds import load_dataset_or_exit
-from archon.cli.session import Connection, check_model_path, load_template, make_client, open_cache
+from archon.cli.session import (
+    Connection,
+    bank_line,
+    check_model_path,
+    load_template,
+    make_client,
+    open_cache,
+)
 from archon.compiler.emit import pipeline_to_pipe
 from archon.errors import ArchonError
 from archon.eval import Dataset, EvalConfig
@@ -365,6 +372,7 @@ def search_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not use the call cache.")
     ] = False,
+    bank: opt.Banks = None,
     model_path: Annotated[
         Path | None, typer.Option(help="GGUF file for every local/... model.")
     ] = None,
@@ -417,7 +425,9 @@ def search_command(
         baselines=simulate is None if baselines is None else baselines,
     )
     budget = SearchBudget(trials=trials, calls=budget_calls, usd=budget_usd, seconds=budget_seconds)
-    cache = open_cache(no_cache)
+    cache = open_cache(
+        no_cache, origin={"pipeline": pipeline.name, "dataset": data.name}, banks=bank
+    )
     settings = _Settings(registry, options, budget, storage, study, limit)
     evaluation = _evaluation(
         pipeline,
@@ -440,6 +450,9 @@ def search_command(
         typer.echo(to_json(result.report, top))
     else:
         _print_result(console, result, top, written)
+    answered = bank_line(cache)
+    if answered is not None:
+        typer.echo(answered, err=True)
     if not result.best:
         raise typer.Exit(EXIT_RUNTIME)
 

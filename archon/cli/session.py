@@ -173,18 +173,35 @@ def make_shared_client(
     return client
 
 
-def open_cache(no_cache: bool) -> CallCache | None:
+def open_cache(
+    no_cache: bool,
+    *,
+    origin: dict[str, str] | None = None,
+    banks: list[Path] | None = None,
+) -> CallCache | None:
     """The persistent call cache in the archon home, or None with ``--no-cache``.
 
-    A broken cache file is moved aside and replaced (a warning says where it went); a cache
-    that cannot be opened at all is skipped with a warning, never fatal."""
+    ``origin`` (pipeline, dataset) is stored with each new entry, so ``archon cache export``
+    can filter by it; ``banks`` are bank files the cache draws on for keys it lacks (a bank
+    that fails its checks exits 2). A broken cache file is moved aside and replaced (a warning
+    says where it went); a cache that cannot be opened at all is skipped with a warning,
+    never fatal."""
     from archon.runtime import CallCache
     from archon.runtime import models as local_models
+    from archon.runtime.bank import Bank, BankError
     from archon.runtime.cache import CacheError
 
+    loaded = []
+    for path in banks or []:
+        try:
+            loaded.append(Bank.load(path))
+        except BankError as error:
+            usage_error(f"--bank: {error}")
     if no_cache:
+        if loaded:
+            usage_error("--bank needs the call cache: drop --no-cache")
         return None
-    cache = CallCache(local_models.archon_home() / "cache.sqlite")
+    cache = CallCache(local_models.archon_home() / "cache.sqlite", origin=origin, banks=loaded)
     try:
         warnings = cache.open()
     except CacheError as error:
@@ -193,3 +210,11 @@ def open_cache(no_cache: bool) -> CallCache | None:
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
     return cache
+
+
+def bank_line(cache: CallCache | None) -> str | None:
+    """``"banks answered N calls"`` when the cache draws on banks, else None."""
+    if cache is None or not cache.banks:
+        return None
+    names = ", ".join(bank.name for bank in cache.banks)
+    return f"bank ({names}) answered {cache.bank_hits} call(s)"

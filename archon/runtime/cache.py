@@ -9,6 +9,11 @@ servers (or two GGUF files) behind one model name never share an answer. Failed 
 never stored. Keys hold no API keys (requests carry none) and stored responses pass through
 value redaction, so no secret reaches the file.
 
+Each entry also keeps the canonical request its key hashes (when it holds no secret value)
+and the origin the writing run declared (pipeline, dataset), so calls can be exported as a
+verifiable, filterable candidate bank (:mod:`archon.runtime.bank`). A cache may draw on banks:
+a key the file lacks is looked up in them, read-only, and counted in :attr:`CallCache.bank_hits`.
+
 Several processes may write at once: WAL journaling, a busy timeout and ``INSERT OR IGNORE``
 (two writers of the same key store the same answer) keep that safe. A file that is not an
 archon cache (not SQLite, corrupt, another schema or an older version) is detected when it
@@ -25,26 +30,34 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
 from archon.errors import ArchonError
 from archon.values import CompletionRequest, CompletionResponse
 
+if TYPE_CHECKING:
+    from archon.runtime.bank import Bank
+
 logger = logging.getLogger(__name__)
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 2  # of the keys: part of every key's payload, so never bumped lightly
+_FILE_VERSION = 3  # of the file: 3 added the request and origin columns
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_COLUMNS = ("key", "model", "response", "created")
+_OLD_COLUMNS = ("key", "model", "response", "created")
+_COLUMNS = (*_OLD_COLUMNS, "request", "origin")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     key TEXT PRIMARY KEY,
     model TEXT NOT NULL,
     response TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    request TEXT,
+    origin TEXT
 )
 """
 # sqlite3 result codes meaning "this file is not a usable database" (not "busy" or "locked").
@@ -69,6 +82,19 @@ def cache_key(
 ) -> str:
     """The cache key of sample ``sample_index`` of ``request`` (its ``n`` is ignored) as
     served by ``scope`` (see :class:`ScopedClient`)."""
+    return key_of(key_request(request, sample_index, seed, scope))
+
+
+def key_of(request_text: str) -> str:
+    """The key of a canonical request text (see :func:`key_request`): its sha256."""
+    return hashlib.sha256(request_text.encode()).hexdigest()
+
+
+def key_request(
+    request: CompletionRequest, sample_index: int, seed: int | None, scope: str = ""
+) -> str:
+    """The canonical JSON text whose sha256 is the cache key (stored with the entry, so a
+    bank's importer can check each key against what it claims to answer)."""
     payload = {
         "v": _SCHEMA_VERSION,
         "scope": scope,
@@ -86,8 +112,7 @@ def cache_key(
     }
     if request.stop_after_code:  # only when set: the keys of earlier entries stay valid
         payload["stop_after_code"] = True
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class _NotOurs(Exception):
@@ -116,8 +141,28 @@ class CallCache:
         assert cache.get(key) is not None
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 30.0,
+        origin: Mapping[str, str] | None = None,
+        banks: Sequence[Bank] = (),
+    ) -> None:
+        """Args:
+        path: the SQLite file (created when absent).
+        busy_timeout_s: how long a write waits for another process's.
+        origin: what the writing run is (e.g. ``{"pipeline": ..., "dataset": ...}``),
+            stored with each new entry so exports can be filtered by it.
+        banks: read-only banks consulted, in order, for keys the file lacks.
+        """
         self.path = Path(path)
+        self.origin = (
+            json.dumps(dict(origin), sort_keys=True, separators=(",", ":")) if origin else None
+        )
+        self.banks = tuple(banks)
+        self.bank_hits = 0
+        """Lookups answered by a bank (not by the file) since this object was made."""
         self._busy_timeout_s = busy_timeout_s
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -219,10 +264,85 @@ class CallCache:
             self._disabled = True
             self._warn(f"the cache {self.path} failed ({error}); not using it for this run")
 
-    def get(self, key: str) -> CompletionResponse | None:
-        """The stored response for ``key`` (marked ``cached``), or None."""
-        if self._disabled:
+    def get(self, key: str, request: str | None = None) -> CompletionResponse | None:
+        """The stored response for ``key`` (marked ``cached``), else a bank's, else None.
+
+        ``request`` is the key's canonical request text: an entry written before requests
+        were kept gains it (and this cache's origin) on its first hit.
+        """
+        row = None if self._disabled else self._row(key, request)
+        if row is not None:
+            try:
+                response = CompletionResponse.model_validate_json(row)
+            except (ValidationError, ValueError, TypeError):
+                response = None  # an entry this version cannot read is a miss, not a failure
+            if response is not None:
+                return response.model_copy(update={"cached": True})
+        for bank in self.banks:
+            answer = bank.get(key)
+            if answer is not None:
+                self.bank_hits += 1
+                return answer.model_copy(update={"cached": True})
+        return None
+
+    def _row(self, key: str, request: str | None) -> str | None:
+        try:
+            with self._lock:
+                conn = self._connection()
+                row = conn.execute(
+                    "SELECT response, request FROM calls WHERE key = ?", (key,)
+                ).fetchone()
+                if row is not None and row[1] is None and request is not None:
+                    conn.execute(
+                        "UPDATE calls SET request = ?, origin = COALESCE(origin, ?)"
+                        " WHERE key = ? AND request IS NULL",
+                        (request, self.origin, key),
+                    )
+        except sqlite3.Error as error:
+            self._disable(error)
             return None
+        return None if row is None else str(row[0])
+
+    def put(
+        self, key: str, model: str, response: CompletionResponse, request: str | None = None
+    ) -> None:
+        """Store a successful response (the first writer of a key wins), with the canonical
+        request text the key hashes (None: not kept, e.g. when it holds a secret)."""
+        if self._disabled:
+            return
+        data = response.model_copy(update={"cached": False}).model_dump_json()
+        try:
+            with self._lock:
+                self._connection().execute(
+                    "INSERT OR IGNORE INTO calls"
+                    " (key, model, response, created, request, origin) VALUES (?,?,?,?,?,?)",
+                    (key, model, data, time.time(), request, self.origin),
+                )
+        except sqlite3.Error as error:
+            self._disable(error)
+
+    def entries(
+        self, *, after: str = "", limit: int = 1000
+    ) -> list[tuple[str, str, str, str | None, str | None]]:
+        """Up to ``limit`` entries with keys after ``after``, in key order:
+        ``(key, model, response, request, origin)`` (for exporting; repairs a broken file)."""
+        try:
+            with self._lock:
+                rows = (
+                    self._connection()
+                    .execute(
+                        "SELECT key, model, response, request, origin FROM calls"
+                        " WHERE key > ? ORDER BY key LIMIT ?",
+                        (after, limit),
+                    )
+                    .fetchall()
+                )
+        except sqlite3.Error as error:
+            raise CacheError(f"cannot read the cache {self.path}: {error}") from error
+        return [(str(k), str(m), str(r), q, o) for k, m, r, q, o in rows]
+
+    def stored(self, key: str) -> str | None:
+        """The raw stored response text of ``key`` in the file (banks not consulted)."""
         try:
             with self._lock:
                 row = (
@@ -231,29 +351,31 @@ class CallCache:
                     .fetchone()
                 )
         except sqlite3.Error as error:
-            self._disable(error)
-            return None
-        if row is None:
-            return None
-        try:
-            response = CompletionResponse.model_validate_json(row[0])
-        except (ValidationError, ValueError, TypeError):
-            return None  # an entry this version cannot read is a miss, not a failure
-        return response.model_copy(update={"cached": True})
+            raise CacheError(f"cannot read the cache {self.path}: {error}") from error
+        return None if row is None else str(row[0])
 
-    def put(self, key: str, model: str, response: CompletionResponse) -> None:
-        """Store a successful response (the first writer of a key wins)."""
-        if self._disabled:
-            return
-        data = response.model_copy(update={"cached": False}).model_dump_json()
+    def add(self, rows: Sequence[tuple[str, str, str, str | None, str | None]]) -> int:
+        """Insert ``(key, model, response, request, origin)`` rows whose keys are absent, in
+        one transaction; returns how many were added (for importing a bank)."""
         try:
             with self._lock:
-                self._connection().execute(
-                    "INSERT OR IGNORE INTO calls (key, model, response, created) VALUES (?,?,?,?)",
-                    (key, model, data, time.time()),
-                )
+                conn = self._connection()
+                before = conn.total_changes
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO calls"
+                        " (key, model, response, created, request, origin)"
+                        " VALUES (?,?,?,?,?,?)",
+                        [(k, m, r, time.time(), q, o) for k, m, r, q, o in rows],
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                return conn.total_changes - before
         except sqlite3.Error as error:
-            self._disable(error)
+            raise CacheError(f"cannot write the cache {self.path}: {error}") from error
 
     def stats(self) -> CacheStats:
         """Number of entries, file size and entries per model (repairs a broken file)."""
@@ -314,12 +436,18 @@ def _check_or_create(conn: sqlite3.Connection) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if not tables:
         conn.execute(_SCHEMA)
-        conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        conn.execute(f"PRAGMA user_version={_FILE_VERSION}")
         return
     if tables != {"calls"}:
         raise _NotOurs("not an archon cache (tables: " + ", ".join(sorted(tables)) + ")")
     columns = tuple(row[1] for row in conn.execute("PRAGMA table_info(calls)"))
+    if columns == _OLD_COLUMNS and version == _SCHEMA_VERSION:
+        # format 2 -> 3: the same keys, plus the request and origin of new entries
+        conn.execute("ALTER TABLE calls ADD COLUMN request TEXT")
+        conn.execute("ALTER TABLE calls ADD COLUMN origin TEXT")
+        conn.execute(f"PRAGMA user_version={_FILE_VERSION}")
+        return
     if columns != _COLUMNS:
         raise _NotOurs("not an archon cache (unexpected columns)")
-    if version != _SCHEMA_VERSION:
-        raise _NotOurs(f"cache format {version or 1}, not {_SCHEMA_VERSION}")
+    if version != _FILE_VERSION:
+        raise _NotOurs(f"cache format {version or 1}, not {_FILE_VERSION}")

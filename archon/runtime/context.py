@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from archon.layers.base import BudgetLeft
 from archon.runtime.budget import Meter, Reservation, estimate_prompt_tokens
-from archon.runtime.cache import CallCache, ScopedClient, cache_key
+from archon.runtime.cache import CallCache, ScopedClient, key_of, key_request
 from archon.runtime.clients.base import (
     ModelCallError,
     ModelClient,
@@ -241,14 +241,19 @@ class NodeContext:
         usd = price.cost(Usage(prompt_tokens=tokens_in, completion_tokens=out)) if price else 0.0
         return price, Reservation(samples, tokens_in + out, usd)
 
-    async def _cache_key(self, single: CompletionRequest, index: int, base_seed: int) -> str:
-        """The cache key of sample ``index``, scoped by the client: the scope (endpoint, model
-        file, backend version) keeps answers of different servers or files apart even when
-        they share a model name."""
+    async def _cache_key(
+        self, single: CompletionRequest, index: int, base_seed: int
+    ) -> tuple[str, str | None]:
+        """The cache key of sample ``index``, scoped by the client (the scope -- endpoint,
+        model file, backend version -- keeps answers of different servers or files apart even
+        when they share a model name), and the request text it hashes, or None when that text
+        holds a secret value (it is then never stored)."""
         client, scope = self._state.client, ""
         if isinstance(client, ScopedClient):
             scope = await client.cache_scope(single.model)
-        return cache_key(single, index, base_seed, scope)
+        text = key_request(single, index, base_seed, scope)
+        stored = text if self._state.redactor.redact(text) == text else None
+        return key_of(text), stored
 
     async def _samples_in_one_request(
         self, client: MultiSampleClient, single: CompletionRequest, n: int
@@ -258,12 +263,12 @@ class NodeContext:
         base_seed = single.seed if single.seed is not None else state.seed
         seeds = tuple(derive_seed(base_seed, i) for i in range(n))
         keys = [
-            await self._cache_key(single, i, base_seed) if state.cache is not None else ""
+            await self._cache_key(single, i, base_seed) if state.cache is not None else ("", None)
             for i in range(n)
         ]
         results: dict[int, CompletionResponse] = {}
         for i in range(n):
-            hit = state.cache.get(keys[i]) if state.cache is not None else None
+            hit = state.cache.get(*keys[i]) if state.cache is not None else None
             if hit is not None and hit.completions:
                 state.cache_hits += 1
                 self._trace(
@@ -289,7 +294,7 @@ class NodeContext:
         single: CompletionRequest,
         indices: list[int],
         seeds: tuple[int, ...],
-        keys: list[str],
+        keys: list[tuple[str, str | None]],
     ) -> list[CompletionResponse]:
         """One request for the samples ``indices``; usage metered once, results split."""
         state = self._state
@@ -326,7 +331,8 @@ class NodeContext:
                 completions=(response.completions[position],), usage=shares[position]
             )
             if state.cache is not None:
-                state.cache.put(keys[index], first.model, self._for_storage(one))
+                key, text = keys[index]
+                state.cache.put(key, first.model, self._for_storage(one), text)
             self._trace(single.model_copy(update={"seed": seeds[index]}), index, one, latency)
             out.append(one)
         return out
@@ -339,10 +345,10 @@ class NodeContext:
             if index == 0
             else single.model_copy(update={"seed": derive_seed(base_seed, index)})
         )
-        key = ""
+        key, text = "", None
         if state.cache is not None:
-            key = await self._cache_key(single, index, base_seed)
-            hit = state.cache.get(key)
+            key, text = await self._cache_key(single, index, base_seed)
+            hit = state.cache.get(key, text)
             if hit is not None and hit.completions:
                 state.cache_hits += 1
                 self._trace(request, index, hit, 0.0, cache_hit=True)
@@ -381,7 +387,7 @@ class NodeContext:
             response = response.model_copy(update={"usage": usage})
         state.meter.settle(held, usage)
         if state.cache is not None:
-            state.cache.put(key, model, self._for_storage(response))
+            state.cache.put(key, model, self._for_storage(response), text)
         self._trace(request, index, response, latency, attempts=attempts)
         return response
 

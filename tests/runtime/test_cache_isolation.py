@@ -246,7 +246,7 @@ def test_unreadable_entries_are_misses(tmp_path: Path) -> None:
     cache = CallCache(tmp_path / "c.sqlite")
     cache.open()
     assert cache._conn is not None
-    cache._conn.execute("INSERT INTO calls VALUES ('k', 'm', 'not json', 0)")
+    cache._conn.execute("INSERT INTO calls VALUES ('k', 'm', 'not json', 0, NULL, NULL)")
     assert cache.get("k") is None
 
 
