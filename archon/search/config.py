@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import optuna
-from optuna.pruners import BasePruner, HyperbandPruner, NopPruner, SuccessiveHalvingPruner
+from optuna.pruners import (
+    BasePruner,
+    HyperbandPruner,
+    NopPruner,
+    SuccessiveHalvingPruner,
+    WilcoxonPruner,
+)
 from optuna.samplers import (
     BaseSampler,
     BruteForceSampler,
@@ -22,15 +28,16 @@ from optuna.samplers import (
 
 from archon.errors import ArchonError
 from archon.ir import Pipeline
+from archon.search.paired import MIN_PAIRS
 from archon.search.space import check_grid
 
 Objective = Literal["quality", "pareto"]
 CostUnit = Literal["calls", "usd"]
 SamplerName = Literal["tpe", "random", "grid", "gp", "cmaes", "nsga2"]
-PrunerName = Literal["sha", "hyperband", "none"]
+PrunerName = Literal["paired", "sha", "hyperband", "none"]
 
 SAMPLERS: tuple[SamplerName, ...] = ("tpe", "random", "grid", "gp", "cmaes", "nsga2")
-PRUNERS: tuple[PrunerName, ...] = ("sha", "hyperband", "none")
+PRUNERS: tuple[PrunerName, ...] = ("paired", "sha", "hyperband", "none")
 
 
 class SearchConfigError(ArchonError):
@@ -71,7 +78,18 @@ class SearchOptions:
             hits count at what they would have cost).
         sampler: ``tpe`` (default), ``random``, ``grid`` (every configuration of the
             conditional space once), ``gp``, ``cmaes`` (single objective), ``nsga2`` (pareto).
-        pruner: ``sha`` (successive halving, default), ``hyperband`` or ``none``; quality only.
+        pruner: ``paired`` (default): a trial is pruned when its per-item scores are
+            significantly below the best trial's on the same items (one-sided Wilcoxon,
+            ``p_threshold``; pareto studies: below a trial that costs no more per query);
+            ``sha`` (successive halving) or ``hyperband`` on running means (quality only), or
+            ``none``.
+        p_threshold: the paired pruner's p-value threshold.
+        screen_after: with the paired pruner, once this many trials were evaluated on every
+            trial item, the items all of them scored the same on are dropped for later trials
+            (and credited with that score; promotion re-evaluates on every item). None: off.
+        max_mean_calls: a constraint, not a penalty: a trial whose measured mean calls per
+            query (cache hits included) exceeds it is infeasible; samplers that support
+            constraints (tpe, nsga2) steer away from it and it is never the winner.
         seed: sampler seed (a fresh single-worker search is reproducible).
         parallel_trials: trials evaluated at once on the one event loop.
         chunk_size: dev items per pruning step (default: a ninth of the dev split).
@@ -96,7 +114,10 @@ class SearchOptions:
     objective: Objective = "quality"
     cost: CostUnit = "calls"
     sampler: SamplerName = "tpe"
-    pruner: PrunerName = "sha"
+    pruner: PrunerName = "paired"
+    p_threshold: float = 0.1
+    screen_after: int | None = None
+    max_mean_calls: float | None = None
     seed: int = 0
     parallel_trials: int = 1
     chunk_size: int | None = None
@@ -123,6 +144,17 @@ class SearchOptions:
             )
         if self.pruner not in PRUNERS:
             raise SearchConfigError(f"unknown pruner {self.pruner!r}: one of {', '.join(PRUNERS)}")
+        if not 0.0 < self.p_threshold < 1.0:
+            raise SearchConfigError("p_threshold must be in (0, 1)")
+        if self.screen_after is not None and self.screen_after < 2:
+            raise SearchConfigError("screen_after must be at least 2")
+        if self.screen_after is not None and self.pruner in ("sha", "hyperband"):
+            raise SearchConfigError(
+                "item screening needs the paired pruner (or none): successive halving compares"
+                " running means, which a smaller item set would skew"
+            )
+        if self.max_mean_calls is not None and self.max_mean_calls <= 0:
+            raise SearchConfigError("max_mean_calls must be positive")
         if self.parallel_trials < 1:
             raise SearchConfigError("parallel_trials must be at least 1")
         if self.trial_items is not None and self.trial_items < 1:
@@ -154,11 +186,23 @@ def _need(module: str, sampler: str, packages: str) -> None:
         )
 
 
+CONSTRAINT_ATTR = "constraint"
+"""Trial user attribute: measured mean calls per query minus ``max_mean_calls`` (<= 0 is
+feasible)."""
+
+
+def constraint_of(trial: optuna.trial.FrozenTrial) -> tuple[float, ...]:
+    """The trial's constraint values for Optuna's samplers (none recorded: feasible)."""
+    value = trial.user_attrs.get(CONSTRAINT_ATTR)
+    return (float(value),) if isinstance(value, int | float) else (0.0,)
+
+
 def make_sampler(
     options: SearchOptions, template: Pipeline, seed: int, trials: int | None
 ) -> BaseSampler:
     """The Optuna sampler for ``options`` (seeded with ``seed``)."""
     name = options.sampler
+    constraints = constraint_of if options.max_mean_calls is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "random":
@@ -171,7 +215,9 @@ def make_sampler(
             return BruteForceSampler(seed=seed)
         if name == "nsga2":
             population = 50 if trials is None else max(4, min(50, trials // 4))
-            return NSGAIISampler(seed=seed, population_size=population)
+            return NSGAIISampler(
+                seed=seed, population_size=population, constraints_func=constraints
+            )
         if name == "cmaes":
             _need("cmaes", "cmaes", "cmaes")
             return CmaEsSampler(
@@ -188,13 +234,21 @@ def make_sampler(
         # Independent (univariate) TPE: on the benchmark landscape it reached 95 % of the
         # optimum in 28 trials on average, multivariate+group TPE in 85 (it got stuck on 2 of
         # 12 seeds); bench/results/search.md. The constant liar spreads parallel trials.
-        return TPESampler(seed=seed, constant_liar=options.parallel_trials > 1)
+        return TPESampler(
+            seed=seed, constant_liar=options.parallel_trials > 1, constraints_func=constraints
+        )
 
 
 def make_pruner(options: SearchOptions, chunk: int, dev_items: int) -> BasePruner:
-    """The pruner for the quality objective (pareto studies never prune)."""
+    """Optuna's pruner: Wilcoxon on per-item values for ``paired``, successive halving or
+    Hyperband on running means; none for pareto studies (their paired rule is
+    :func:`archon.search.paired.dominated`, applied by the trial runner)."""
     if options.objective == "pareto" or options.pruner == "none" or dev_items <= chunk:
         return NopPruner()
+    if options.pruner == "paired":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return WilcoxonPruner(p_threshold=options.p_threshold, n_startup_steps=MIN_PAIRS)
     if options.pruner == "hyperband":
         return HyperbandPruner(min_resource=chunk, max_resource=dev_items, reduction_factor=3)
     return SuccessiveHalvingPruner(min_resource=chunk, reduction_factor=3)

@@ -23,6 +23,7 @@ from archon.layers.registry import Registry
 from archon.runtime import Meter
 from archon.search.config import SearchBudget, SearchOptions, chunk_size_for
 from archon.search.objective import Evaluator, Progress
+from archon.search.paired import ItemScreen
 from archon.search.report import best_trials
 from archon.search.storage import Worker
 from archon.values import Usage
@@ -144,6 +145,8 @@ class SearchState:
     free_streak: int = 0
     recovered: list[int] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    screen: ItemScreen | None = None
+    """The dev items later trials are evaluated on (``SearchOptions.screen_after``)."""
 
     def stop(self, reason: str) -> None:
         """Stop the run for ``reason`` (the first reason wins)."""

@@ -33,10 +33,10 @@ from optuna.samplers import BruteForceSampler
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from archon.compiler.structure import HoleRef, default_assignment, resolve
+from archon.compiler.structure import HoleRef, default_assignment, holes, resolve
 from archon.compiler.structure import defaults_chooser as _defaults_chooser
 from archon.errors import ArchonError
-from archon.ir import Pipeline, Value
+from archon.ir import Choice, IntRange, Pipeline, Value
 from archon.layers.registry import Registry
 from archon.runtime.concurrency import Job, in_flight
 from archon.search.config import SearchBudget, SearchOptions, make_pruner, make_sampler
@@ -50,6 +50,7 @@ from archon.search.context import (
 )
 from archon.search.heldout import final_phase
 from archon.search.objective import Evaluator
+from archon.search.paired import ItemScreen, screen_items
 from archon.search.report import SearchResult, summarize
 from archon.search.space import encode_params
 from archon.search.storage import (
@@ -60,7 +61,14 @@ from archon.search.storage import (
     recover_stale,
     requeue,
 )
-from archon.search.trials import COPIED, Interrupted, Outcome, TrialRunner
+from archon.search.trials import (
+    COPIED,
+    SCORES_ATTR,
+    Interrupted,
+    Outcome,
+    TrialRunner,
+    item_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +154,55 @@ def open_study(
         study.enqueue_trial(
             encode_params(template, defaults), user_attrs={"baseline": True}, skip_if_exists=True
         )
+        widest = active_params(template, widest_assignment(template), context.registry)
+        if widest != defaults:
+            # the largest sample counts first: smaller ones then reuse its cached samples
+            study.enqueue_trial(encode_params(template, widest), skip_if_exists=True)
     state.recovered.extend(recover_stale(study, context.worker, options.stale_after_s))
+    state.screen = ItemScreen.from_json(study.user_attrs.get(SCREEN_ATTR))
     return study, _known(study)
+
+
+SCREEN_ATTR = "item_screen"
+"""Study user attribute: the :class:`~archon.search.paired.ItemScreen` in force."""
+
+
+def widest_assignment(template: Pipeline) -> dict[str, Value]:
+    """The defaults, with every ``samples`` hole at its largest value."""
+    assignment = default_assignment(template)
+    for ref in holes(template):
+        if ref.kind != "param" or not ref.name.endswith(".samples"):
+            continue
+        hole = ref.hole
+        if isinstance(hole, IntRange):
+            assignment[ref.name] = hole.high - (hole.high - hole.low) % hole.step
+        elif isinstance(hole, Choice):
+            numbers = [v for v in hole.options if isinstance(v, int) and not isinstance(v, bool)]
+            if numbers:
+                assignment[ref.name] = max(numbers)
+    return assignment
+
+
+def update_screen(context: SearchContext, state: SearchState, study: optuna.Study) -> None:
+    """Read the item screen once ``screen_after`` trials were evaluated on every trial item
+    (see :func:`archon.search.paired.screen_items`), and store it in the study."""
+    wanted = context.options.screen_after
+    if wanted is None or state.screen is not None:
+        return
+    evaluated: list[tuple[int, dict[str, float]]] = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        pairs = trial.user_attrs.get(SCORES_ATTR)
+        if "duplicate_of" in trial.user_attrs or not isinstance(pairs, list):
+            continue
+        evaluated.append((trial.number, {str(k): float(v) for k, v in pairs}))
+    if len(evaluated) < wanted:
+        return
+    ids = [item_id(item, i) for i, item in enumerate(context.trial_items)]
+    screen = screen_items(ids, evaluated[:wanted])
+    if screen is not None:
+        study.set_user_attr(SCREEN_ATTR, screen.as_json())
+        state.screen = screen
+        emit(context, "screened", study, message=screen.describe())
 
 
 def tell(
@@ -268,6 +323,7 @@ class StudyLoop:
         finally:
             self.running.pop(trial.number, None)
         self._tell(trial, outcome)
+        update_screen(self.context, self.state, self.study)
         self.state.new_trials += 1
         state = "INFEASIBLE" if "infeasible" in trial.user_attrs else outcome.state.name
         values = tuple(outcome.values) if outcome.values else None

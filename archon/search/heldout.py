@@ -37,6 +37,7 @@ from archon.search.report import (
     FULL_DEV_PREFIX,
     REFERENCE_PREFIX,
     best_trials,
+    feasible,
     stored_results,
 )
 from archon.search.storage import TEST_PREFIX, test_results
@@ -148,7 +149,7 @@ async def promote(context: SearchContext, state: SearchState, study: optuna.Stud
     top = context.options.promote_top
     if context.pareto or top < 1 or len(context.trial_items) >= len(context.dev):
         return True
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     ranked = sorted(complete, key=lambda t: (-t.values[0], t.number))
     chosen = _unique(ranked[:top] + _baseline(study))
     return await _final(context, state, study, chosen, context.dev, FULL_DEV_PREFIX)

@@ -279,6 +279,11 @@ class EvalEvaluator:
         self.config = config if config.limits is not None else config.replace(limits=Limits())
 
     @property
+    def cache(self) -> CallCache | None:
+        """The call cache every trial shares (its ``bank_hits`` count the bank's answers)."""
+        return self.config.cache
+
+    @property
     def metric_name(self) -> str:
         """The name of the metric trials are scored with (``code``, ``exact_match`` ...)."""
         metric = self.config.metric

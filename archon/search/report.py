@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archon.eval.stats import Difference, paired_difference
+from archon.eval.stats import Difference, paired_bootstrap_ci, paired_difference
 from archon.ir import Pipeline
+from archon.search.config import CONSTRAINT_ATTR
 from archon.search.space import decode_params, params_json
 from archon.search.storage import (
     ATTR_COST,
@@ -66,6 +67,109 @@ def item_scores(result: Mapping[str, Any]) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """A mean score with its 95 % confidence interval.
+
+    Attributes:
+        score: the mean score (a fraction).
+        low, high: the 95 % interval.
+        items: the items it was measured on.
+        method: ``bootstrap`` (percentile bootstrap over the per-item scores) or ``wilson``
+            (Wilson score interval from the mean and the item count, when per-item scores
+            were not stored: exact for 0/1 metrics, an approximation otherwise).
+    """
+
+    score: float
+    low: float
+    high: float
+    items: int
+    method: str
+
+    def text(self) -> str:
+        """E.g. ``0.812 [0.700, 0.900] n=40``."""
+        return f"{self.score:.3f} [{self.low:.3f}, {self.high:.3f}] n={self.items}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "ci95": [self.low, self.high],
+            "items": self.items,
+            "method": self.method,
+        }
+
+
+def wilson_interval(score: float, items: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``score`` measured on ``items`` items."""
+    if items <= 0:
+        return 0.0, 1.0
+    p = min(1.0, max(0.0, score))
+    denominator = 1.0 + z * z / items
+    centre = (p + z * z / (2 * items)) / denominator
+    half = z * math.sqrt(p * (1.0 - p) / items + z * z / (4 * items * items)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def estimate(
+    scores: Mapping[str, float] | None = None,
+    score: float | None = None,
+    items: int | None = None,
+) -> Estimate | None:
+    """The mean score with its 95 % interval: bootstrapped from per-item ``scores`` when
+    there are any, else a Wilson interval from ``score`` and ``items`` (None: neither)."""
+    if scores:
+        values = [float(v) for v in scores.values()]
+        mean, low, high = paired_bootstrap_ci(values, [0.0] * len(values))
+        return Estimate(mean, low, high, len(values), "bootstrap")
+    if score is None or not items:
+        return None
+    low, high = wilson_interval(score, items)
+    return Estimate(score, low, high, items, "wilson")
+
+
+@dataclass(frozen=True)
+class Shrinkage:
+    """How one trial's score moved from the dev items it was chosen on to the whole dev split
+    and the held-out test split (the winner's curse: a best-of-N score shrinks).
+
+    Attributes:
+        label: ``best`` or ``baseline``.
+        number: the trial number.
+        dev: the score on the trial's own dev items (what the search saw).
+        whole_dev: the re-evaluation on the whole dev split (promotion; None: not promoted).
+        test: the held-out test score (None: not tested).
+    """
+
+    label: str
+    number: int
+    dev: Estimate | None
+    whole_dev: Estimate | None
+    test: Estimate | None
+
+    def as_json(self) -> dict[str, Any]:
+        def part(value: Estimate | None) -> dict[str, Any] | None:
+            return None if value is None else value.as_json()
+
+        return {
+            "label": self.label,
+            "trial": self.number,
+            "dev": part(self.dev),
+            "whole_dev": part(self.whole_dev),
+            "test": part(self.test),
+        }
+
+
+def shrinkage_of(label: str, trial: TrialSummary) -> Shrinkage:
+    """The dev, whole-dev and test estimates of ``trial``."""
+    return Shrinkage(
+        label=label,
+        number=trial.number,
+        dev=estimate(trial.dev_scores, trial.dev_score, trial.dev_items),
+        whole_dev=estimate(trial.full_dev_scores, trial.full_dev_score, trial.full_dev_items),
+        test=estimate(trial.test_scores, trial.test_score, trial.test_items),
+    )
+
+
+@dataclass(frozen=True)
 class Reference:
     """A baseline evaluated on the test split next to the best trial.
 
@@ -108,6 +212,9 @@ class TrialSummary:
         per_query: mean, median and max calls and tokens per query of the dev evaluation
             and the items stopped at an early exit (``{"calls": {"mean": ...}, ...}``).
         pipeline_json: the concrete pipeline as JSON.
+        dev_scores / full_dev_scores: per-item scores of the trial's dev evaluation (when
+            stored) and of its whole-dev re-evaluation, by item id.
+        attrs: every user attribute of the trial as stored (``wall_s``, ``pruned_by`` ...).
     """
 
     number: int
@@ -132,6 +239,9 @@ class TrialSummary:
     by_model: Mapping[str, Any] = field(default_factory=dict)
     per_query: Mapping[str, Any] = field(default_factory=dict)
     pipeline_json: str | None = None
+    dev_scores: Mapping[str, float] = field(default_factory=dict)
+    full_dev_scores: Mapping[str, float] = field(default_factory=dict)
+    attrs: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def quality(self) -> float | None:
@@ -164,6 +274,13 @@ class StudyReport:
         if not self.best or self.baseline is None:
             return None
         return paired_difference(self.best[0].test_scores, self.baseline.test_scores)
+
+    def shrinkage(self) -> list[Shrinkage]:
+        """The best trial's and the baseline's dev, whole-dev and test scores with 95 % CIs."""
+        rows = [shrinkage_of("best", self.best[0])] if self.best else []
+        if self.baseline is not None:
+            rows.append(shrinkage_of("baseline", self.baseline))
+        return rows
 
     def reference_differences(self) -> list[tuple[Reference, Difference | None]]:
         """Best minus each reference baseline on the test split, paired by item."""
@@ -275,6 +392,9 @@ def summarize_trial(
         by_model=by_model if isinstance(by_model, dict) else {},
         per_query=per_query if isinstance(per_query, dict) else {},
         pipeline_json=attrs.get("pipeline") if isinstance(attrs.get("pipeline"), str) else None,
+        dev_scores=item_scores(attrs),
+        full_dev_scores=item_scores(full),
+        attrs=attrs,
     )
 
 
@@ -296,7 +416,7 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     promoted trial with the highest whole-split score (ties: trial value, then number): the
     choice is made on the most dev items, not on the few every trial saw.
     """
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if not complete:
         return []
     if len(study.directions) == 1:
@@ -309,9 +429,27 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
                     key=lambda t: (float(promoted[t.number]["score"]), t.values[0], -t.number),
                 )
             ]
-        return [study.best_trial]
-    front = study.best_trials
+        return [max(complete, key=lambda t: (t.values[0], -t.number))]
+    front = [
+        t
+        for t in complete
+        if not any(_dominates(o.values, t.values) for o in complete if o is not t)
+    ]
     return sorted(front, key=lambda t: (-t.values[0], t.values[1], t.number))
+
+
+def feasible(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """``trials`` without those over the search's per-query constraint (``max_mean_calls``)."""
+    return [t for t in trials if not _violates(t.user_attrs.get(CONSTRAINT_ATTR))]
+
+
+def _violates(value: Any) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether (quality, cost) ``a`` Pareto-dominates ``b`` (higher quality, lower cost)."""
+    return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
 
 
 def summarize(study: optuna.Study) -> StudyReport:
@@ -419,6 +557,7 @@ def to_json(report: StudyReport, top: int | None = None) -> str:
         "baseline": trial(report.baseline) if report.baseline else None,
         "top": [trial(t) for t in ranked(report, top)],
         "test_difference": _difference(report.test_difference()),
+        "shrinkage": [row.as_json() for row in report.shrinkage()],
         "references": [
             {
                 "name": ref.name,

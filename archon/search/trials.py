@@ -20,7 +20,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +32,15 @@ from optuna.trial import TrialState
 from archon.compiler.cost import estimate
 from archon.compiler.structure import AssignmentError
 from archon.ir import Pipeline, strip_spans
+from archon.search.config import CONSTRAINT_ATTR
 from archon.search.context import SearchContext, SearchState
 from archon.search.objective import Progress
+from archon.search.paired import Incumbent, ItemScreen, dominated
 from archon.search.space import SearchSpaceError, materialize
 
 logger = logging.getLogger(__name__)
 
-COPIED = ("items", "score", "cost_per_query", "per_query")
+COPIED = ("items", "score", "cost_per_query", "per_query", "screened_score", "constraint")
 """Result attributes a duplicate trial copies from the trial it duplicates."""
 
 
@@ -171,8 +175,13 @@ class TrialRunner:
 
     async def _evaluate(self, trial: optuna.Trial, concrete: Pipeline) -> Outcome:
         context = self.context
-        items = context.trial_items
+        screen = self.state.screen
+        items = context.trial_items if screen is None else screened(context, screen)
+        if screen is not None:
+            trial.set_user_attr("screened_items", len(items))
+        judge = _Judge(context, trial)
         last, pruned = Progress(0, 0.0), False
+        clock = _Clock.start(context)
         chunks = context.evaluator.evaluate_chunks(
             concrete, items, chunk_size=context.chunk, budget=context.meter
         )
@@ -181,15 +190,14 @@ class TrialRunner:
                 last = progress
                 if progress.stopped is not None:
                     break
-                if not context.pareto and progress.items_done:
-                    trial.report(progress.score, step=progress.items_done)
-                    # a trial evaluated on all its items is a full result: never prune it
-                    if progress.items_done < len(items) and trial.should_prune():
-                        pruned = True
-                        break
+                # a trial evaluated on all its items is a full result: never prune it
+                if progress.items_done and judge.prune(progress, progress.items_done < len(items)):
+                    pruned = True
+                    break
         self.state.spent(last)
-        for key, value in progress_attrs(context, last).items():
+        for key, value in {**progress_attrs(context, last), **clock.attrs(context)}.items():
             trial.set_user_attr(key, value)
+        trial.set_user_attr(SCORES_ATTR, [[k, v] for k, v in last.scores])
         if last.stopped is not None:
             raise Interrupted(last.stopped)
         if pruned:
@@ -198,12 +206,133 @@ class TrialRunner:
             trial.set_user_attr("error", "no dev item was evaluated")
             return Outcome(TrialState.FAIL)
         cost = context.cost(last)
-        results: dict[str, Any] = {
-            "items": last.items_done,
-            "score": last.score,
-            "cost_per_query": cost,
-        }
+        score = last.score if screen is None else screen.objective(dict(last.scores))
+        results: dict[str, Any] = {"items": last.items_done, "score": score, "cost_per_query": cost}
+        if screen is not None:
+            results["screened_score"] = last.score
         if last.per_query is not None:
             results["per_query"] = last.per_query.model_dump()
-        values = [last.score] if not context.pareto else [last.score, cost]
+        cap = context.options.max_mean_calls
+        if cap is not None:
+            mean_calls = last.calls_equivalent / last.items_done
+            trial.set_user_attr(CONSTRAINT_ATTR, mean_calls - cap)
+            results[CONSTRAINT_ATTR] = mean_calls - cap
+        values = [score] if not context.pareto else [score, cost]
         return Outcome(TrialState.COMPLETE, values, trial.number, results)
+
+
+SCORES_ATTR = "item_scores"
+"""Trial user attribute: ``[[item id, score], ...]`` of every item it was evaluated on."""
+
+
+def item_id(item: object, position: int) -> str:
+    """The id a per-item score is keyed by (the item's ``id``, else its dev position)."""
+    return str(getattr(item, "id", position))
+
+
+def screened(context: SearchContext, screen: ItemScreen) -> list[object]:
+    """The trial items the screen keeps, in dev order."""
+    kept = set(screen.kept)
+    return [
+        item for position, item in enumerate(context.trial_items) if item_id(item, position) in kept
+    ]
+
+
+@dataclass
+class _Clock:
+    """Wall and CPU seconds of one evaluation (CPU: this process and its finished children,
+    the sandboxes included), and the calls a bank answered meanwhile."""
+
+    wall: float
+    cpu: float
+    bank_hits: int
+
+    @classmethod
+    def start(cls, context: SearchContext) -> _Clock:
+        return cls(time.monotonic(), _cpu_seconds(), _bank_hits(context))
+
+    def attrs(self, context: SearchContext) -> dict[str, Any]:
+        return {
+            "wall_s": round(time.monotonic() - self.wall, 2),
+            "cpu_s": round(_cpu_seconds() - self.cpu, 2),
+            "bank_hits": _bank_hits(context) - self.bank_hits,
+        }
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _bank_hits(context: SearchContext) -> int:
+    cache = getattr(context.evaluator, "cache", None)
+    return int(getattr(cache, "bank_hits", 0) or 0)
+
+
+class _Judge:
+    """Decides, after each chunk, whether a running trial is pruned.
+
+    ``paired`` (quality): every newly scored item is reported at its dev position, and
+    Optuna's Wilcoxon pruner compares the trial with the best one on the shared items.
+    ``paired`` (pareto): :func:`~archon.search.paired.dominated` against the complete trials.
+    ``sha`` / ``hyperband``: the running mean at the number of items done.
+    """
+
+    def __init__(self, context: SearchContext, trial: optuna.Trial) -> None:
+        self.context = context
+        self.trial = trial
+        self.positions = {item_id(item, i): i for i, item in enumerate(context.dev)}
+        self.reported = 0
+        self.rivals: list[Incumbent] | None = None
+
+    def prune(self, progress: Progress, may_prune: bool) -> bool:
+        options = self.context.options
+        if options.pruner == "none":
+            return False
+        if self.context.pareto:
+            return may_prune and options.pruner == "paired" and self._dominated(progress)
+        if options.pruner == "paired":
+            for key, score in progress.scores[self.reported :]:
+                position = self.positions.get(key)
+                if position is not None:
+                    self.trial.report(score, step=position)
+            self.reported = len(progress.scores)
+        else:
+            self.trial.report(progress.score, step=progress.items_done)
+        if not may_prune:
+            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "steps missing in the best trial": by design
+            pruned = self.trial.should_prune()
+        if pruned and options.pruner == "paired":
+            self.trial.set_user_attr("pruned_by", "below the best trial (Wilcoxon)")
+        return pruned
+
+    def _dominated(self, progress: Progress) -> bool:
+        if self.rivals is None:
+            self.rivals = rivals(self.trial.study)
+        reason = dominated(
+            dict(progress.scores),
+            self.context.cost(progress),
+            self.rivals,
+            p_threshold=self.context.options.p_threshold,
+        )
+        if reason is not None:
+            self.trial.set_user_attr("pruned_by", reason)
+        return reason is not None
+
+
+def rivals(study: optuna.Study) -> list[Incumbent]:
+    """The complete, feasible, evaluated trials of ``study`` with their per-item scores."""
+    found = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        pairs = trial.user_attrs.get(SCORES_ATTR)
+        cost = trial.user_attrs.get("cost_per_query")
+        constraint = trial.user_attrs.get(CONSTRAINT_ATTR)
+        if not isinstance(pairs, list) or not isinstance(cost, int | float):
+            continue
+        if isinstance(constraint, int | float) and constraint > 0:
+            continue
+        scores = {str(k): float(v) for k, v in pairs}
+        found.append(Incumbent(trial.number, scores, float(cost)))
+    return found
