@@ -91,18 +91,35 @@ def _headline(diagnostic: Diagnostic) -> str:
     return f"{where}{diagnostic.severity.value}[{diagnostic.code}]: {diagnostic.message}"
 
 
+#: Source lines longer than this are shown as a window of this many characters around the
+#: column, with "…" at a cut end: a whole 1 MB line under each of thousands of diagnostics
+#: made the output (and its memory) quadratic in the line's length.
+LINE_WINDOW = 120
+
+#: At most this many diagnostics are rendered per file; the rest are one "… and N more" line.
+MAX_RENDERED_PER_FILE = 50
+
+
 def render(diagnostic: Diagnostic, source: SourceFile | None = None) -> str:
     """Render one diagnostic as text, with the source line and a caret when available."""
     lines = [_headline(diagnostic)]
     span = diagnostic.span
     if span is not None and source is not None and 1 <= span.line <= source.line_count:
-        text = _printable(source.line_text(span.line))
+        raw = source.line_text(span.line)
+        end_col = span.end_col if span.end_line == span.line else len(raw) + 1
+        end_col = min(end_col, len(raw) + 1)
+        start, stop = _window(len(raw), span.col)
+        text = _printable(raw[start:stop])
+        col = span.col - start  # 1-based column inside the window
+        if start > 0:
+            text, col = "…" + text, col + 1
+        if stop < len(raw):
+            text += "…"
+        width = max(1, min(end_col, stop + 1) - span.col)
         gutter = " " * len(str(span.line))
-        end_col = span.end_col if span.end_line == span.line else len(text) + 1
-        width = max(1, min(end_col, len(text) + 1) - span.col)
         lines.append(f"{gutter} |")
         lines.append(f"{span.line} | {text}")
-        lines.append(f"{gutter} | {' ' * (span.col - 1)}{'^' * width}")
+        lines.append(f"{gutter} | {' ' * (col - 1)}{'^' * width}")
     for note in diagnostic.notes:
         lines.append(f"   = note: {note}")
     if diagnostic.hint:
@@ -110,17 +127,57 @@ def render(diagnostic: Diagnostic, source: SourceFile | None = None) -> str:
     return "\n".join(lines)
 
 
+def _window(length: int, col: int) -> tuple[int, int]:
+    """The [start, stop) slice of a line of ``length`` characters shown around ``col``."""
+    if length <= LINE_WINDOW:
+        return 0, length
+    index = max(0, min(col - 1, length))
+    start = max(0, min(index - LINE_WINDOW // 2, length - LINE_WINDOW))
+    return start, start + LINE_WINDOW
+
+
 def _printable(text: str) -> str:
     """The source line as shown under a diagnostic: tabs as one space, control chars visible."""
+    if text.isprintable():  # C speed for the usual line
+        return text
     return "".join(" " if c == "\t" else (c if c.isprintable() else "\ufffd") for c in text)
 
 
-def render_all(diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile]) -> str:
-    """Render many diagnostics, each with its own file's source line."""
-    parts = [
-        render(d, sources.get(d.span.path) if d.span is not None else None) for d in diagnostics
-    ]
+def render_all(
+    diagnostics: Sequence[Diagnostic],
+    sources: dict[str, SourceFile],
+    *,
+    limit: int | None = MAX_RENDERED_PER_FILE,
+) -> str:
+    """Render many diagnostics, each with its own file's source line.
+
+    At most ``limit`` diagnostics per file are rendered (None: all); the rest of each file
+    are counted in one closing line, ``… and N more errors in FILE``.
+    """
+    parts: list[str] = []
+    shown: dict[str, int] = {}
+    skipped: dict[str, list[Diagnostic]] = {}
+    for diagnostic in diagnostics:
+        path = diagnostic.span.path if diagnostic.span is not None else ""
+        if limit is not None and shown.get(path, 0) >= limit:
+            skipped.setdefault(path, []).append(diagnostic)
+            continue
+        shown[path] = shown.get(path, 0) + 1
+        source = sources.get(path) if diagnostic.span is not None else None
+        parts.append(render(diagnostic, source))
+    for path, rest in skipped.items():
+        errors = sum(1 for d in rest if d.is_error)
+        warnings = len(rest) - errors
+        counts = [_plural(errors, "more error"), _plural(warnings, "more warning")]
+        where = f" in {path}" if path else ""
+        parts.append(f"… and {' and '.join(c for c in counts if c)}{where}")
     return "\n\n".join(parts)
+
+
+def _plural(count: int, noun: str) -> str:
+    if count == 0:
+        return ""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def to_json(diagnostics: Sequence[Diagnostic]) -> str:

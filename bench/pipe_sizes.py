@@ -6,7 +6,8 @@ address-space cap per run so a blow-up ends in MemoryError instead of swapping t
 
 Each shape is written to a temporary project and checked by ``python -m archon check`` in a
 fresh process; the table gives, per shape, the input bytes (all files the program reads),
-the child's peak RSS (``os.wait4``), RSS per input byte, wall seconds, the exit code and the
+the child's peak RSS (``os.wait4``), RSS per input byte, wall seconds, the child's CPU
+seconds (user + system: steadier than wall time on a loaded machine), the exit code and the
 first line of output. Goal: every shape under 300 MB and 10 s, ending in ``ok`` (exit 0) or
 a clean diagnostic (exit 1): never a traceback.
 """
@@ -164,6 +165,14 @@ def prompt_files(size: int) -> dict[str, str]:
     return files | {"main.pipe": main}
 
 
+def long_line_of_errors(size: int) -> dict[str, str]:
+    """One line with an unknown parameter per layer (about 16,000 diagnostics, under the node
+    limit), each of which once printed the whole 1 MB line under it."""
+    head = HEADER + "pipeline p { generate(models = [m])"
+    unit = lambda i: f' critique(model = m, unknown_parameter_{i} = "not a parameter")'  # noqa: E731
+    return {"main.pipe": _fill(size, head, unit, " }\n")}
+
+
 SHAPES: dict[str, tuple[str, Callable[[int], dict[str, str]]]] = {
     "a": ("many layers, one pipeline", many_layers),
     "a2": ("20,000 layers (node limit)", layers_at_node_limit),
@@ -180,6 +189,7 @@ SHAPES: dict[str, tuple[str, Callable[[int], dict[str, str]]]] = {
     "j": ("imports, total at the limit", imports_at_total),
     "j2": ("20 imports of 1 MB", imports_over_total),
     "k": ("200 file() prompts", prompt_files),
+    "l": ("one long line of errors", long_line_of_errors),
 }
 
 
@@ -193,8 +203,8 @@ def _limit_memory(megabytes: int) -> Callable[[], None]:
 
 def run_shape(
     key: str, size: int, timeout: float, mem_mb: int
-) -> tuple[int, float, float, int | str, str]:
-    """(input bytes, peak RSS MB, seconds, exit code, first line of output) of one check."""
+) -> tuple[int, float, float, float, int | str, str]:
+    """(input bytes, peak RSS MB, seconds, CPU seconds, exit code, first line of output)."""
     _, make = SHAPES[key]
     with tempfile.TemporaryDirectory(prefix=f"pipe-{key}-") as directory:
         root = Path(directory)
@@ -229,7 +239,7 @@ def run_shape(
     if "Traceback" in output or "MemoryError" in output:
         first = "TRACEBACK: " + (lines[-1] if lines else "")
     rss_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
-    return total, rss_mb, seconds, code, first
+    return total, rss_mb, seconds, usage.ru_utime + usage.ru_stime, code, first
 
 
 def _wait(pid: int, timeout: float) -> tuple[int, int, resource.struct_rusage]:
@@ -251,16 +261,16 @@ def main() -> None:
     parser.add_argument("--mem-mb", type=int, default=3000, help="address-space cap per run")
     args = parser.parse_args()
     size = args.kb * 1000 - 2000  # a little under the per-file limit
-    print("| shape | input bytes | peak RSS MB | RSS/input | seconds | exit | first line |")
-    print("|---|---|---|---|---|---|---|")
+    print("| shape | input bytes | peak RSS MB | RSS/input | seconds | CPU s | exit | first line |")
+    print("|---|---|---|---|---|---|---|---|")
     for key in args.only or SHAPES:
-        total, rss, seconds, code, first = run_shape(key, size, args.timeout, args.mem_mb)
+        total, rss, seconds, cpu, code, first = run_shape(key, size, args.timeout, args.mem_mb)
         ratio = rss * 1024 * 1024 / max(total, 1)
         label = f"{key} {SHAPES[key][0]}"
         shown = first if len(first) <= 90 else first[:87] + "..."
         print(
-            f"| {label} | {total:,} | {rss:.0f} | {ratio:.0f} | {seconds:.1f} | {code} |"
-            f" {shown.replace('|', '/')} |",
+            f"| {label} | {total:,} | {rss:.0f} | {ratio:.0f} | {seconds:.1f} | {cpu:.1f} |"
+            f" {code} | {shown.replace('|', '/')} |",
             flush=True,
         )
 

@@ -71,19 +71,81 @@ def _check_node(node: Node, layer: type[Layer]) -> list[Diagnostic]:
 def _validate(
     node: Node, layer: type[Layer], arguments: dict[str, Any], hole: tuple[Param, Value] | None
 ) -> list[tuple[str, Diagnostic]]:
-    """(parameter name, diagnostic) for each validation error."""
+    """(parameter name, diagnostic) for each validation error; one per bad list."""
     try:
         layer.Params.model_validate(arguments, strict=True)
     except ValidationError as error:
         return [
-            (str(e["loc"][0]) if e.get("loc") else "", _diagnostic(node, layer, e, hole))
-            for e in error.errors(include_url=False)
+            (str(e["loc"][0]) if e.get("loc") else "", _diagnostic(node, layer, e, hole, more))
+            for e, more in _per_list_errors(layer, arguments, error)
         ]
     return []
 
 
+_MANY_ERRORS = 200  # more than this: read pydantic's errors of a shortened long list
+
+
+def _per_list_errors(
+    layer: type[Layer], arguments: dict[str, Any], error: ValidationError
+) -> list[tuple[Any, int]]:
+    """pydantic's errors, those of each list's items as (first, how many more).
+
+    A 1 MB list of numbers where strings are expected was one diagnostic per item (166k,
+    465 MB); and pydantic's error dicts alone take about 90 MB. When there are many errors
+    and one long list, the errors are read from the same arguments with that list cut to its
+    first items, and the bad items past the cut are added to its count.
+    """
+    if error.error_count() > _MANY_ERRORS:
+        long = [
+            name
+            for name, value in arguments.items()
+            if isinstance(value, tuple | list) and len(value) > _MANY_ERRORS
+        ]
+        if len(long) == 1:
+            [name] = long
+            short = dict(arguments, **{name: arguments[name][:_MANY_ERRORS]})
+            try:
+                layer.Params.model_validate(short, strict=True)
+            except ValidationError as fewer:
+                grouped = _per_list(fewer.errors(include_url=False))
+                cut = error.error_count() - fewer.error_count()  # bad items past the cut
+                for index, (first, more) in enumerate(grouped):
+                    if _item_of(first) == name:
+                        grouped[index] = (first, more + cut)
+                        return grouped
+    return _per_list(error.errors(include_url=False))
+
+
+def _item_of(error: Any) -> str | None:
+    """The parameter whose list item the error is about, or None."""
+    loc = error.get("loc", ())
+    return str(loc[0]) if len(loc) > 1 and _is_int(loc[1]) else None
+
+
+def _per_list(errors: list[Any]) -> list[tuple[Any, int]]:
+    """(first error, how many more) per list whose items are bad; other errors as they are."""
+    kept: list[list[Any]] = []
+    by_list: dict[str, list[Any]] = {}
+    for error in errors:
+        name = _item_of(error)
+        if name is not None:
+            entry = by_list.get(name)
+            if entry is not None:
+                entry[1] += 1
+                continue
+            entry = by_list[name] = [error, 0]
+        else:
+            entry = [error, 0]
+        kept.append(entry)
+    return [(error, more) for error, more in kept]
+
+
 def _diagnostic(
-    node: Node, layer: type[Layer], error: Any, hole: tuple[Param, Value] | None
+    node: Node,
+    layer: type[Layer],
+    error: Any,
+    hole: tuple[Param, Value] | None,
+    more: int = 0,
 ) -> Diagnostic:
     loc = error.get("loc", ())
     name = str(loc[0]) if loc else ""
@@ -111,6 +173,8 @@ def _diagnostic(
         message += f", not {_describe(error.get('input'))}"
     elif error["type"] in _BOUNDS or error["type"] == "literal_error":
         message += f", not {_show(error.get('input'))}"
+    if more:
+        message += f" (and {more:,} more bad item{'' if more == 1 else 's'})"
     notes: tuple[str, ...] = ()
     if hole is not None and hole[0].name == name:
         message = f"{kind}(): option {_show(hole[1])} of '{name}' is invalid: it {problem}"
@@ -186,8 +250,14 @@ def _show(value: Any) -> str:
         text = value if len(value) <= 40 else value[:39] + "…"
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     if isinstance(value, tuple | list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
+        shown = [_show(v) for v in value[:_SHOWN_ITEMS]]
+        if len(value) > _SHOWN_ITEMS:
+            shown.append(f"… {len(value) - _SHOWN_ITEMS:,} more")
+        return "[" + ", ".join(shown) + "]"
     return str(value)
+
+
+_SHOWN_ITEMS = 10  # a list in a message shows this many items, then how many more
 
 
 def _is_int(value: Any) -> bool:

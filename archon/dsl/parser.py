@@ -363,10 +363,17 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         super().__init__()
         self.path = path
         self.problems: list[Diagnostic] = []
+        self._callbacks: dict[str, Any] = {}
 
     def build(self, tree: Tree[Token]) -> object:
         """The AST of one reduced rule whose children are AST already."""
-        return getattr(self, str(tree.data))(tree.meta, *tree.children)
+        name = str(tree.data)
+        callback = self._callbacks.get(name)
+        if callback is None:
+            # v_args wraps the method anew (functools.update_wrapper) on every attribute
+            # access: looked up once per rule, a 1 MB parse takes a quarter less time.
+            callback = self._callbacks[name] = getattr(self, name)
+        return callback(tree.meta, *tree.children)
 
     def finish(self, tree: object) -> object:
         """The AST of the parse's result (the ``start`` rule, not yet converted)."""
