@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +26,7 @@ from archon.cli.common import (
     EXIT_RUNTIME,
     check_output_path,
     check_positive,
+    stderr,
     stdout,
     usage_error,
     write_output,
@@ -48,6 +50,7 @@ from archon.layers.registry import Registry
 from archon.runtime import CallCache
 from archon.search import (
     SearchBudget,
+    SearchConfigError,
     SearchEvent,
     SearchOptions,
     SearchResult,
@@ -59,6 +62,7 @@ from archon.search import (
     search,
 )
 from archon.search.objective import Evaluator
+from archon.search.report import Estimate
 from archon.search.storage import check_storage_url
 
 
@@ -81,7 +85,14 @@ class Sampler(StrEnum):
     nsga2 = "nsga2"
 
 
+class ProgressMode(StrEnum):
+    auto = "auto"
+    live = "live"
+    lines = "lines"
+
+
 class Pruner(StrEnum):
+    paired = "paired"
     sha = "sha"
     hyperband = "hyperband"
     none = "none"
@@ -100,29 +111,62 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _params_text(params: dict[str, Any], width: int = 70) -> str:
-    text = ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _value(value: Any) -> str:
+    """A parameter value as JSON; floats with 6 significant digits (best.json has them all)."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _params_text(params: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
+    """Every parameter in full, one per line; with ``baseline``, only those that differ from
+    it (a hole the baseline sets and this trial does not shows as ``unset``)."""
+    if baseline is None:
+        return "\n".join(f"{k}={_value(v)}" for k, v in params.items()) or "-"
+    keys = list(params) + [k for k in baseline if k not in params]
+    lines = [
+        f"{k}={_value(params[k])}" if k in params else f"{k} unset"
+        for k in keys
+        if params.get(k, _UNSET) != baseline.get(k, _UNSET)
+    ]
+    return "\n".join(lines) or "(same as baseline)"
+
+
+_UNSET = object()
 
 
 def trials_table(report: StudyReport, top: int) -> Table:
-    """The top trials of a study as a rich table."""
+    """The top trials of a study as a rich table.
+
+    The baseline row shows every parameter in full; the other rows only the parameters whose
+    value differs from the baseline's (all of them in full when the study has no baseline).
+    The baseline is added as a last row when it is not among the top trials.
+    """
     pareto = report.objective == "pareto"
     front = {t.number for t in report.best}
+    baseline = report.baseline
+    reference = dict(baseline.params) if baseline is not None else None
     table = Table(title=f"study '{report.study_name}': top {top} of {len(report.trials)} trials")
-    for column in ("#", "dev", "test", f"{report.cost_unit}/query", "est. calls", "params"):
-        table.add_column(column, justify="left" if column == "params" else "right")
+    for column in ("#", "dev", "test", f"{report.cost_unit}/query", "est. calls"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column(
+        "params" if reference is None else "params (vs baseline)", overflow="fold", ratio=1
+    )
     rows: list[TrialSummary] = ranked(report, top)
-    for trial in rows:
+    if baseline is not None and all(t.number != baseline.number for t in rows):
+        rows.append(baseline)
+    for i, trial in enumerate(rows):
         mark = ("*" if trial.number in front else " ") if pareto else ""
         label = f"{trial.number}{mark}" + (" (baseline)" if trial.baseline else "")
+        own = dict(trial.params)
         table.add_row(
             label,
             _fmt(trial.quality),
             _fmt(trial.test_score),
             _fmt(trial.cost_per_query, 2),
             "-" if trial.estimated_calls is None else str(trial.estimated_calls),
-            _params_text(dict(trial.params)),
+            _params_text(own, None if trial.baseline else reference),
+            end_section=i < len(rows) - 1,
         )
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(report.counts().items()))
     table.caption = counts + (" (* = on the Pareto front)" if pareto else "")
@@ -176,6 +220,33 @@ def _spread(trial: TrialSummary) -> str | None:
     )
 
 
+def _estimate(value: Estimate | None) -> str:
+    return "-" if value is None else value.text()
+
+
+def _shrinkage(report: StudyReport) -> list[str]:
+    """The winner's and the baseline's score on the dev items it was chosen on, on the whole
+    dev split and on test, each with a 95% CI: how much the winner's score shrinks."""
+    rows = report.shrinkage()
+    if not rows:
+        return []
+    cells = [
+        (
+            f"{row.label} (trial {row.number})",
+            _estimate(row.dev),
+            _estimate(row.whole_dev),
+            _estimate(row.test),
+        )
+        for row in rows
+    ]
+    header = ("score, 95% CI", "trial dev items", "whole dev split", "test")
+    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(4)]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)).rstrip()
+        for cell in [header, *cells]
+    ]
+
+
 def _comparison(report: StudyReport) -> list[str]:
     """The baseline, the best trial(s), their paired test differences and the references."""
     pareto = report.objective == "pareto"
@@ -183,6 +254,7 @@ def _comparison(report: StudyReport) -> list[str]:
     if report.baseline is not None:
         lines.append(_trial_line("baseline", report.baseline, pareto))
     lines += [_trial_line("best", trial, pareto) for trial in report.best[:3]]
+    lines += _shrinkage(report)
     if report.best and report.baseline is not None and report.best[0].test_scores:
         lines.append(_difference("best - baseline on test", report.test_difference()))
     per_model = _per_model(report.best[0]) if report.best else None
@@ -232,6 +304,136 @@ class _Display:
             self.live.update(self.render())
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class _StoredTrials:
+    """User attributes of a study's trials, read from its storage while the search runs (the
+    progress events carry the trial number only). Any failure reads as no attributes."""
+
+    def __init__(self, storage: str, study: str) -> None:
+        self.storage, self.study = storage, study
+        self.backend: Any = None
+        self.study_id: int | None = None
+
+    def __call__(self, number: int) -> Mapping[str, Any]:
+        try:
+            if self.backend is None:
+                from archon.search.storage import open_storage
+
+                self.backend = open_storage(self.storage)
+                self.study_id = self.backend.get_study_id_from_name(self.study)
+            trial_id = self.backend.get_trial_id_from_study_id_trial_number(self.study_id, number)
+            return dict(self.backend.get_trial(trial_id).user_attrs)
+        except Exception:  # a progress line never stops a search
+            return {}
+
+
+class _Lines:
+    """Plain progress lines, one per event, each flushed at once: for logs, files and pipes
+    (``--progress lines``, or ``auto`` when the output is not a terminal).
+
+    Args:
+        console: where the lines go.
+        attrs: a finished trial's stored user attributes by number (calls, items, cache and
+            bank hits, wall time, why it was pruned); None or ``{}``: the line says less.
+    """
+
+    def __init__(
+        self, console: Console, attrs: Callable[[int], Mapping[str, Any]] | None = None
+    ) -> None:
+        self.console = console
+        self.attrs = attrs
+        self.scores: dict[int, float] = {}
+
+    def __call__(self, event: SearchEvent) -> None:
+        line = self.line(event)
+        if line is None:
+            return
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        self.console.file.flush()
+
+    def line(self, event: SearchEvent) -> str | None:
+        """The line for ``event`` (None: nothing to say)."""
+        number = event.trial
+        if event.kind == "started":
+            target = "" if event.trials_target is None else f" of {event.trials_target}"
+            return f"search started: {event.message}; {event.trials_done}{target} trials done"
+        if event.kind == "trial_started":
+            return f"trial {number} started"
+        if event.kind == "trial_finished" and number is not None:
+            return self._finished(event, number)
+        if event.kind == "promoting":
+            return f"promoting trial {number} to the {event.message or 'whole dev split'}"
+        if event.kind == "testing":
+            if number is None:
+                return f"testing {event.message}"
+            return f"testing trial {number} on the {event.message or 'held-out test split'}"
+        if event.kind == "finished":
+            spent = event.spent
+            return (
+                f"search finished ({event.message}): {event.trials_done} trials done; spent"
+                f" {spent.calls:,} calls, {spent.tokens:,} tokens, ${spent.usd:.4f}"
+            )
+        return None
+
+    def _finished(self, event: SearchEvent, number: int) -> str:
+        attrs: Mapping[str, Any] = getattr(event, "attrs", None) or (
+            self.attrs(number) if self.attrs is not None else {}
+        )
+        state = event.state or "?"
+        if state == "COMPLETE" and event.value:
+            self.scores[number] = event.value[0]
+            head = f"trial {number} COMPLETE score {event.value[0]:.3f}"
+            if len(event.value) > 1:
+                head += f" cost {event.value[1]:.2f}/query"
+        elif state == "PRUNED":
+            items, score = _number(attrs.get("items")), _number(attrs.get("score"))
+            head = f"trial {number} PRUNED"
+            head += "" if items is None else f" at {items:.0f} item" + "s" * (items != 1)
+            head += "" if score is None else f" score {score:.3f}"
+            why = attrs.get("pruned_by")
+            head += f" ({why})" if isinstance(why, str) and why else ""
+        else:
+            head = f"trial {number} {state}"
+            why = attrs.get("infeasible") or attrs.get("error") or attrs.get("stopped")
+            head += f": {why}" if isinstance(why, str) and why else ""
+        duplicate = _number(attrs.get("duplicate_of"))
+        if duplicate is not None:
+            head += f" (same pipeline as trial {duplicate:.0f}: result reused)"
+        return head + _usage(attrs) + self._best(event)
+
+    def _best(self, event: SearchEvent) -> str:
+        if event.best is None:
+            return ""
+        target = "" if event.trials_target is None else f"/{event.trials_target}"
+        holders = [n for n, score in self.scores.items() if score == event.best]
+        which = f" (trial {min(holders)})" if holders else ""
+        return f"; best so far {event.best:.3f}{which} [{event.trials_done}{target} done]"
+
+
+def _usage(attrs: Mapping[str, Any]) -> str:
+    """`` calls 1,234 (cache 900) 3.2 calls/q 41.0 s`` from a trial's stored attributes."""
+    calls = _number(attrs.get("calls"))
+    if calls is None:
+        return ""
+    cache, bank = _number(attrs.get("cache_hits")) or 0.0, _number(attrs.get("bank_hits"))
+    hits = f"cache {cache:,.0f}" + ("" if bank is None else f", bank {bank:,.0f}")
+    text = f" calls {calls:,.0f} ({hits})"
+    items = _number(attrs.get("items"))
+    per_query = attrs.get("per_query")
+    mean = per_query.get("calls", {}).get("mean") if isinstance(per_query, dict) else None
+    if isinstance(mean, int | float):
+        text += f" {mean:.1f} calls/q"
+    elif items:
+        text += f" {(calls + cache) / items:.1f} calls/q"
+    wall, cpu = _number(attrs.get("wall_s")), _number(attrs.get("cpu_s"))
+    text += "" if wall is None else f" {wall:.1f} s"
+    text += "" if cpu is None else f" (cpu {cpu:.1f} s)"
+    return text
+
+
 # --- search ---------------------------------------------------------------------------------
 
 
@@ -245,6 +447,7 @@ class _Settings:
     storage: str
     study: str | None
     limit: int | None
+    progress: ProgressMode = ProgressMode.auto
 
 
 def _write_best(result: SearchResult, out: Path) -> list[Path]:
@@ -317,8 +520,31 @@ def search_command(
     ] = Cost.calls,
     sampler: Annotated[Sampler, typer.Option(help="Optuna sampler.")] = Sampler.tpe,
     pruner: Annotated[
-        Pruner, typer.Option(help="Pruner over dev chunks (quality only).")
-    ] = Pruner.sha,
+        Pruner,
+        typer.Option(
+            help="paired: prune a trial whose per-item scores are significantly below the best"
+            " trial's on the same items (Wilcoxon; pareto: below a trial costing no more);"
+            " sha/hyperband: running means (quality only); none."
+        ),
+    ] = Pruner.paired,
+    p_threshold: Annotated[
+        float, typer.Option(help="One-sided p-value below which the paired pruner prunes.")
+    ] = 0.1,
+    screen_items: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Once N trials saw every dev item, later trials skip the items all N scored"
+            " the same on (credited with that score; promotion uses every item).",
+        ),
+    ] = None,
+    max_mean_calls: Annotated[
+        float | None,
+        typer.Option(
+            help="Constraint: a configuration whose measured mean calls per query exceed this"
+            " is infeasible (never the winner), not penalised."
+        ),
+    ] = None,
     storage: Annotated[
         str | None,
         typer.Option(
@@ -384,7 +610,21 @@ def search_command(
         str | None,
         typer.Option(help="Print the table of stored study REPORT (with --storage) and exit."),
     ] = None,
-    top: Annotated[int, typer.Option(help="Rows in the final table.")] = 10,
+    top: Annotated[
+        int,
+        typer.Option(
+            help="Rows in the final table (the baseline row shows every parameter in full, the"
+            " others only those that differ from the baseline)."
+        ),
+    ] = 10,
+    progress: Annotated[
+        ProgressMode,
+        typer.Option(
+            help="live: one updating status line (terminals); lines: a plain line per trial"
+            " started and finished, promotion and test, flushed at once (logs, files); auto:"
+            " live on a terminal, else lines (with --json the lines go to stderr).",
+        ),
+    ] = ProgressMode.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     allow_key: opt.AllowKey = None,
     timeout: opt.Timeout = None,
@@ -415,6 +655,9 @@ def search_command(
         cost=cost.value,
         sampler=sampler.value,
         pruner=pruner.value,
+        p_threshold=p_threshold,
+        screen_after=screen_items,
+        max_mean_calls=max_mean_calls,
         seed=seed,
         parallel_trials=parallel_trials,
         chunk_size=chunk_size,
@@ -424,11 +667,15 @@ def search_command(
         promote_top=promote_top,
         baselines=simulate is None if baselines is None else baselines,
     )
+    try:
+        options.validate()
+    except SearchConfigError as error:
+        usage_error(str(error))
     budget = SearchBudget(trials=trials, calls=budget_calls, usd=budget_usd, seconds=budget_seconds)
     cache = open_cache(
         no_cache, origin={"pipeline": pipeline.name, "dataset": data.name}, banks=bank
     )
-    settings = _Settings(registry, options, budget, storage, study, limit)
+    settings = _Settings(registry, options, budget, storage, study, limit, progress)
     evaluation = _evaluation(
         pipeline,
         simulate=simulate,
@@ -539,7 +786,15 @@ def _run(
     quiet: bool,
 ) -> SearchResult:
     config, evaluator = evaluation
-    display = _Display(console)
+    mode = settings.progress
+    if mode == ProgressMode.auto:
+        mode = ProgressMode.live if console.is_terminal and not quiet else ProgressMode.lines
+    display: _Display | _Lines | None = None
+    if mode == ProgressMode.lines:
+        attrs = _StoredTrials(settings.storage, settings.study or pipeline.name)
+        display = _Lines(stderr() if quiet else console, attrs)
+    elif not quiet:
+        display = _Display(console)
 
     def go() -> SearchResult:
         return search(
@@ -557,7 +812,7 @@ def _run(
             close_client=True,
         )
 
-    if quiet:
+    if not isinstance(display, _Display):
         return go()
     with Live(display.render(), console=console, refresh_per_second=4, transient=True) as live:
         display.live = live
@@ -575,8 +830,16 @@ def _plots(storage: str, study: str, folder: Path, formats: str) -> list[Path]:
         return []
 
 
+def _print_table(console: Console, report: StudyReport, top: int) -> None:
+    """The table at the terminal's width, or up to 200 columns in a file or pipe (where
+    nothing is gained by wrapping parameter values at 80)."""
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
+    console.print(trials_table(report, top))
+
+
 def _print_result(console: Console, result: SearchResult, top: int, written: list[Path]) -> None:
-    console.print(trials_table(result.report, top))
+    _print_table(console, result.report, top)
     for line in _comparison(result.report):
         console.print(line)
     spent = result.spent
@@ -606,7 +869,7 @@ def _print_report(storage: str, study: str | None, top: int, as_json: bool) -> N
         typer.echo(to_json(report, top))
         return
     console = stdout()
-    console.print(trials_table(report, top))
+    _print_table(console, report, top)
     for line in _comparison(report):
         console.print(line)
 

@@ -197,7 +197,10 @@ class TrialRunner:
         self.state.spent(last)
         for key, value in {**progress_attrs(context, last), **clock.attrs(context)}.items():
             trial.set_user_attr(key, value)
-        trial.set_user_attr(SCORES_ATTR, [[k, v] for k, v in last.scores])
+        scores = dict(last.scores)
+        if screen is not None:  # the dropped items at their credit: comparable with the rest
+            scores = {**screen.credit, **scores}
+        trial.set_user_attr(SCORES_ATTR, [[k, v] for k, v in scores.items()])
         if last.stopped is not None:
             raise Interrupted(last.stopped)
         if pruned:
@@ -207,6 +210,7 @@ class TrialRunner:
             return Outcome(TrialState.FAIL)
         cost = context.cost(last)
         score = last.score if screen is None else screen.objective(dict(last.scores))
+        trial.set_user_attr("score", score)
         results: dict[str, Any] = {"items": last.items_done, "score": score, "cost_per_query": cost}
         if screen is not None:
             results["screened_score"] = last.score
@@ -221,8 +225,9 @@ class TrialRunner:
         return Outcome(TrialState.COMPLETE, values, trial.number, results)
 
 
-SCORES_ATTR = "item_scores"
-"""Trial user attribute: ``[[item id, score], ...]`` of every item it was evaluated on."""
+SCORES_ATTR = "scores"
+"""Trial user attribute: ``[[item id, score], ...]`` of every trial item (with item screening,
+the dropped items at their credit; ``screened_items`` says how many were evaluated)."""
 
 
 def item_id(item: object, position: int) -> str:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
+from archon.cli import app
 from archon.layers.registry import Registry
 from archon.runtime import CallCache, Redactor, run_sync
 from archon.runtime.bank import (
@@ -24,6 +28,7 @@ from archon.runtime.clients.fake import ScriptedClient
 from archon.values import Completion, CompletionRequest, CompletionResponse, Message, Usage
 
 from .conftest import node, pipeline
+from .fake_server import serve
 
 
 def _filled(path: Path, registry: Registry, origin: dict[str, str] | None = None) -> CallCache:
@@ -196,3 +201,52 @@ def test_a_format_2_cache_is_migrated_in_place(tmp_path: Path) -> None:
     assert cache.warnings == ()
     [(_, _, _, stored, origin)] = cache.entries()
     assert stored == text and origin is not None and json.loads(origin) == {"pipeline": "p"}
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def _eval(tmp_path: Path, home: Path, server_base: str, *extra: str) -> Result:
+    pipe = tmp_path / "p.pipe"
+    pipe.write_text(
+        f'models {{ m = model("openai/m", api_base = "{server_base}") }}\n'
+        "pipeline p { generate(models = [m], samples = 2, temperature = 0.7, max_tokens = 8) }\n"
+    )
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"q": f"q{i}", "a": "x"}) + "\n" for i in range(3)))
+    os.environ["ARCHON_HOME"] = str(home)
+    return CliRunner().invoke(
+        app,
+        [
+            *("eval", str(pipe), "--dataset", str(data)),
+            *("--input-field", "q", "--target-field", "a", "--json", *extra),
+        ],
+    )
+
+
+def test_cli_export_import_and_replay_from_a_bank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARCHON_HOME", str(tmp_path / "a"))
+    bank = tmp_path / "p.bank"
+    with serve(text="an answer") as server:
+        first = _eval(tmp_path, tmp_path / "a", server.base)
+        assert first.exit_code == 0, first.output
+        made = len(server.seen)
+        assert made == 6
+        exported = CliRunner().invoke(app, ["cache", "export", str(bank), "--pipeline", "p"])
+        assert exported.exit_code == 0, exported.output
+        assert "6 calls" in exported.stdout
+        replay = _eval(tmp_path, tmp_path / "b", server.base, "--bank", str(bank))
+        assert replay.exit_code == 0, replay.output
+        assert len(server.seen) == made  # every call answered by the bank
+        assert "answered 6 call(s)" in replay.stderr
+    monkeypatch.setenv("ARCHON_HOME", str(tmp_path / "c"))
+    imported = CliRunner().invoke(app, ["cache", "import", str(bank)])
+    assert imported.exit_code == 0 and "6 added" in imported.stdout
+    again = CliRunner().invoke(app, ["cache", "import", str(bank)])
+    assert again.exit_code == 0 and "6 already present" in again.stdout
+    bank.write_bytes(bank.read_bytes()[:-20])
+    damaged = CliRunner().invoke(app, ["cache", "import", str(bank)])
+    assert damaged.exit_code == 2
+    assert "p.bank" in damaged.stderr

@@ -49,6 +49,8 @@ def test_search_writes_best_pipe_params_plots_and_resumes(template: Path) -> Non
     assert best.exists() and params.exists()
     assert (template.parent / "t.study.db").exists()
     assert (template.parent / "t-history.png").stat().st_size > 0
+    assert (template.parent / "t-front.png").stat().st_size > 0
+    assert "trial 0 started" in out and "best so far" in out  # not a terminal: plain lines
     assert "baseline (trial 0)" in out and "best     (trial" in out
     assert "best - baseline on test:" in out and "95% CI [" in out
     compiled = check_file(best, default_registry())
@@ -89,6 +91,7 @@ def test_pareto_search(template: Path) -> None:
     assert code == 0, out
     assert "Pareto front" in out
     assert (template.parent / "t-pareto.png").exists()
+    assert (template.parent / "t-front.png").exists()
 
 
 def test_grid_over_a_continuous_range_is_refused(template: Path) -> None:
