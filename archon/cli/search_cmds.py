@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -450,6 +452,11 @@ class _Settings:
     progress: ProgressMode = ProgressMode.auto
 
 
+def _command_line() -> str:
+    """The command that is running, as a shell line (what reproduces the search)."""
+    return shlex.join(["archon", *sys.argv[1:]])
+
+
 def _write_best(result: SearchResult, out: Path) -> list[Path]:
     best = result.best[0] if result.best else None
     pipeline = best.pipeline() if best is not None else None
@@ -458,6 +465,7 @@ def _write_best(result: SearchResult, out: Path) -> list[Path]:
     header = (
         f"# Best architecture of study '{result.report.study_name}' (trial {best.number}):"
         f" dev {_fmt(best.quality)}, test {_fmt(best.test_score)}\n"
+        f"# Written by: {_command_line()}\n"
     )
     write_output(out, header + pipeline_to_pipe(pipeline), "--out")
     params = out.with_suffix(".json")
