@@ -3,7 +3,8 @@
 After the study loop, within the budget's test reserve (the whole search budget, not only its
 dev part):
 
-1. **Promotion** (quality objective, when trials saw only ``trial_items`` dev items): the best
+1. **Promotion** (quality objective, when trials saw only ``trial_items`` dev items, or only
+   the items an item screen kept): the best
    ``promote_top`` trials and the baseline (trial 0) are re-evaluated on the *whole* dev
    split, and the best of them on that split becomes the winner. Successive halving prunes
    within the items every trial sees; promotion makes the final choice on more items than
@@ -147,7 +148,9 @@ async def promote(context: SearchContext, state: SearchState, study: optuna.Stud
     """Re-evaluate the best trials and the baseline on the whole dev split (see the module).
     False when the search budget ran out."""
     top = context.options.promote_top
-    if context.pareto or top < 1 or len(context.trial_items) >= len(context.dev):
+    # screened trials were scored partly on credits: the winner is chosen on real scores
+    every_item = len(context.trial_items) >= len(context.dev) and state.screen is None
+    if context.pareto or top < 1 or every_item:
         return True
     complete = feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     ranked = sorted(complete, key=lambda t: (-t.values[0], t.number))
