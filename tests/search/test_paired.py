@@ -177,8 +177,9 @@ def test_screening_needs_a_paired_or_no_pruner() -> None:
         SearchOptions(pruner="sha", screen_after=3).validate()
 
 
+@pytest.mark.parametrize("objective", ["quality", "pareto"])
 def test_mean_calls_cap_is_a_constraint_not_a_penalty(
-    template: Pipeline, registry: Registry
+    template: Pipeline, registry: Registry, objective: str
 ) -> None:
     evaluator, _client = sim_runtime(registry, accuracy=0.9)
     result = run_search(
@@ -187,7 +188,12 @@ def test_mean_calls_cap_is_a_constraint_not_a_penalty(
         registry,
         dev=6,
         test=0,
-        options=SearchOptions(seed=1, max_mean_calls=2.0, pruner="none"),
+        options=SearchOptions(
+            seed=1,
+            max_mean_calls=2.0,
+            pruner="none",
+            objective=objective,  # type: ignore[arg-type]
+        ),
         budget=SearchBudget(trials=10),
     )
     complete = [t for t in result.report.trials if t.state == "COMPLETE"]
