@@ -372,6 +372,8 @@ class _Lines:
             if number is None:
                 return f"testing {event.message}"
             return f"testing trial {number} on the {event.message or 'held-out test split'}"
+        if event.kind == "screened":
+            return f"item screen: {event.message}"
         if event.kind == "finished":
             spent = event.spent
             return (

@@ -4,14 +4,15 @@ screening, and the per-query calls constraint."""
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from archon.cli.search_cmds import _Lines
 from archon.ir import Pipeline
 from archon.layers.registry import Registry
 from archon.runtime import Meter
-from archon.search import SearchBudget, SearchOptions
+from archon.search import SearchBudget, SearchEvent, SearchOptions
 from archon.search.objective import Progress
 from archon.search.paired import Incumbent, ItemScreen, dominated, screen_items, wilcoxon_less
 
@@ -152,6 +153,7 @@ def test_a_search_with_screening_evaluates_later_trials_on_fewer_items(
 ) -> None:
     # items 0-29 are passed by everything; items 30-39 only by 3+ samples
     evaluator = ScriptedScores(lambda samples, i: 1.0 if i < 30 or samples >= 3 else 0.0)
+    events: list[SearchEvent] = []
     result = run_search(
         template,
         evaluator,
@@ -160,6 +162,12 @@ def test_a_search_with_screening_evaluates_later_trials_on_fewer_items(
         test=0,
         options=SearchOptions(seed=2, chunk_size=5, screen_after=2, promote_top=2),
         budget=SearchBudget(trials=8),
+        on_event=events.append,
+    )
+    [said] = [e.message for e in events if e.kind == "screened"]
+    assert "saw 10 of 40 dev items" in str(said)
+    assert _Lines.line(cast(Any, None), SearchEvent(kind="screened", message="x")) == (
+        "item screen: x"
     )
     # credits never choose the winner: the best are re-evaluated on every dev item
     assert result.best and result.best[0].full_dev_items == 40
