@@ -245,8 +245,9 @@ def screened(context: SearchContext, screen: ItemScreen) -> list[object]:
 
 @dataclass
 class _Clock:
-    """Wall and CPU seconds of one evaluation (CPU: this process and its finished children,
-    the sandboxes included), and the calls a bank answered meanwhile."""
+    """Wall and CPU seconds of one evaluation (CPU: this process and the children that ended
+    meanwhile; a long-lived sandbox runner counts when it ends), and the calls a bank
+    answered meanwhile."""
 
     wall: float
     cpu: float
