@@ -38,6 +38,7 @@ from archon.search.report import (
     FULL_DEV_PREFIX,
     REFERENCE_PREFIX,
     best_trials,
+    cost_of,
     feasible,
     stored_results,
 )
@@ -153,7 +154,8 @@ async def promote(context: SearchContext, state: SearchState, study: optuna.Stud
     if context.pareto or top < 1 or every_item:
         return True
     complete = feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    ranked = sorted(complete, key=lambda t: (-t.values[0], t.number))
+    # among equal scores the cheaper configuration goes first: at equal quality, less compute
+    ranked = sorted(complete, key=lambda t: (-t.values[0], cost_of(t), t.number))
     chosen = _unique(ranked[:top] + _baseline(study))
     return await _final(context, state, study, chosen, context.dev, FULL_DEV_PREFIX)
 

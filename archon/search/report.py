@@ -413,8 +413,9 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The best trial (one objective) or the Pareto front sorted by quality, best first.
 
     With one objective, when trials were promoted to the whole dev split, the best is the
-    promoted trial with the highest whole-split score (ties: trial value, then number): the
-    choice is made on the most dev items, not on the few every trial saw.
+    promoted trial with the highest whole-split score (ties: trial value, then the lower
+    measured cost per query, then number): the choice is made on the most dev items, not on
+    the few every trial saw, and at equal quality the cheaper configuration wins.
     """
     complete = feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if not complete:
@@ -426,16 +427,28 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
             return [
                 max(
                     chosen,
-                    key=lambda t: (float(promoted[t.number]["score"]), t.values[0], -t.number),
+                    key=lambda t: (
+                        float(promoted[t.number]["score"]),
+                        t.values[0],
+                        -cost_of(t),
+                        -t.number,
+                    ),
                 )
             ]
-        return [max(complete, key=lambda t: (t.values[0], -t.number))]
+        return [max(complete, key=lambda t: (t.values[0], -cost_of(t), -t.number))]
     front = [
         t
         for t in complete
         if not any(_dominates(o.values, t.values) for o in complete if o is not t)
     ]
     return sorted(front, key=lambda t: (-t.values[0], t.values[1], t.number))
+
+
+def cost_of(trial: FrozenTrial) -> float:
+    """The trial's measured cost per query (calls or USD, cache hits counted; unknown: inf),
+    the tie-break between equal scores: at equal quality, less compute wins."""
+    value = trial.user_attrs.get("cost_per_query")
+    return float(value) if isinstance(value, int | float) else math.inf
 
 
 def feasible(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:

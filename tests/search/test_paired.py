@@ -211,3 +211,22 @@ def test_mean_calls_cap_is_a_constraint_not_a_penalty(
     assert result.best and all(t.params["gen.samples"] <= 2 for t in result.best)
     for trial in over:  # its score is its score: nothing subtracted
         assert trial.values is not None and trial.values[0] == trial.attrs["score"]
+
+
+def test_at_equal_scores_the_cheaper_configuration_is_promoted_and_wins(
+    template: Pipeline, registry: Registry
+) -> None:
+    evaluator = ScriptedScores(lambda samples, i: 1.0)  # every configuration ties
+    result = run_search(
+        template,
+        evaluator,
+        registry,
+        dev=12,
+        test=0,
+        options=SearchOptions(seed=0, trial_items=6, promote_top=1, pruner="none"),
+        budget=SearchBudget(trials=8),
+    )
+    complete = [t for t in result.report.trials if t.state == "COMPLETE"]
+    cheapest = min(t.params["gen.samples"] for t in complete)
+    assert result.best[0].params["gen.samples"] == cheapest
+    assert result.best[0].full_dev_items == 12
