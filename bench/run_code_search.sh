@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec archon search examples/code_search.pipe --dataset humaneval --limit 40 \
-  --trials 40 --screen-items 3 --chunk-size 5 --budget-seconds 3600 \
+  --trials 40 --screen-items 3 --chunk-size 5 --budget-seconds 5400 \
   --no-baselines --progress lines --seed 0 \
   --storage sqlite:///bench/results/search/code_search.db \
   --out examples/code_searched.pipe "$@"
