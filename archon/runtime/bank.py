@@ -27,7 +27,7 @@ import io
 import json
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,11 +344,3 @@ def _json(line: bytes, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BankError(f"{where}: not a JSON object")
     return value
-
-
-def models_of(entries: Sequence[BankEntry]) -> tuple[tuple[str, int], ...]:
-    """Entries per model, most first."""
-    counts: dict[str, int] = {}
-    for entry in entries:
-        counts[entry.model] = counts.get(entry.model, 0) + 1
-    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
