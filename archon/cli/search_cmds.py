@@ -200,8 +200,9 @@ def _difference(label: str, diff: Difference | None) -> str:
 
 def _per_model(trial: TrialSummary) -> str | None:
     items = max(1, trial.dev_items)
+    # cache and bank hits count: the configuration needs those calls whoever answers them
     parts = [
-        f"{model} {float(usage.get('calls', 0)) / items:.1f}"
+        f"{model} {(float(usage.get('calls', 0)) + float(usage.get('cache_hits', 0))) / items:.1f}"
         for model, usage in trial.by_model.items()
         if isinstance(usage, dict)
     ]

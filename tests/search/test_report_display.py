@@ -198,3 +198,18 @@ def test_estimates() -> None:
     assert boot.low <= 0.75 <= boot.high
     same = estimate({"a": 1.0, "b": 1.0})
     assert same is not None and (same.low, same.high) == (1.0, 1.0)
+
+
+def test_calls_per_query_by_model_count_cache_and_bank_hits() -> None:
+    from archon.cli.search_cmds import _per_model
+    from archon.search.report import TrialSummary
+
+    trial = TrialSummary(
+        number=1,
+        state="COMPLETE",
+        values=(0.5,),
+        params={},
+        dev_items=4,
+        by_model={"m": {"calls": 2, "cache_hits": 6}},
+    )
+    assert _per_model(trial) == "calls/query by model (dev): m 2.0"
