@@ -413,9 +413,9 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The best trial (one objective) or the Pareto front sorted by quality, best first.
 
     With one objective, when trials were promoted to the whole dev split, the best is the
-    promoted trial with the highest whole-split score (ties: trial value, then the lower
-    measured cost per query, then number): the choice is made on the most dev items, not on
-    the few every trial saw, and at equal quality the cheaper configuration wins.
+    promoted trial with the highest whole-split score (ties: the lower calls per query on the
+    whole split, then trial value, then number): the choice is made on the most dev items,
+    not on the few every trial saw, and at equal quality the cheaper configuration wins.
     """
     complete = feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if not complete:
@@ -429,8 +429,8 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
                     chosen,
                     key=lambda t: (
                         float(promoted[t.number]["score"]),
+                        -_promoted_cost(promoted[t.number], t),
                         t.values[0],
-                        -cost_of(t),
                         -t.number,
                     ),
                 )
@@ -449,6 +449,13 @@ def cost_of(trial: FrozenTrial) -> float:
     the tie-break between equal scores: at equal quality, less compute wins."""
     value = trial.user_attrs.get("cost_per_query")
     return float(value) if isinstance(value, int | float) else math.inf
+
+
+def _promoted_cost(result: Mapping[str, Any], trial: FrozenTrial) -> float:
+    """Calls per query of a whole-dev re-evaluation (comparable across trials, unlike the
+    cost on screened items), else the trial's own cost."""
+    value = result.get("calls_per_item")
+    return float(value) if isinstance(value, int | float) else cost_of(trial)
 
 
 def feasible(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
