@@ -51,7 +51,7 @@ from archon.search.context import (
 from archon.search.heldout import final_phase
 from archon.search.objective import Evaluator
 from archon.search.paired import ItemScreen, screen_items
-from archon.search.report import SearchResult, summarize
+from archon.search.report import SearchResult, item_scores, summarize
 from archon.search.space import encode_params
 from archon.search.storage import (
     Worker,
@@ -63,7 +63,6 @@ from archon.search.storage import (
 )
 from archon.search.trials import (
     COPIED,
-    SCORES_ATTR,
     Interrupted,
     Outcome,
     TrialRunner,
@@ -191,10 +190,10 @@ def update_screen(context: SearchContext, state: SearchState, study: optuna.Stud
         return
     evaluated: list[tuple[int, dict[str, float]]] = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        pairs = trial.user_attrs.get(SCORES_ATTR)
-        if "duplicate_of" in trial.user_attrs or not isinstance(pairs, list):
+        scores = item_scores(trial.user_attrs)
+        if "duplicate_of" in trial.user_attrs or not scores:
             continue
-        evaluated.append((trial.number, {str(k): float(v) for k, v in pairs}))
+        evaluated.append((trial.number, scores))
     if len(evaluated) < wanted:
         return
     ids = [item_id(item, i) for i, item in enumerate(context.trial_items)]

@@ -36,6 +36,7 @@ from archon.search.config import CONSTRAINT_ATTR
 from archon.search.context import SearchContext, SearchState
 from archon.search.objective import Progress
 from archon.search.paired import Incumbent, ItemScreen, dominated
+from archon.search.report import feasible, item_scores
 from archon.search.space import SearchSpaceError, materialize
 
 logger = logging.getLogger(__name__)
@@ -331,14 +332,9 @@ class _Judge:
 def rivals(study: optuna.Study) -> list[Incumbent]:
     """The complete, feasible, evaluated trials of ``study`` with their per-item scores."""
     found = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        pairs = trial.user_attrs.get(SCORES_ATTR)
+    for trial in feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
+        scores = item_scores(trial.user_attrs)
         cost = trial.user_attrs.get("cost_per_query")
-        constraint = trial.user_attrs.get(CONSTRAINT_ATTR)
-        if not isinstance(pairs, list) or not isinstance(cost, int | float):
-            continue
-        if isinstance(constraint, int | float) and constraint > 0:
-            continue
-        scores = {str(k): float(v) for k, v in pairs}
-        found.append(Incumbent(trial.number, scores, float(cost)))
+        if scores and isinstance(cost, int | float):
+            found.append(Incumbent(trial.number, scores, float(cost)))
     return found
