@@ -100,6 +100,11 @@ class Pruner(StrEnum):
     none = "none"
 
 
+class Winner(StrEnum):
+    paired = "paired"
+    best = "best"
+
+
 def register(app: typer.Typer) -> None:
     """Add ``search`` and ``search-report`` to ``app``."""
     app.command("search")(search_command)
@@ -257,6 +262,8 @@ def _comparison(report: StudyReport) -> list[str]:
     if report.baseline is not None:
         lines.append(_trial_line("baseline", report.baseline, pareto))
     lines += [_trial_line("best", trial, pareto) for trial in report.best[:3]]
+    if report.winner_note:
+        lines.append(f"winner: {report.winner_note}")
     lines += _shrinkage(report)
     if report.best and report.baseline is not None and report.best[0].test_scores:
         lines.append(_difference("best - baseline on test", report.test_difference()))
@@ -541,6 +548,14 @@ def search_command(
     p_threshold: Annotated[
         float, typer.Option(help="One-sided p-value below which the paired pruner prunes.")
     ] = 0.1,
+    winner: Annotated[
+        Winner,
+        typer.Option(
+            help="paired: the best trial replaces the template's defaults only when it is"
+            " significantly better on the whole dev split, paired by item (Wilcoxon,"
+            " --p-threshold); best: the highest score wins."
+        ),
+    ] = Winner.paired,
     screen_items: Annotated[
         int | None,
         typer.Option(
@@ -667,6 +682,7 @@ def search_command(
         sampler=sampler.value,
         pruner=pruner.value,
         p_threshold=p_threshold,
+        winner=winner.value,
         screen_after=screen_items,
         max_mean_calls=max_mean_calls,
         seed=seed,

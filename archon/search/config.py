@@ -35,6 +35,7 @@ Objective = Literal["quality", "pareto"]
 CostUnit = Literal["calls", "usd"]
 SamplerName = Literal["tpe", "random", "grid", "gp", "cmaes", "nsga2"]
 PrunerName = Literal["paired", "sha", "hyperband", "none"]
+WinnerRule = Literal["paired", "best"]
 
 SAMPLERS: tuple[SamplerName, ...] = ("tpe", "random", "grid", "gp", "cmaes", "nsga2")
 PRUNERS: tuple[PrunerName, ...] = ("paired", "sha", "hyperband", "none")
@@ -83,7 +84,12 @@ class SearchOptions:
             ``p_threshold``; pareto studies: below a trial that costs no more per query);
             ``sha`` (successive halving) or ``hyperband`` on running means (quality only), or
             ``none``.
-        p_threshold: the paired pruner's p-value threshold.
+        p_threshold: the paired pruner's p-value threshold, and the paired winner rule's.
+        winner: quality objective: ``paired`` (default): the best promoted trial replaces the
+            baseline (the template's defaults) only when it is significantly better on the
+            whole dev split, paired by item (one-sided Wilcoxon, p below ``p_threshold``);
+            otherwise the baseline stays the winner, since a better score on the items the
+            choice was made on is expected by chance alone. ``best``: the highest score wins.
         screen_after: with the paired pruner, once this many trials were evaluated on every
             trial item, the items all of them scored the same on are dropped for later trials
             (and credited with that score; promotion re-evaluates on every item). None: off.
@@ -116,6 +122,7 @@ class SearchOptions:
     sampler: SamplerName = "tpe"
     pruner: PrunerName = "paired"
     p_threshold: float = 0.1
+    winner: WinnerRule = "paired"
     screen_after: int | None = None
     max_mean_calls: float | None = None
     seed: int = 0
@@ -146,6 +153,8 @@ class SearchOptions:
             raise SearchConfigError(f"unknown pruner {self.pruner!r}: one of {', '.join(PRUNERS)}")
         if not 0.0 < self.p_threshold < 1.0:
             raise SearchConfigError("p_threshold must be in (0, 1)")
+        if self.winner not in ("paired", "best"):
+            raise SearchConfigError(f"unknown winner rule {self.winner!r}: paired or best")
         if self.screen_after is not None and self.screen_after < 2:
             raise SearchConfigError("screen_after must be at least 2")
         if self.screen_after is not None and self.pruner in ("sha", "hyperband"):
@@ -185,6 +194,10 @@ def _need(module: str, sampler: str, packages: str) -> None:
             " (or choose --sampler tpe)"
         )
 
+
+WINNER_ATTR = "winner_rule"
+"""Study user attribute: how the winner is chosen (``{"rule": ..., "p_threshold": ...}``),
+written by the latest search run so that a report reads the rule the search applied."""
 
 CONSTRAINT_ATTR = "constraint"
 """Trial user attribute: measured mean calls per query minus ``max_mean_calls`` (<= 0 is

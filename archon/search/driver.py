@@ -39,7 +39,13 @@ from archon.errors import ArchonError
 from archon.ir import Choice, IntRange, Pipeline, Value
 from archon.layers.registry import Registry
 from archon.runtime.concurrency import Job, in_flight
-from archon.search.config import SearchBudget, SearchOptions, make_pruner, make_sampler
+from archon.search.config import (
+    WINNER_ATTR,
+    SearchBudget,
+    SearchOptions,
+    make_pruner,
+    make_sampler,
+)
 from archon.search.context import (
     EventSink,
     SearchContext,
@@ -147,6 +153,7 @@ def open_study(
     study = optuna.load_study(
         study_name=context.study_name, storage=backend, sampler=sampler, pruner=pruner
     )
+    study.set_user_attr(WINNER_ATTR, {"rule": options.winner, "p_threshold": options.p_threshold})
     if new:
         template = context.template
         defaults = active_params(template, default_assignment(template), context.registry)

@@ -41,6 +41,7 @@ from archon.search.report import (
     cost_of,
     feasible,
     stored_results,
+    winner_choice,
 )
 from archon.search.storage import TEST_PREFIX, test_results
 
@@ -161,9 +162,13 @@ async def promote(context: SearchContext, state: SearchState, study: optuna.Stud
 
 
 def test_candidates(context: SearchContext, study: optuna.Study) -> list[FrozenTrial]:
-    """The trials re-evaluated on the test split: the winner(s), then the baseline."""
+    """The trials re-evaluated on the test split: the winner(s), the best trial by score when
+    the paired rule kept the baseline instead (so the report shows whether it was right),
+    then the baseline."""
     count = max(1, context.options.test_top if context.pareto else 1)
-    return _unique(best_trials(study)[:count] + _baseline(study))
+    choice = None if context.pareto else winner_choice(study)
+    challenger = [choice.challenger] if choice is not None and choice.challenger else []
+    return _unique(best_trials(study)[:count] + challenger + _baseline(study))
 
 
 async def test_phase(context: SearchContext, state: SearchState, study: optuna.Study) -> bool:

@@ -161,3 +161,48 @@ def screen_items(
     if not credit or not kept:
         return None
     return ItemScreen(tuple(kept), credit, tuple(n for n, _ in full))
+
+
+@dataclass(frozen=True)
+class PairedVerdict:
+    """Whether a challenger beats an incumbent on the items both were scored on.
+
+    Attributes:
+        better: the challenger is significantly better (one-sided Wilcoxon, p below the
+            threshold, on at least ``MIN_PAIRS`` paired items).
+        p: the one-sided p-value (1.0 when too few items are paired).
+        pairs: the paired items.
+        wins / losses: items where the challenger scored higher / lower.
+    """
+
+    better: bool
+    p: float
+    pairs: int
+    wins: int
+    losses: int
+
+    def describe(self) -> str:
+        """The comparison in a few words, for the report."""
+        return (
+            f"{self.wins} better, {self.losses} worse on {self.pairs} paired items,"
+            f" Wilcoxon p = {self.p:.3f}"
+        )
+
+
+def paired_verdict(
+    challenger: Mapping[str, float],
+    incumbent: Mapping[str, float],
+    *,
+    p_threshold: float = P_THRESHOLD,
+    min_pairs: int = MIN_PAIRS,
+) -> PairedVerdict:
+    """Is ``challenger`` significantly better than ``incumbent`` on their common items?
+    (the test a search winner must pass before it replaces the template's defaults)."""
+    common = [key for key in challenger if key in incumbent]
+    differences = [incumbent[key] - challenger[key] for key in common]
+    wins = sum(1 for d in differences if d < 0)
+    losses = sum(1 for d in differences if d > 0)
+    if len(common) < min_pairs:
+        return PairedVerdict(False, 1.0, len(common), wins, losses)
+    p = wilcoxon_less(differences)  # incumbent minus challenger centred below 0
+    return PairedVerdict(p < p_threshold and wins > losses, p, len(common), wins, losses)

@@ -17,7 +17,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archon.eval.stats import Difference, paired_bootstrap_ci, paired_difference
 from archon.ir import Pipeline
-from archon.search.config import CONSTRAINT_ATTR
+from archon.search.config import CONSTRAINT_ATTR, WINNER_ATTR
+from archon.search.paired import P_THRESHOLD, PairedVerdict, paired_verdict
 from archon.search.space import decode_params, params_json
 from archon.search.storage import (
     ATTR_COST,
@@ -268,6 +269,8 @@ class StudyReport:
     best: tuple[TrialSummary, ...]
     baseline: TrialSummary | None
     references: tuple[Reference, ...] = ()
+    winner_note: str | None = None
+    """How the winner was chosen (the paired rule), or None."""
 
     def test_difference(self) -> Difference | None:
         """Best minus baseline (trial 0) on the test split, paired by item, with its 95 % CI."""
@@ -410,38 +413,98 @@ def stored_template(study: optuna.Study) -> Pipeline | None:
 
 
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The best trial (one objective) or the Pareto front sorted by quality, best first.
-
-    With one objective, when trials were promoted to the whole dev split, the best is the
-    promoted trial with the highest whole-split score (ties: the lower calls per query on the
-    whole split, then trial value, then number): the choice is made on the most dev items,
-    not on the few every trial saw, and at equal quality the cheaper configuration wins.
-    """
+    """The winner (one objective, see :func:`winner_choice`) or the Pareto front sorted by
+    quality, best first."""
     complete = feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if not complete:
         return []
     if len(study.directions) == 1:
-        promoted = promoted_results(study)
-        chosen = [t for t in complete if t.number in promoted]
-        if chosen:
-            return [
-                max(
-                    chosen,
-                    key=lambda t: (
-                        float(promoted[t.number]["score"]),
-                        -_promoted_cost(promoted[t.number], t),
-                        t.values[0],
-                        -t.number,
-                    ),
-                )
-            ]
-        return [max(complete, key=lambda t: (t.values[0], -cost_of(t), -t.number))]
+        choice = winner_choice(study)
+        return [choice.trial] if choice is not None else []
     front = [
         t
         for t in complete
         if not any(_dominates(o.values, t.values) for o in complete if o is not t)
     ]
     return sorted(front, key=lambda t: (-t.values[0], t.values[1], t.number))
+
+
+@dataclass(frozen=True)
+class WinnerChoice:
+    """The winner of a single-objective study and how it was chosen.
+
+    Attributes:
+        trial: the winner.
+        challenger: the best trial by score when the paired rule kept the baseline instead.
+        verdict: the paired comparison of the best trial with the baseline (paired rule).
+    """
+
+    trial: FrozenTrial
+    challenger: FrozenTrial | None = None
+    verdict: PairedVerdict | None = None
+
+    def describe(self) -> str | None:
+        """How the winner was chosen, in one sentence (None when no rule applied)."""
+        if self.verdict is None:
+            return None
+        if self.challenger is not None:
+            return (
+                f"the baseline (trial {self.trial.number}) stays the winner: the best trial"
+                f" {self.challenger.number} is not significantly better on the same items"
+                f" ({self.verdict.describe()})"
+            )
+        return (
+            f"trial {self.trial.number} replaces the baseline: significantly better on the same"
+            f" items ({self.verdict.describe()})"
+        )
+
+
+def winner_choice(study: optuna.Study) -> WinnerChoice | None:
+    """The winner of a single-objective study (None: no complete feasible trial).
+
+    When trials were promoted to the whole dev split, the best is the promoted trial with the
+    highest whole-split score (ties: the lower calls per query on the whole split, then trial
+    value, then number): the choice is made on the most dev items, not on the few every trial
+    saw, and at equal quality the cheaper configuration wins. Under the ``paired`` winner rule
+    (the search's default) that trial then replaces the baseline only if it is significantly
+    better than the baseline on the same items (:func:`archon.search.paired.paired_verdict`).
+    """
+    complete = feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if not complete:
+        return None
+    promoted = promoted_results(study)
+    chosen = [t for t in complete if t.number in promoted]
+    if chosen:
+        top = max(
+            chosen,
+            key=lambda t: (
+                float(promoted[t.number]["score"]),
+                -_promoted_cost(promoted[t.number], t),
+                t.values[0],
+                -t.number,
+            ),
+        )
+        pool = chosen
+        scores = {t.number: item_scores(promoted[t.number]) for t in chosen}
+    else:
+        top = max(complete, key=lambda t: (t.values[0], -cost_of(t), -t.number))
+        pool = complete
+        scores = {t.number: item_scores(t.user_attrs) for t in complete}
+    rule = study.user_attrs.get(WINNER_ATTR)
+    if not isinstance(rule, dict) or rule.get("rule") != "paired":
+        return WinnerChoice(top)
+    baseline = next((t for t in pool if t.user_attrs.get("baseline")), None)
+    if baseline is None or baseline.number == top.number:
+        return WinnerChoice(top)
+    threshold = rule.get("p_threshold")
+    verdict = paired_verdict(
+        scores[top.number],
+        scores[baseline.number],
+        p_threshold=float(threshold) if isinstance(threshold, int | float) else P_THRESHOLD,
+    )
+    if verdict.better:
+        return WinnerChoice(top, verdict=verdict)
+    return WinnerChoice(baseline, challenger=top, verdict=verdict)
 
 
 def cost_of(trial: FrozenTrial) -> float:
@@ -495,7 +558,15 @@ def summarize(study: optuna.Study) -> StudyReport:
         best=best,
         baseline=baseline,
         references=_references(study),
+        winner_note=_winner_note(study),
     )
+
+
+def _winner_note(study: optuna.Study) -> str | None:
+    if len(study.directions) != 1:
+        return None
+    choice = winner_choice(study)
+    return choice.describe() if choice is not None else None
 
 
 def _references(study: optuna.Study) -> tuple[Reference, ...]:
@@ -574,6 +645,7 @@ def to_json(report: StudyReport, top: int | None = None) -> str:
         "cost_unit": report.cost_unit,
         "counts": report.counts(),
         "best": [trial(t) for t in report.best],
+        "winner_rule": report.winner_note,
         "baseline": trial(report.baseline) if report.baseline else None,
         "top": [trial(t) for t in ranked(report, top)],
         "test_difference": _difference(report.test_difference()),

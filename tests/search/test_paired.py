@@ -14,7 +14,14 @@ from archon.layers.registry import Registry
 from archon.runtime import Meter
 from archon.search import SearchBudget, SearchEvent, SearchOptions
 from archon.search.objective import Progress
-from archon.search.paired import Incumbent, ItemScreen, dominated, screen_items, wilcoxon_less
+from archon.search.paired import (
+    Incumbent,
+    ItemScreen,
+    dominated,
+    paired_verdict,
+    screen_items,
+    wilcoxon_less,
+)
 
 from .helpers import compile_text, run_search, sim_runtime
 
@@ -223,10 +230,80 @@ def test_at_equal_scores_the_cheaper_configuration_is_promoted_and_wins(
         registry,
         dev=12,
         test=0,
-        options=SearchOptions(seed=0, trial_items=6, promote_top=1, pruner="none"),
+        options=SearchOptions(
+            seed=0, trial_items=6, promote_top=1, pruner="none", winner="best"
+        ),
         budget=SearchBudget(trials=8),
     )
     complete = [t for t in result.report.trials if t.state == "COMPLETE"]
     cheapest = min(t.params["gen.samples"] for t in complete)
     assert result.best[0].params["gen.samples"] == cheapest
     assert result.best[0].full_dev_items == 12
+
+
+def test_paired_verdict_needs_a_significant_consistent_win() -> None:
+    base = {f"i{k}": 0.0 for k in range(12)}
+    assert paired_verdict({k: 1.0 for k in base}, base).better
+    one_win = dict(base, i0=1.0)
+    verdict = paired_verdict(one_win, base)
+    assert not verdict.better and (verdict.wins, verdict.losses, verdict.pairs) == (1, 0, 12)
+    assert not paired_verdict(base, {k: 1.0 for k in base}).better  # a loss is no win
+    few = {f"i{k}": 1.0 for k in range(3)}
+    assert paired_verdict(few, base).p == 1.0  # 3 paired items decide nothing
+
+
+def _search_with_winner_rule(
+    template: Pipeline, registry: Registry, score: Callable[[int, int], float], winner: str
+) -> Any:
+    return run_search(
+        template,
+        ScriptedScores(score),
+        registry,
+        dev=12,
+        test=0,
+        options=SearchOptions(
+            seed=0,
+            trial_items=6,
+            promote_top=2,
+            pruner="none",
+            winner=winner,  # type: ignore[arg-type]
+        ),
+        budget=SearchBudget(trials=8),
+    )
+
+
+def _one_item_better(samples: int, i: int) -> float:
+    """More samples fix one item of twelve: better, not significantly."""
+    return 1.0 if samples >= 3 or i != 0 else 0.0
+
+
+def test_the_baseline_stays_the_winner_unless_significantly_beaten(
+    template: Pipeline, registry: Registry
+) -> None:
+    result = _search_with_winner_rule(template, registry, _one_item_better, "paired")
+    baseline = result.report.baseline
+    assert baseline is not None and baseline.params["gen.samples"] < 3
+    assert result.best[0].number == baseline.number
+    note = result.report.winner_note
+    assert note is not None and "stays the winner" in note and "1 better, 0 worse" in note
+    # the best trial by score is the challenger the note names
+    assert any(
+        t.params["gen.samples"] >= 3 and f"best trial {t.number} " in note
+        for t in result.report.trials
+    )
+
+    best_rule = _search_with_winner_rule(template, registry, _one_item_better, "best")
+    assert best_rule.best[0].params["gen.samples"] >= 3
+    assert best_rule.report.winner_note is None
+
+
+def test_a_significantly_better_trial_replaces_the_baseline(
+    template: Pipeline, registry: Registry
+) -> None:
+    def half_fixed(samples: int, i: int) -> float:
+        return 1.0 if samples >= 3 or i % 2 else 0.0
+
+    result = _search_with_winner_rule(template, registry, half_fixed, "paired")
+    assert result.best[0].params["gen.samples"] >= 3
+    note = result.report.winner_note
+    assert note is not None and "replaces the baseline" in note and "6 better, 0 worse" in note
