@@ -475,7 +475,8 @@ def _write_best(result: SearchResult, out: Path) -> list[Path]:
     header = (
         f"# Best architecture of study '{result.report.study_name}' (trial {best.number}):"
         f" dev {_fmt(best.quality)}, test {_fmt(best.test_score)}\n"
-        f"# Written by: {_command_line()}\n"
+        + (f"# Winner: {result.report.winner_note}\n" if result.report.winner_note else "")
+        + f"# Written by: {_command_line()}\n"
     )
     write_output(out, header + pipeline_to_pipe(pipeline), "--out")
     params = out.with_suffix(".json")
@@ -486,6 +487,7 @@ def _write_best(result: SearchResult, out: Path) -> list[Path]:
         "values": list(best.values or ()),
         "dev_score": best.quality,
         "test_score": best.test_score,
+        "winner_rule": result.report.winner_note,
     }
     write_output(params, json.dumps(data, indent=2) + "\n", "--out (its .json params)")
     return [out, params]
