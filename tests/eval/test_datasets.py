@@ -22,6 +22,7 @@ from archon.eval.text import letter
 from archon.runtime import Limits
 
 DATA = default_data_dir()
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
 
 
 @pytest.mark.parametrize(
@@ -122,7 +123,7 @@ def test_bigbench_task_json_with_subtasks(tmp_path: Path) -> None:
 
 
 def test_custom_jsonl_with_field_names() -> None:
-    path = DATA / "custom" / "qa.jsonl"
+    path = EXAMPLES / "custom" / "qa.jsonl"
     dataset = load_dataset(path, input_field="question", target_field="answer")
     assert len(dataset) == 6 and dataset.metric == "exact_match"
     planet = next(i for i in dataset.items if i.id == "planet")
@@ -172,7 +173,7 @@ def test_full_files_load_by_path_and_detected_format() -> None:
     assert detect_format(DATA / "alpaca_eval" / "sample.json") == "alpaca_eval"
     assert detect_format(DATA / "math" / "sample.jsonl") == "math"
     assert detect_format(DATA / "bigbench" / "arithmetic.jsonl") == "bigbench"
-    assert detect_format(DATA / "custom" / "qa.jsonl") == "jsonl"
+    assert detect_format(EXAMPLES / "custom" / "qa.jsonl") == "jsonl"
     by_path = load_dataset(DATA / "mixeval" / "multiple-choice.json")
     assert by_path.items == load_dataset("mixeval/multiple-choice").items
 

