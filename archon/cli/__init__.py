@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "archon.cli.search_cmds",
     "archon.cli.interop_cmds",
     "archon.cli.serve_cmds",
+    "archon.cli.lsp_cmds",
 )
 
 # Which module defines each command, so that ``main`` imports only that one. A command missing
@@ -47,6 +48,7 @@ _COMMAND_HOMES = {
     "import-archon": "archon.cli.interop_cmds",
     "export-archon": "archon.cli.interop_cmds",
     "serve": "archon.cli.serve_cmds",
+    "lsp": "archon.cli.lsp_cmds",
 }
 
 
