@@ -75,7 +75,8 @@ if TYPE_CHECKING:
     from archon.dsl.parser import parse
     from archon.dsl.printer import format_source
     from archon.errors import ArchonError, DiagnosticError
-    from archon.eval import EvalConfig, evaluate, evaluate_sync, load_dataset
+    from archon.eval import EvalConfig, evaluate_sync, load_dataset
+    from archon.eval.evaluate import evaluate
     from archon.ir import Pipeline
     from archon.runtime import run, run_many, run_sync
     from archon.search import search

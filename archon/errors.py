@@ -80,6 +80,21 @@ class DiagnosticError(ArchonError):
         return render_all(self.diagnostics, self.sources)
 
 
+def not_positive(value: float | None, name: str, *, allow_zero: bool = False) -> str | None:
+    """Why ``value`` is not a valid positive setting (``> 0``, or ``>= 0`` with
+    ``allow_zero``), or None when it is (or is None: unset). NaN is never valid.
+
+    The one positivity rule: the CLI, the search budget, the connection settings and the
+    server budget each raise their own error with this message.
+    """
+    if value is None:
+        return None
+    if value != value or value < 0 or (value == 0 and not allow_zero):  # NaN included
+        bound = "at least 0" if allow_zero else "positive"
+        return f"{name} must be {bound}, not {value:g}"
+    return None
+
+
 def suggest(name: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint for a misspelt name, or None."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

@@ -36,8 +36,8 @@ from archon.eval import Dataset, EvalConfig, EvalResult, evaluate, load_dataset
 from archon.eval.records import ItemRecord
 from archon.layers.answers import extract_code
 from archon.runtime import Limits, ModelClient
-from archon.runtime import models as local_models
 from archon.runtime.clients.code_stop import FENCE_STOP, close_code, cut_after_code
+from archon.runtime.clients.local import models as local_models
 from archon.runtime.clients.router import RouterClient
 from archon.values import CompletionRequest, Message
 
@@ -104,7 +104,7 @@ async def measure(
     label: str, source: str, dataset: Dataset, client: ModelClient, concurrency: int
 ) -> Run:
     """Evaluate the pipeline in ``source`` on ``dataset`` (no cache)."""
-    config = EvalConfig(client=client, limits=Limits(timeout_s=600.0), concurrency=concurrency)
+    config = EvalConfig.of(client=client, limits=Limits(timeout_s=600.0), concurrency=concurrency)
     started = time.perf_counter()
     result = await evaluate(compile_source(source), dataset, config)
     return Run(label, result, time.perf_counter() - started)

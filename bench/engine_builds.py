@@ -53,7 +53,7 @@ print(json.dumps({
 
 def default_model() -> Path:
     """The default 0.5B model in archon's cache."""
-    from archon.runtime.models import DEFAULT_MODEL, archon_home, model_path
+    from archon.runtime.clients.local.models import DEFAULT_MODEL, archon_home, model_path
 
     return model_path(DEFAULT_MODEL, archon_home())
 

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from archon.runtime import Limits, Meter
-from archon.runtime.clients.local import LocalClient, available_threads
+from archon.runtime.clients.local.client import LocalClient, available_threads
 from archon.runtime.context import NodeContext, QueryState
+from archon.runtime.env import RunEnv
 from archon.values import CompletionRequest, CompletionResponse, Message
 
 PROMPT = (
@@ -42,7 +43,7 @@ PROMPT = (
 
 
 def _model_file(name: str) -> Path | None:
-    from archon.runtime.models import archon_home, is_installed, known_model
+    from archon.runtime.clients.local.models import archon_home, is_installed, known_model
 
     model = known_model(name)
     path = archon_home() / "models" / model.filename
@@ -54,7 +55,9 @@ async def _sample(
 ) -> tuple[float, CompletionResponse]:
     """Wall seconds of ``n`` samples of one request through the runtime."""
     query = (Message(role="user", content=PROMPT),)
-    state = QueryState(client=client, limits=Limits(timeout_s=None), meter=Meter(), query=query)
+    state = QueryState(
+        env=RunEnv(client=client, limits=Limits(timeout_s=None)), meter=Meter(), query=query
+    )
     ctx = NodeContext(state, "bench")
     request = CompletionRequest(
         model=model, messages=query, n=n, max_tokens=tokens, temperature=temperature, seed=1

@@ -50,7 +50,7 @@ from archon.eval.stats import paired_difference
 from archon.ir import Pipeline, Value
 from archon.layers import default_registry
 from archon.runtime import CallCache, Limits, ModelClient
-from archon.runtime import models as local_models
+from archon.runtime.clients.local import models as local_models
 from archon.runtime.clients.router import RouterClient, pipeline_options
 
 CODE = {
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     home = local_models.archon_home()
     cache = CallCache(home / "cache.sqlite") if args.cache else None
     client = make_client(archs, args.model_path)
-    config = EvalConfig(
+    config = EvalConfig.of(
         client=client,
         limits=Limits(timeout_s=600.0),
         cache=cache,

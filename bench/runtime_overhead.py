@@ -22,6 +22,7 @@ from pathlib import Path
 from archon.ir import Node, Param, Pipeline
 from archon.runtime import Limits, Meter, run
 from archon.runtime.context import NodeContext, QueryState
+from archon.runtime.env import RunEnv
 from archon.values import Completion, CompletionRequest, CompletionResponse, Message, Usage
 
 PROMPT = "Write a Python function that returns the n-th Fibonacci number, with a docstring."
@@ -45,7 +46,7 @@ class InstantClient:
 async def _sequential(calls: int) -> float:
     client = InstantClient()
     state = QueryState(
-        client=client, limits=Limits(), meter=Meter(), query=(Message(role="user", content="q"),)
+        env=RunEnv(client=client), meter=Meter(), query=(Message(role="user", content="q"),)
     )
     ctx = NodeContext(state, "bench")
     request = CompletionRequest(model="fake/instant", messages=state.query, max_tokens=16)
@@ -87,7 +88,7 @@ def overhead(calls: int) -> None:
 
 
 def _model_file(name: str) -> Path | None:
-    from archon.runtime.models import archon_home, is_installed, known_model
+    from archon.runtime.clients.local.models import archon_home, is_installed, known_model
 
     model = known_model(name)
     path = archon_home() / "models" / model.filename
@@ -104,7 +105,7 @@ def local_throughput(name: str, max_tokens: int, repeats: int) -> None:
     if path is None:
         print(f"local throughput: skipped ({name} not installed: archon models pull {name})")
         return
-    from archon.runtime.clients.local import LocalClient, available_threads
+    from archon.runtime.clients.local.client import LocalClient, available_threads
 
     threads = available_threads()
     messages = [{"role": "user", "content": PROMPT}]
@@ -120,8 +121,7 @@ def local_throughput(name: str, max_tokens: int, repeats: int) -> None:
     async def interleaved() -> tuple[list[float], list[float]]:
         client = LocalClient(paths={name: path}, n_threads=threads)
         state = QueryState(
-            client=client,
-            limits=Limits(),
+            env=RunEnv(client=client),
             meter=Meter(),
             query=(Message(role="user", content=PROMPT),),
         )

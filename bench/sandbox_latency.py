@@ -16,7 +16,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-from archon.layers.sandbox import Sandbox, isolation
+from archon.sandbox import Sandbox, isolation
 
 CODE = (
     "import sys\ndef add(a, b):\n    return a + b\n"

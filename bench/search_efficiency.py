@@ -94,7 +94,12 @@ async def one_run(
         [],
         evaluator=evaluator,
         registry=registry,
-        options=SearchOptions(sampler=sampler, seed=seed, pruner="none"),  # type: ignore[arg-type]
+        options=SearchOptions(
+            sampler=sampler,  # type: ignore[arg-type]
+            seed=seed,
+            pruner="none",
+            winner="best",  # the sampler is measured, not the winner rule
+        ),
         budget=SearchBudget(trials=max_trials),
     )
     return trials_to_target(result, TARGET * landscape.optimum())
@@ -149,7 +154,7 @@ def simulate(seeds: int, max_trials: int, samplers: list[str]) -> str:
 def real(dev: int, test: int, trials: int, budget_calls: int, seed: int, storage: str) -> str:
     from archon.eval import EvalConfig
     from archon.runtime import CallCache, Limits
-    from archon.runtime import models as local_models
+    from archon.runtime.clients.local import models as local_models
     from archon.runtime.clients.router import RouterClient
     from archon.search.objective import EvalEvaluator
 
@@ -165,7 +170,7 @@ def real(dev: int, test: int, trials: int, budget_calls: int, seed: int, storage
         client = RouterClient.for_pipeline(
             template, local_resolve=lambda name: local_models.ensure(name, home)
         )
-        config = EvalConfig(
+        config = EvalConfig.of(
             client=client, limits=Limits(), cache=cache, registry=registry, seed=seed
         )
         evaluator = EvalEvaluator(dataset, config)

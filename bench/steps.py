@@ -39,7 +39,7 @@ from archon.eval.stats import paired_difference
 from archon.ir import Pipeline
 from archon.layers._steps import STEP_SYSTEM_PROMPT
 from archon.runtime import CallCache, Limits
-from archon.runtime import models as local_models
+from archon.runtime.clients.local import models as local_models
 from archon.runtime.clients.router import RouterClient
 
 CONFIGS = ("bon_vote", "beam", "particle")
@@ -207,7 +207,7 @@ def main() -> None:
     cache = CallCache(home / "cache.sqlite") if args.cache else None
     if args.resume and args.records is None:
         parser.error("--resume needs --records FOLDER")
-    config = EvalConfig(
+    config = EvalConfig.of(
         client=client,
         limits=Limits(timeout_s=600.0),
         cache=cache,

@@ -19,14 +19,14 @@ _sandbox_here: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from archon.layers.sandbox import confine
+    from archon.sandbox import confine
 
     _sandbox_here.append(confine.mode())
 
 
 def _from_missing_sandbox(error: BaseException | None, seen: set[int] | None = None) -> bool:
     """Whether ``error`` is, wraps or was caused by :class:`SandboxUnavailable`."""
-    from archon.layers.sandbox import SandboxUnavailable
+    from archon.sandbox import SandboxUnavailable
 
     seen = set() if seen is None else seen
     if error is None or id(error) in seen:

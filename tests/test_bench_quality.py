@@ -47,7 +47,7 @@ def reply(request: CompletionRequest) -> str:
 
 def test_architectures_baselines_and_markdown(quality: ModuleType, tmp_path: Path) -> None:
     archs = quality.architectures(["single", "vote_5"], "fake/q", code=False)
-    config = EvalConfig(client=ScriptedClient(reply))
+    config = EvalConfig.of(client=ScriptedClient(reply))
 
     async def go() -> list[object]:
         return [await quality.measure(arch, dataset(6), config) for arch in archs]
@@ -72,7 +72,7 @@ def test_architectures_baselines_and_markdown(quality: ModuleType, tmp_path: Pat
 
 def test_versus_rows_pair_on_common_items(quality: ModuleType) -> None:
     archs = quality.architectures(["single", "vote_5"], "fake/q", code=False)
-    config = EvalConfig(client=ScriptedClient(reply))
+    config = EvalConfig.of(client=ScriptedClient(reply))
 
     async def go() -> list[object]:
         return [
@@ -105,7 +105,7 @@ def test_templates_with_params_and_records_per_architecture(
     assert arch.pipeline.nodes[0].arguments()["samples"] == 3
     folder = tmp_path / "records"
     config = quality.records_config(
-        EvalConfig(client=ScriptedClient(reply)), folder, "qa", "tpl[best]"
+        EvalConfig.of(client=ScriptedClient(reply)), folder, "qa", "tpl[best]"
     )
     measured = asyncio.run(quality.measure(arch, dataset(4), config))
     names = sorted(p.name for p in folder.iterdir())

@@ -39,7 +39,7 @@ def test_shapes_stay_within_the_budget(steps: ModuleType) -> None:
 def test_measure_records_resume_and_versus(steps: ModuleType, tmp_path: Path) -> None:
     client = ScriptedClient(lambda request: "The answer is 7.")
     plan = [s for s in steps.shapes(8, 2, "logprob", 16, "number") if s.config != "particle"]
-    config = EvalConfig(client=client, concurrency=2)
+    config = EvalConfig.of(client=client, concurrency=2)
     rows = asyncio.run(steps.measure("arithmetic", 3, plan, "fake/q", config, tmp_path))
     assert [r.shape.config for r in rows] == ["bon_vote", "beam"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [

@@ -35,9 +35,21 @@ THIRD_PARTY_HOMES = {
     "optuna": lambda m: _within(m, "archon.search"),
     "lark": lambda m: _within(m, "archon.dsl"),
     "llama_cpp": lambda m: (
-        m in {"archon.runtime.clients.local", "archon.runtime.clients.local_engine"}
+        m in {"archon.runtime.clients.local.client", "archon.runtime.clients.local.engine"}
     ),
+    "opentelemetry": lambda m: m == "archon.observability.otel",
 }
+LOCAL_ENGINE = "archon.runtime.clients.local"
+# What the runtime's own modules (executor, context, limits, ...) may import from its clients:
+# the client protocol and errors, and the key policy the runtime facade re-exports.
+CLIENT_ENTRY_POINTS = {
+    "archon.runtime.clients",
+    "archon.runtime.clients.base",
+    "archon.runtime.clients.keys",
+}
+# The runtime module that assembles the routing client (as the CLI used to): it may import
+# the router and what the router is configured with (HTTP timeouts, local model files).
+CLIENT_ASSEMBLY = {"archon.runtime.env"}
 
 
 def _within(module: str, package: str | tuple[str, ...]) -> bool:
@@ -102,6 +114,18 @@ def violation(importer: str, imported: str) -> str | None:
         return "only tests import archon.testing"
     if _within(imported, "archon.serve") and not _within(importer, ("archon.serve", "archon.cli")):
         return "only the CLI imports archon.serve (the server builds on the runtime)"
+    if _within(imported, "archon.observability") and not _within(
+        importer, ("archon.observability", "archon.serve", "archon.cli")
+    ):
+        return "only the CLI and the server import archon.observability (the runtime has sinks)"
+    if _within(importer, "archon.observability"):
+        if imported not in LEAVES and not _within(
+            imported, ("archon.runtime", "archon.observability")
+        ):
+            return "observability may import only the runtime, the leaves and itself"
+        if _within(imported, "archon.runtime.clients"):
+            return "observability reads traces; it never reaches the model clients"
+        return None
     if _within(importer, "archon.serve"):
         for forbidden in ("archon.dsl", "archon.search", "archon.eval"):
             if _within(imported, forbidden):
@@ -112,9 +136,13 @@ def violation(importer: str, imported: str) -> str | None:
             allowed = ", ".join(sorted(LEAF_ALLOWED[importer])) or "nothing"
             return f"{importer} is a leaf: it may import {allowed} from archon"
         return None
+    if _within(importer, "archon.sandbox"):
+        if imported not in LEAVES and not _within(imported, "archon.sandbox"):
+            return "the sandbox may import only the leaves and itself"
+        return None
     if _within(importer, "archon.layers"):
-        if imported not in LEAVES and not _within(imported, "archon.layers"):
-            return "layers may import only the leaves (source, errors, ir, values) and layers"
+        if imported not in LEAVES and not _within(imported, ("archon.layers", "archon.sandbox")):
+            return "layers may import only the leaves (source, errors, ir, values), sandbox, layers"
         return None
     if _within(importer, "archon.dsl"):
         if imported not in {"archon.source", "archon.errors"} and not _within(
@@ -130,6 +158,19 @@ def violation(importer: str, imported: str) -> str | None:
     if _within(importer, "archon.runtime"):
         if _within(imported, "archon.compiler") and imported not in (RUNTIME_MAY_USE_FROM_COMPILER):
             return "the runtime may use only compiler.graph, compiler.structure, compiler.cost"
+        if (
+            _within(imported, "archon.runtime.clients")
+            and not _within(importer, "archon.runtime.clients")
+            and imported not in CLIENT_ENTRY_POINTS
+            and importer not in CLIENT_ASSEMBLY
+        ):
+            return "the runtime reaches its clients only through clients.base and clients.keys"
+        if (
+            _within(imported, LOCAL_ENGINE)
+            and not _within(importer, LOCAL_ENGINE)
+            and importer not in {"archon.runtime.clients.router", *CLIENT_ASSEMBLY}
+        ):
+            return "within the runtime, only the router (and runtime.env) use the local engine"
         for forbidden in ("archon.dsl", "archon.search"):
             if _within(imported, forbidden):
                 return f"the runtime never imports {forbidden}"
@@ -192,6 +233,21 @@ def test_import_direction() -> None:
         ("archon.compiler.lower", "archon.serve"),
         ("archon.serve.app", "archon.dsl.parser"),
         ("archon.serve.app", "archon.cli.common"),
+        ("archon.sandbox.api", "archon.layers.base"),
+        ("archon.sandbox.api", "archon.runtime.context"),
+        ("archon.sandbox", "archon.eval.evaluate"),
+        ("archon.runtime.limits", "archon.runtime.clients.local.kv"),
+        ("archon.runtime.executor", "archon.runtime.clients.router"),
+        ("archon.runtime.clients.litellm", "archon.runtime.clients.local.client"),
+        ("archon.runtime.clients.local.models", "llama_cpp"),
+        ("archon.runtime.env", "archon.dsl.parser"),
+        ("archon.runtime.executor", "archon.observability.otel"),
+        ("archon.eval.evaluate", "archon.observability"),
+        ("archon.observability.otel", "archon.compiler.graph"),
+        ("archon.observability.timeline", "archon.eval.evaluate"),
+        ("archon.observability.otel", "archon.runtime.clients.router"),
+        ("archon.runtime.trace", "opentelemetry.trace"),
+        ("archon.serve.app", "opentelemetry"),
     ],
 )
 def test_forbidden_imports_are_caught(importer: str, imported: str) -> None:
@@ -218,6 +274,24 @@ def test_forbidden_imports_are_caught(importer: str, imported: str) -> None:
         ("archon.testing.fixtures", "archon.compiler"),
         ("archon.serve.engine", "archon.runtime.executor"),
         ("archon.cli.serve_cmds", "archon.serve"),
+        ("archon.layers.base", "archon.sandbox"),
+        ("archon.runtime.context", "archon.sandbox"),
+        ("archon.eval.metrics.code", "archon.sandbox"),
+        ("archon.sandbox.api", "archon.sandbox.confine"),
+        ("archon.sandbox.confine", "archon.processes"),
+        ("archon.runtime.executor", "archon.runtime.clients.base"),
+        ("archon.runtime", "archon.runtime.clients.keys"),
+        ("archon.runtime.clients.router", "archon.runtime.clients.local.client"),
+        ("archon.runtime.clients.local.client", "archon.runtime.clients.local.engine_check"),
+        ("archon.runtime.clients.local.engine", "llama_cpp"),
+        ("archon.cli.doctor", "archon.runtime.clients.local.engine_check"),
+        ("archon.runtime.env", "archon.runtime.clients.router"),
+        ("archon.runtime.env", "archon.runtime.clients.local.models"),
+        ("archon.observability.otel", "opentelemetry.sdk.trace"),
+        ("archon.observability.otel", "archon.runtime.trace"),
+        ("archon.observability.picture", "archon.observability.timeline"),
+        ("archon.serve.app", "archon.observability.otel"),
+        ("archon.cli.trace_cmds", "archon.observability.picture"),
     ],
 )
 def test_allowed_imports_pass(importer: str, imported: str) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from archon.dsl.limits import NumberTooLarge, SourceLimits, json_numbers
-from archon.errors import Diagnostic, render_all
+from archon.errors import Diagnostic, not_positive, render_all
 from archon.outputs import output_problem, write_atomic
 from archon.source import SourceFile
 
@@ -144,11 +144,9 @@ def write_output(path: Path, data: str | bytes, flag: str) -> None:
 
 def check_positive(value: float | None, flag: str, *, allow_zero: bool = False) -> None:
     """Usage error unless ``value`` is None or > 0 (>= 0 with ``allow_zero``)."""
-    if value is None:
-        return
-    if value != value or value < 0 or (value == 0 and not allow_zero):  # NaN included
-        bound = "at least 0" if allow_zero else "positive"
-        usage_error(f"{flag} must be {bound}, not {value:g}")
+    problem = not_positive(value, flag, allow_zero=allow_zero)
+    if problem is not None:
+        usage_error(problem)
 
 
 def print_diagnostics(diagnostics: tuple[Diagnostic, ...], sources: dict[str, SourceFile]) -> None:

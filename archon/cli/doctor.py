@@ -15,10 +15,9 @@ from typing import Any
 import typer
 
 from archon.cli.common import EXIT_RUNTIME, usage_error
-from archon.layers.sandbox import confine
-from archon.runtime import models as local_models
-from archon.runtime.clients.local import available_threads
-from archon.runtime.engine_check import (
+from archon.runtime.clients.local import models as local_models
+from archon.runtime.clients.local.client import available_threads
+from archon.runtime.clients.local.engine_check import (
     FEATURES_OF_INTEREST,
     EngineGuard,
     cpu_flags,
@@ -27,6 +26,7 @@ from archon.runtime.engine_check import (
     engine_version,
     run_check,
 )
+from archon.sandbox import confine
 
 _SANDBOX_TEXT = {
     "namespace": "bubblewrap (namespace)",

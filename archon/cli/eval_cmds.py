@@ -25,9 +25,9 @@ from archon.cli.common import (
     usage_error,
 )
 from archon.cli.session import (
-    Connection,
     bank_line,
     check_model_path,
+    connection_from_options,
     load_pipeline,
     make_client,
     open_cache,
@@ -58,6 +58,7 @@ from archon.eval.summary import Cost
 from archon.ir import Budget, Pipeline
 from archon.layers import default_registry
 from archon.outputs import write_atomic
+from archon.runtime import RunEnv
 
 
 def register(app: typer.Typer) -> None:
@@ -199,7 +200,7 @@ async def _evaluate(
         with progress:
             return await evaluate(pipeline, dataset, config, progress=advance)
     finally:
-        await config.client.aclose()
+        await config.env.client.aclose()
 
 
 def _metric_options(name: str, judge: str | None, parser_model: str | None) -> MetricOptions:
@@ -297,7 +298,7 @@ def eval_command(
     check_positive(limit, "--limit", allow_zero=True)
     check_positive(max_calls, "--max-calls")
     check_positive(max_usd, "--max-usd")
-    connection = Connection.from_options(allow_key, timeout, retries)
+    connection = connection_from_options(allow_key, timeout, retries)
     # Every path is checked before the first (paid) model call.
     check_output_path(out, "--out")
     check_output_path(records, "--records")
@@ -311,18 +312,21 @@ def eval_command(
     cache = open_cache(
         no_cache, origin={"pipeline": pipeline.name, "dataset": data.name}, banks=bank
     )
-    config = EvalConfig(
+    env = RunEnv(
         client=make_client(pipeline, model_path, connection),
         limits=connection.limits(),
+        registry=registry,
         cache=cache,
+        seed=seed,
+    )
+    config = EvalConfig(
+        env=env,
         metric=name,
         metric_options=metric_options,
         concurrency=concurrency,
         budget=None if budget.is_empty() else budget,
         records_path=records,
         resume=resume,
-        registry=registry,
-        seed=seed,
     )
     try:
         result = asyncio.run(_evaluate(pipeline, data, config, stderr()))

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypedDict, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -22,7 +22,13 @@ from archon.cli.common import (
     read_text_file,
     usage_error,
 )
-from archon.cli.session import Connection, check_model_path, load_pipeline, make_client, open_cache
+from archon.cli.session import (
+    check_model_path,
+    connection_from_options,
+    load_pipeline,
+    make_client,
+    open_cache,
+)
 from archon.errors import ArchonError
 from archon.ir import Pipeline
 from archon.layers import default_registry
@@ -30,19 +36,18 @@ from archon.layers.registry import Registry
 from archon.runtime import (
     CallCache,
     CallRecord,
+    Connection,
     ItemResult,
     JsonlTrace,
-    Limits,
     MemoryTrace,
-    ModelClient,
+    RunEnv,
     RunResult,
-    TraceSink,
     prepare,
     run,
     run_many,
 )
-from archon.runtime import models as local_models
 from archon.runtime.cache import CacheError
+from archon.runtime.clients.local import models as local_models
 from archon.runtime.trace import StageRecord
 from archon.values import Message
 
@@ -189,17 +194,6 @@ def _print_prompts(records: Sequence[CallRecord]) -> None:
             typer.echo(f"[answer]\n{record.output}", err=True)
 
 
-class _RunSettings(TypedDict):
-    """What a single run and a run over many queries both take."""
-
-    client: ModelClient
-    limits: Limits
-    registry: Registry
-    cache: CallCache | None
-    trace: TraceSink | None
-    seed: int
-
-
 async def _execute(
     pipeline: Pipeline,
     queries: list[str | tuple[Message, ...]],
@@ -213,7 +207,7 @@ async def _execute(
     connection: Connection,
 ) -> bool:
     client = make_client(pipeline, model_path, connection)
-    settings = _RunSettings(
+    env = RunEnv(
         client=client,
         limits=connection.limits(),
         registry=registry,
@@ -223,18 +217,18 @@ async def _execute(
     )
     try:
         if len(queries) == 1:
-            return await _answer_one(pipeline, queries[0], as_json, settings)
-        return await _answer_each(pipeline, queries, as_json, settings)
+            return await _answer_one(pipeline, queries[0], as_json, env)
+        return await _answer_each(pipeline, queries, as_json, env)
     finally:
         await client.aclose()
 
 
 async def _answer_one(
-    pipeline: Pipeline, query: str | tuple[Message, ...], as_json: bool, settings: _RunSettings
+    pipeline: Pipeline, query: str | tuple[Message, ...], as_json: bool, env: RunEnv
 ) -> bool:
     """Answer one query: the answer alone (or a JSON object), its warnings on stderr."""
     try:
-        result = await run(pipeline, query, **settings)
+        result = await run(pipeline, query, env)
     except ArchonError as error:
         typer.echo(f"error: {error}", err=True)
         return False
@@ -251,12 +245,12 @@ async def _answer_each(
     pipeline: Pipeline,
     queries: list[str | tuple[Message, ...]],
     as_json: bool,
-    settings: _RunSettings,
+    env: RunEnv,
 ) -> bool:
     """Answer many queries, printing each (numbered) as it finishes; False if any failed."""
     ok = True
-    trace = settings["trace"]
-    async for item in run_many(pipeline, queries, **settings):
+    trace = env.trace
+    async for item in run_many(pipeline, queries, env):
         ok = ok and item.ok
         if as_json:
             typer.echo(json.dumps(_item_json(item), ensure_ascii=False))
@@ -298,7 +292,7 @@ def run_command(
 
     Exit codes: 0 ok, 1 diagnostics, 2 usage error, 3 runtime failure or budget exhausted.
     """
-    connection = Connection.from_options(allow_key, timeout, retries)
+    connection = connection_from_options(allow_key, timeout, retries)
     registry = default_registry()
     pipeline = load_pipeline(file, params, registry)
     if dry_run:

@@ -35,9 +35,9 @@ from archon.cli.common import (
 )
 from archon.cli.eval_cmds import load_dataset_or_exit
 from archon.cli.session import (
-    Connection,
     bank_line,
     check_model_path,
+    connection_from_options,
     load_template,
     make_client,
     open_cache,
@@ -49,7 +49,7 @@ from archon.eval.stats import Difference
 from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
-from archon.runtime import CallCache
+from archon.runtime import CallCache, Connection, RunEnv
 from archon.search import (
     SearchBudget,
     SearchConfigError,
@@ -510,14 +510,14 @@ def _evaluation(
 
         landscape = Landscape.random(template, seed=simulate)
         return None, SimulatedEvaluator(landscape.quality, registry, seed=simulate)
-    config = EvalConfig(
+    env = RunEnv(
         client=make_client(template, model_path, connection),
         limits=connection.limits(),
-        cache=cache,
-        metric=metric,
         registry=registry,
+        cache=cache,
         seed=seed,
     )
+    config = EvalConfig(env=env, metric=metric)
     return config, None
 
 
@@ -668,7 +668,7 @@ def search_command(
     for value, flag in ((budget_calls, "calls"), (budget_usd, "usd"), (budget_seconds, "seconds")):
         check_positive(value, f"--budget-{flag}")
     _check_storage(storage)
-    connection = Connection.from_options(allow_key, timeout, retries)
+    connection = connection_from_options(allow_key, timeout, retries)
     if report is not None:
         _report_only(report or study, storage, template, top, as_json)
         return

@@ -24,7 +24,7 @@ from archon.errors import ArchonError
 from archon.ir import Budget
 from archon.layers import default_registry
 from archon.layers.registry import Registry
-from archon.runtime import CallCache, JsonlTrace, Limits
+from archon.runtime import CallCache, JsonlTrace, Limits, RunEnv
 from archon.serve import (
     RunningServer,
     ServedPipeline,
@@ -141,16 +141,10 @@ async def _run(
 ) -> None:
     client = make_shared_client([p.pipeline for p in served], model_path)
     try:
-        app = create_app(
-            served,
-            client=client,
-            registry=default_registry(),
-            settings=settings,
-            limits=limits,
-            cache=cache,
-            trace=trace,
-            budget=budget,
+        env = RunEnv(
+            client=client, limits=limits, registry=default_registry(), cache=cache, trace=trace
         )
+        app = create_app(served, env, settings=settings, budget=budget)
         await serve(
             app,
             host,

@@ -1,12 +1,13 @@
 """Helpers shared by the commands that run pipelines (run, eval, search, serve): load a
-``.pipe`` with ``--params``, build the model client (key grants, timeouts), open the call
-cache. The runtime is imported inside the functions that need it, so that ``archon check``
-and ``archon fmt`` never load it."""
+``.pipe`` with ``--params``, and turn the connection, cache and bank options into the library's
+run environment (:meth:`archon.runtime.RunEnv.open` and the functions beside it), reporting
+its errors as usage errors (exit 2) and its warnings on stderr. The runtime is imported inside
+the functions that need it, so that ``archon check`` and ``archon fmt`` never load it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,54 +28,44 @@ from archon.ir import Pipeline, Value
 from archon.layers.registry import Registry
 
 if TYPE_CHECKING:  # the runtime is imported by the commands that run models, when they do
-    from archon.runtime import CallCache, Limits
-    from archon.runtime.clients.openai_compat import HttpTimeouts
+    from archon.runtime import CallCache, Connection
     from archon.runtime.clients.router import RouterClient
-    from archon.runtime.keys import KeyPolicy
 
 
-@dataclass(frozen=True)
-class Connection:
-    """How a command reaches its models: key grants, per-attempt timeout, retries."""
+def connection_from_options(
+    allow_keys: list[str] | None, timeout_s: float | None, retries: int | None
+) -> Connection:
+    """The :class:`~archon.runtime.Connection` of ``--allow-key``, ``--timeout`` and
+    ``--retries``, validated (a malformed grant is reported before anything runs)."""
+    from archon.runtime.env import Connection
 
-    allow_keys: tuple[str, ...] = ()
-    timeout_s: float | None = None
-    retries: int | None = None
+    check_positive(timeout_s, "--timeout")
+    check_positive(retries, "--retries", allow_zero=True)
+    with _usage_errors():
+        connection = Connection(tuple(allow_keys or ()), timeout_s, retries)
+        connection.key_policy()
+    return connection
 
-    @classmethod
-    def from_options(
-        cls, allow_keys: list[str] | None, timeout_s: float | None, retries: int | None
-    ) -> Connection:
-        """Validated ``--allow-key``, ``--timeout`` and ``--retries`` values."""
-        check_positive(timeout_s, "--timeout")
-        check_positive(retries, "--retries", allow_zero=True)
-        connection = cls(tuple(allow_keys or ()), timeout_s, retries)
-        connection.key_policy()  # a malformed grant is reported before anything runs
-        return connection
 
-    def limits(self, **kwargs: object) -> Limits:
-        """A :class:`Limits` with these timeout and retries (defaults for the rest)."""
-        from archon.runtime import Limits
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
 
-        if self.timeout_s is not None:
-            kwargs["timeout_s"] = self.timeout_s
-        if self.retries is not None:
-            kwargs["retries"] = self.retries
-        return Limits(**kwargs)  # type: ignore[arg-type]
 
-    def key_policy(self) -> KeyPolicy:
-        from archon.runtime import models as local_models
-        from archon.runtime.keys import KeyPolicy, KeyPolicyError
+@contextmanager
+def _usage_errors(no_cache: bool = False) -> Iterator[None]:
+    """The run environment's setup errors as usage errors (exit 2)."""
+    from archon.runtime.bank import BankError
+    from archon.runtime.clients.keys import KeyPolicyError
+    from archon.runtime.env import BanksNeedCache, EnvError
 
-        try:
-            return KeyPolicy.load(local_models.archon_home(), self.allow_keys)
-        except KeyPolicyError as error:
-            usage_error(str(error))
-
-    def http_timeouts(self) -> HttpTimeouts:
-        from archon.runtime.clients.openai_compat import HttpTimeouts
-
-        return HttpTimeouts.for_total(self.timeout_s if self.timeout_s is not None else 300.0)
+    try:
+        yield
+    except BankError as error:
+        usage_error(f"--bank: {error}")
+    except BanksNeedCache:
+        usage_error("--bank needs the call cache: drop --no-cache")
+    except (EnvError, KeyPolicyError) as error:
+        usage_error(str(error))
 
 
 def load_template(file: Path, registry: Registry, pipeline: str | None = None) -> Pipeline:
@@ -132,9 +123,7 @@ def check_model_path(model_path: Path | None) -> None:
 def make_client(
     pipeline: Pipeline, model_path: Path | None = None, connection: Connection | None = None
 ) -> RouterClient:
-    """The client ``archon run`` uses: local models pulled into the archon home on first use,
-    every other model through litellm with the pipeline's model options. Keys the pipeline
-    asks for but the user has not confirmed are reported on stderr (and not sent)."""
+    """The client ``archon run`` uses (see :func:`make_shared_client`)."""
     return make_shared_client((pipeline,), model_path, connection)
 
 
@@ -143,34 +132,14 @@ def make_shared_client(
     model_path: Path | None = None,
     connection: Connection | None = None,
 ) -> RouterClient:
-    """One client for several pipelines (``archon serve``; :func:`make_client` for one): their
-    ``models`` options merged, so a local model is loaded once however many pipelines use it.
-    Exit 2 when two pipelines give the same model string different options."""
-    from archon.runtime import models as local_models
-    from archon.runtime.clients.base import ModelOptions
-    from archon.runtime.clients.router import RouterClient, pipeline_options
+    """One client for several pipelines (``archon serve``; :func:`make_client` for one):
+    :func:`archon.runtime.open_client`, with its errors as usage errors (exit 2) and the
+    keys it will not send reported on stderr."""
+    from archon.runtime import env
 
     check_model_path(model_path)
-    connection = connection or Connection()
-    options: dict[str, ModelOptions] = {}
-    for pipeline in pipelines:
-        for model, option in pipeline_options(pipeline).items():
-            if options.setdefault(model, option) != option:
-                usage_error(
-                    f"model '{model}' has different options in two pipelines; give them"
-                    " different model strings or the same options"
-                )
-    home = local_models.archon_home()
-    client = RouterClient(
-        options,
-        local_resolve=lambda name: local_models.ensure(name, home),
-        local_paths={"*": model_path} if model_path else None,
-        keys=connection.key_policy(),
-        http_timeouts=connection.http_timeouts(),
-    )
-    for warning in client.key_warnings():
-        typer.echo(f"warning: {warning}", err=True)
-    return client
+    with _usage_errors():
+        return env.open_client(pipelines, model_path=model_path, connection=connection, warn=_warn)
 
 
 def open_cache(
@@ -179,37 +148,13 @@ def open_cache(
     origin: dict[str, str] | None = None,
     banks: list[Path] | None = None,
 ) -> CallCache | None:
-    """The persistent call cache in the archon home, or None with ``--no-cache``.
+    """The persistent call cache in the archon home, or None with ``--no-cache``
+    (:func:`archon.runtime.open_cache`): a bank that fails its checks exits 2; a broken or
+    unopenable cache is a warning, never fatal."""
+    from archon.runtime import env
 
-    ``origin`` (pipeline, dataset) is stored with each new entry, so ``archon cache export``
-    can filter by it; ``banks`` are bank files the cache draws on for keys it lacks (a bank
-    that fails its checks exits 2). A broken cache file is moved aside and replaced (a warning
-    says where it went); a cache that cannot be opened at all is skipped with a warning,
-    never fatal."""
-    from archon.runtime import CallCache
-    from archon.runtime import models as local_models
-    from archon.runtime.bank import Bank, BankError
-    from archon.runtime.cache import CacheError
-
-    loaded = []
-    for path in banks or []:
-        try:
-            loaded.append(Bank.load(path))
-        except BankError as error:
-            usage_error(f"--bank: {error}")
-    if no_cache:
-        if loaded:
-            usage_error("--bank needs the call cache: drop --no-cache")
-        return None
-    cache = CallCache(local_models.archon_home() / "cache.sqlite", origin=origin, banks=loaded)
-    try:
-        warnings = cache.open()
-    except CacheError as error:
-        typer.echo(f"warning: {error}; running without the cache", err=True)
-        return None
-    for warning in warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    return cache
+    with _usage_errors():
+        return env.open_cache(enabled=not no_cache, banks=banks or (), origin=origin, warn=_warn)
 
 
 def bank_line(cache: CallCache | None) -> str | None:

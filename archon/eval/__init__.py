@@ -6,7 +6,7 @@ Example (offline, with a scripted model)::
     from archon.runtime.clients.fake import ScriptedClient
 
     dataset = load_dataset("bigbench/arithmetic").head(10)
-    result = evaluate_sync(pipeline, dataset, EvalConfig(client=ScriptedClient()))
+    result = evaluate_sync(pipeline, dataset, EvalConfig.of(client=ScriptedClient()))
     print(result.summary.accuracy, result.summary.cost.calls_per_item)
 
 See ``docs/eval.md`` for the datasets, the metrics and the CLI.

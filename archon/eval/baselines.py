@@ -148,7 +148,7 @@ async def _baseline(
     started = time.perf_counter()
     result = await evaluate(pipeline, dataset, _records(config, pipeline.name))
     wall = time.perf_counter() - started
-    versus = paired_difference(scores, item_scores(result), seed=config.seed)
+    versus = paired_difference(scores, item_scores(result), seed=config.env.seed)
     return BaselineRow(pipeline.name, model, samples, result, versus, wall)
 
 

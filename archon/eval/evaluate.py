@@ -1,9 +1,10 @@
 """Run a pipeline over a dataset and score it: ``evaluate``, ``evaluate_iter``,
 ``evaluate_chunks`` and the CLI's ``evaluate_sync``.
 
-Many items are in flight at once (``concurrency``), all sharing one
-:class:`~archon.runtime.Limits` (so model pressure is bounded in one place, exactly as in
-:func:`~archon.runtime.run_many`) and one run-level budget meter. Each item is answered with
+Many items are in flight at once (``concurrency``), all sharing the config's
+:class:`~archon.runtime.RunEnv` -- so one :class:`~archon.runtime.Limits` bounds model
+pressure in one place, exactly as in :func:`~archon.runtime.run_many` -- and one run-level
+budget meter. Each item is answered with
 :func:`~archon.runtime.run_conversation` (one :func:`~archon.runtime.run` per user turn), then
 scored, with its candidates, by the metric; its record is appended to the records file the
 moment it is done, with its calls and tokens per model.
@@ -40,15 +41,11 @@ from archon.eval.records import (
 )
 from archon.eval.summary import Summary, Tally, declared_filters
 from archon.ir import Budget, Pipeline
-from archon.layers.registry import Registry
-from archon.layers.sandbox.confine import SandboxUnavailable
 from archon.runtime import (
     BudgetExceeded,
-    CallCache,
     CallRecord,
-    Limits,
     Meter,
-    ModelClient,
+    RunEnv,
     RunResult,
     TraceSink,
     prepare,
@@ -56,6 +53,7 @@ from archon.runtime import (
 )
 from archon.runtime.concurrency import in_flight
 from archon.runtime.trace import StageRecord, StageSink
+from archon.sandbox.confine import SandboxUnavailable
 from archon.values import Candidates, Usage
 
 
@@ -159,25 +157,13 @@ class EvalResult(_Frozen):
 
 
 @dataclass(frozen=True)
-class _RunArgs:
-    """What every item's run shares (typed: passed to :func:`archon.runtime.run`)."""
-
-    client: ModelClient
-    limits: Limits
-    registry: Registry
-    cache: CallCache | None
-    trace: TraceSink | None
-    budget: Meter | None
-    seed: int
-
-
-@dataclass(frozen=True)
 class _Setup:
     pipeline: Pipeline
     metric: Metric
     metric_name: str
     mctx: MetricContext
-    args: _RunArgs
+    env: RunEnv
+    budget: Meter | None
     score_candidates: bool
     fingerprint: str
 
@@ -272,18 +258,12 @@ def _failed(setup: _Setup, item: EvalItem, error: ArchonError, **fields: Any) ->
 
 async def _answer(setup: _Setup, item: EvalItem, trace: _ItemTrace) -> tuple[RunResult, ...]:
     """The pipeline's answer to each user turn (one turn: a plain :func:`run`)."""
-    a = setup.args
     return await run_conversation(
         setup.pipeline,
         item.turns,
+        setup.env.replace(trace=trace),
         system=item.system,
-        client=a.client,
-        limits=a.limits,
-        registry=a.registry,
-        cache=a.cache,
-        trace=trace,
-        budget=a.budget,
-        seed=a.seed,
+        budget=setup.budget,
     )
 
 
@@ -299,7 +279,7 @@ def _stop_if_no_sandbox(error: ArchonError) -> None:
 async def _one(setup: _Setup, item: EvalItem) -> ItemRecord | BudgetExceeded:
     """The record of one item, or the run-budget limit that kept it from being answered."""
     started = time.perf_counter()
-    trace = _ItemTrace(setup.args.trace)
+    trace = _ItemTrace(setup.env.trace)
     try:
         results = await _answer(setup, item, trace)
     except BudgetExceeded as error:
@@ -360,32 +340,19 @@ class _Run:
             self.writer.close()
 
 
-def _setup(pipeline: Pipeline, dataset: Dataset, config: EvalConfig, registry: Registry) -> _Setup:
+def _setup(pipeline: Pipeline, dataset: Dataset, config: EvalConfig) -> _Setup:
     chosen = _metric(dataset, config)
-    limits = config.limits or Limits()
     budget = config.budget
     meter = Meter(budget, scope="run") if isinstance(budget, Budget) else budget
     score_candidates = config.score_candidates
+    env = config.env
     return _Setup(
         pipeline=pipeline,
         metric=chosen,
         metric_name=chosen.name,
-        mctx=MetricContext(
-            client=config.judge_client or config.client,
-            limits=limits,
-            runner=config.runner,
-            cache=config.cache,
-            seed=config.seed,
-        ),
-        args=_RunArgs(
-            client=config.client,
-            limits=limits,
-            registry=registry,
-            cache=config.cache,
-            trace=config.trace,
-            budget=meter,
-            seed=config.seed,
-        ),
+        mctx=MetricContext.of(env, config.runner, client=config.judge_client),
+        env=env,
+        budget=meter,
         score_candidates=not chosen.needs_model if score_candidates is None else score_candidates,
         fingerprint=pipeline.fingerprint(),
     )
@@ -409,13 +376,9 @@ def _resumed(writer: RecordWriter, setup: _Setup, dataset: Dataset) -> list[Item
 
 
 def _open(pipeline: Pipeline, dataset: Dataset, config: EvalConfig) -> _Run:
-    registry = config.registry
-    if registry is None:
-        from archon.layers import default_registry
-
-        registry = default_registry()
+    registry = config.env.registry
     prepare(pipeline, registry)  # fail before any work if the pipeline cannot run
-    setup = _setup(pipeline, dataset, config, registry)
+    setup = _setup(pipeline, dataset, config)
     kinds = config.filter_kinds
     tally = Tally(config.pass_k, declared_filters(registry) if kinds is None else kinds)
     path = config.records_path
@@ -484,8 +447,8 @@ async def evaluate(
     Args:
         pipeline: a concrete pipeline (assign holes first).
         dataset: the items (apply splits and limits before).
-        config: the client, limits, cache, metric, concurrency, run budget, records file ...
-            (:class:`~archon.eval.config.EvalConfig`).
+        config: the run environment (client, limits, cache ...), metric, concurrency, run
+            budget, records file ... (:class:`~archon.eval.config.EvalConfig`).
         progress: called with every :class:`Update`.
 
     Returns:
@@ -493,7 +456,7 @@ async def evaluate(
 
     Example:
         >>> result = await evaluate(pipeline, load_dataset("bigbench/arithmetic").head(5),
-        ...                         EvalConfig(client=client))  # doctest: +SKIP
+        ...                         EvalConfig(env=RunEnv(client=client)))  # doctest: +SKIP
         >>> result.summary.accuracy  # doctest: +SKIP
     """
     state = _open(pipeline, dataset, config)
@@ -528,7 +491,7 @@ async def evaluate_chunks(
     """Evaluate like :func:`evaluate_iter`, reporting the running aggregates after every
     ``chunk_size`` finished items (and once at the end), for pruning searches::
 
-        async for report in evaluate_chunks(p, dev, EvalConfig(client=c), chunk_size=20):
+        async for report in evaluate_chunks(p, dev, EvalConfig.of(client=c), chunk_size=20):
             trial.report(report.summary.score or 0.0, step=report.step)
             if trial.should_prune():
                 break            # cancels the items in flight
@@ -592,11 +555,12 @@ def evaluate_sync(
 ) -> EvalResult:
     """``asyncio.run(evaluate(...))`` for the CLI and scripts.
 
-    For scripts, the :class:`~archon.eval.config.EvalConfig` fields may be given as keywords
-    instead of ``config`` (``evaluate_sync(p, d, client=c)``), or on top of it as changes.
+    For scripts, the :class:`~archon.eval.config.EvalConfig` fields and those of its
+    :class:`~archon.runtime.RunEnv` may be given as keywords instead of ``config``
+    (``evaluate_sync(p, d, client=c, concurrency=2)``), or on top of it as changes.
     """
     if config is None:
-        config = EvalConfig(**fields)
+        config = EvalConfig.of(**fields)
     elif fields:
         config = config.replace(**fields)
     return asyncio.run(evaluate(pipeline, dataset, config, progress=progress))

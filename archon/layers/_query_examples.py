@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import ast
 import builtins
-import doctest
 import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from archon.values import TestCase
+
+if TYPE_CHECKING:  # doctest pulls in unittest and pdb: imported where examples are parsed
+    import doctest
 
 __all__ = [
     "QueryExamples",
@@ -221,6 +224,8 @@ def _doctests(query: str) -> Iterator[doctest.Example]:
     the standard parser raises for the whole string, and a prompt in a Markdown fence (a
     fence that closes at column 0 right after the docstring) is enough to make it raise.
     """
+    import doctest
+
     parser = doctest.DocTestParser()
     for block in _doctest_blocks(query.splitlines()):
         try:

@@ -38,7 +38,7 @@ from archon.errors import ArchonError
 from archon.values import CompletionRequest, CompletionResponse, Message, Payload, TestCase
 
 if TYPE_CHECKING:  # the sandbox is loaded only by the layers that run programs
-    from archon.layers.sandbox import CallsReport, SandboxReport
+    from archon.sandbox import CallsReport, SandboxReport
 
 
 class LayerParams(BaseModel):
@@ -98,21 +98,21 @@ class LayerContext(Protocol):
     async def run_tests(
         self, code: str, tests: Sequence[str | TestCase], *, timeout_s: float, memory_mb: int
     ) -> SandboxReport:
-        """:func:`archon.layers.sandbox.run_tests` under the runtime's limit on concurrent
+        """:func:`archon.sandbox.run_tests` under the runtime's limit on concurrent
         sandboxed runs: ``code`` against each test, isolated."""
         ...
 
     async def run_calls(
         self, code: str, calls: Sequence[str], *, timeout_s: float, memory_mb: int
     ) -> CallsReport:
-        """:func:`archon.layers.sandbox.run_calls` under the same limit: each call expression
+        """:func:`archon.sandbox.run_calls` under the same limit: each call expression
         evaluated in a fresh copy of the loaded program."""
         ...
 
     async def run_stdio(
         self, code: str, inputs: Sequence[str], *, timeout_s: float, memory_mb: int
     ) -> CallsReport:
-        """:func:`archon.layers.sandbox.run_stdio` under the same limit: ``code`` run as a
+        """:func:`archon.sandbox.run_stdio` under the same limit: ``code`` run as a
         program once per standard-input text."""
         ...
 

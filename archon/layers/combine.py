@@ -19,10 +19,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from archon.errors import ArchonError
@@ -37,7 +35,11 @@ from archon.layers.base import (
 from archon.layers.common import TopK
 from archon.values import Candidate, Candidates, Payload
 
-Array = npt.NDArray[np.float64]
+if TYPE_CHECKING:  # numpy is needed only to fit weights, not to check or run a pipeline
+    import numpy as np
+    import numpy.typing as npt
+
+    Array: TypeAlias = npt.NDArray[np.float64]
 
 FEATURES = ("tests_passed", "exec_agreement", "vote_share", "logprob", "judge")
 """The signals the built-in layers record, in the default feature order."""
@@ -195,6 +197,8 @@ def fit_weights(
     names = tuple(features) if features is not None else _feature_names(rows)
     if not names:
         raise FitError("no features to fit: the rows carry no signal; pass features=")
+    import numpy as np
+
     x = np.array([[1.0, *(feature_value(n, signals) for n in names)] for signals, _ in rows])
     y = np.array([1.0 if correct else 0.0 for _, correct in rows])
     theta = _newton(x, y, l2, max_iterations)
@@ -211,6 +215,8 @@ def _newton(x: Array, y: Array, l2: float, max_iterations: int) -> Array:
 
     A tiny penalty keeps the bias finite too (labels all equal would push it to infinity).
     """
+    import numpy as np
+
     penalty = np.full(x.shape[1], l2)
     penalty[0] = 1e-6
     theta = np.zeros(x.shape[1])
@@ -235,11 +241,15 @@ def _newton(x: Array, y: Array, l2: float, max_iterations: int) -> Array:
 
 
 def _probabilities(x: Array, theta: Array) -> Array:
+    import numpy as np
+
     result: Array = 1.0 / (1.0 + np.exp(-np.clip(x @ theta, -500.0, 500.0)))
     return result
 
 
 def _loss(x: Array, y: Array, penalty: Array, theta: Array) -> float:
+    import numpy as np
+
     z = x @ theta
     # log(1 + e^z) - y z, computed stably
     total = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * theta * theta)

@@ -7,7 +7,7 @@ arithmetic. A small coder model that adds 7-digit numbers wrongly in prose write
 results rather than on the model's arithmetic (self-consistency over programs).
 
 Each candidate's code (the first fenced block, or the whole text) runs once, with empty stdin,
-through ``ctx.run_stdio`` (:func:`archon.layers.sandbox.run_stdio`: an isolated subprocess
+through ``ctx.run_stdio`` (:func:`archon.sandbox.run_stdio`: an isolated subprocess
 with time and memory limits and no network; 0 model calls). A candidate whose program exits 0
 and prints something keeps its provenance and gets the printed text (stripped) as its new
 text and the signal ``executed = 1``; the others are dropped, or kept unchanged with
@@ -28,7 +28,7 @@ from archon.layers.base import Flow, Layer, LayerContext, LayerEstimate, LayerPa
 from archon.values import Candidate, Candidates, Payload
 
 if TYPE_CHECKING:
-    from archon.layers.sandbox import CallOutcome
+    from archon.sandbox import CallOutcome
 
 MAX_ANSWER_CHARS = 2000
 """Printed output kept as the answer (longer output is cut: an answer is short)."""

@@ -8,7 +8,6 @@ log-probability of the candidate's tokens. It is a zero-generation verifier sign
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from types import MappingProxyType
@@ -112,6 +111,8 @@ async def _scores(
     """Mean token log-probability per request; None where the backend gave none."""
     # One gather over coroutines (no task of our own); failures are returned so that a
     # backend that cannot score costs one warning instead of the run.
+    import asyncio  # loaded by whatever runs this; not on the import path of `archon check`
+
     results = await asyncio.gather(*(ctx.complete(r) for r in requests), return_exceptions=True)
     scores: list[float | None] = []
     reasons: list[str] = []

@@ -62,7 +62,7 @@ from archon.layers.prompts import build_messages, query_text, render, template
 from archon.values import Candidate, Candidates, Message, Payload, TestCase, Tests
 
 if TYPE_CHECKING:
-    from archon.layers.sandbox import CallOutcome, SandboxReport
+    from archon.sandbox import CallOutcome, SandboxReport
 
 SYSTEM_PROMPT = (
     "You are an expert programmer who debugs programs. You read the failure, find the bug"

@@ -15,13 +15,13 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from importlib import metadata
 from typing import Any, TypeVar
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from archon import __version__
 from archon.dsl.limits import SourceLimits
 from archon.layers import default_registry
 from archon.layers.registry import Registry
@@ -35,6 +35,14 @@ from archon.lsp.symbols import document_symbols
 from archon.lsp.text import from_client_col, line_starts, line_text, offset_at, to_client_col
 
 logger = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("archon-pipe")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
 
 DEBOUNCE_S = 0.05
 """Seconds without a keystroke before a changed document is compiled."""
@@ -66,7 +74,7 @@ class PipeServer(LanguageServer):
     ) -> None:
         super().__init__(
             "archon-lsp",
-            __version__,
+            _version(),
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.limits = limits or SourceLimits()

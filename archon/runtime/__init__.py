@@ -1,8 +1,11 @@
 """Execute concrete pipelines: ``run``, ``run_sync``, ``run_many``, ``run_conversation``.
 
-Everything a run needs is passed explicitly -- a :class:`~archon.runtime.clients.base.ModelClient`,
-:class:`Limits`, a :class:`~archon.layers.registry.Registry`, an optional
-:class:`CallCache` and trace sink -- there is no module-level default of any of them.
+Everything a run needs is passed explicitly, as one :class:`RunEnv` -- a
+:class:`~archon.runtime.clients.base.ModelClient`, :class:`Limits`, a
+:class:`~archon.layers.registry.Registry`, an optional :class:`CallCache` and trace sink, the
+:class:`Redactor` and the seed -- there is no module-level default of any of them.
+:meth:`RunEnv.open` builds the environment the CLI builds (routing client, key policy, local
+models, HTTP timeouts, call cache with banks).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from archon.runtime.clients.base import (
     RetriesExhausted,
     StreamingClient,
 )
+from archon.runtime.clients.keys import KeyGrant, KeyPolicy, KeyPolicyError
+from archon.runtime.env import Connection, EnvError, RunEnv, open_cache, open_client
 from archon.runtime.executor import (
     InvalidNode,
     ItemResult,
@@ -31,7 +36,6 @@ from archon.runtime.executor import (
     run_many,
     run_sync,
 )
-from archon.runtime.keys import KeyGrant, KeyPolicy, KeyPolicyError
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
 from archon.runtime.streaming import StreamTap
@@ -43,6 +47,8 @@ __all__ = [
     "CacheStats",
     "CallCache",
     "CallRecord",
+    "Connection",
+    "EnvError",
     "InvalidNode",
     "ItemResult",
     "JsonlTrace",
@@ -62,12 +68,15 @@ __all__ = [
     "Redactor",
     "Reservation",
     "RetriesExhausted",
+    "RunEnv",
     "RunResult",
     "StreamTap",
     "StreamingClient",
     "TraceSink",
     "as_conversation",
     "cache_key",
+    "open_cache",
+    "open_client",
     "prepare",
     "read_trace",
     "run",

@@ -112,10 +112,30 @@ class Meter:
 
     def check_time(self) -> None:
         """Raise :class:`BudgetExceeded` when the seconds limit has passed."""
-        if self.budget.seconds is not None and self.seconds > self.budget.seconds:
+        if self.budget.seconds is not None and _passed(self.seconds, self.budget.seconds):
             self._exceeded("seconds", self.budget.seconds)
         if self.parent is not None:
             self.parent.check_time()
+
+    def exhausted(self) -> str | None:
+        """The first limit with no room left (``calls``, ``tokens``, ``usd``, ``seconds``),
+        counting what is spent and held, or None.
+
+        The one threshold rule, shared with :meth:`reserve`: a limit may be reached exactly,
+        never passed, so a limit is exhausted exactly when what is spent and held has reached
+        it -- then no further call fits (a search stops asking for trials). Limits of the
+        parent meters are not consulted.
+        """
+        b, s, h = self.budget, self._spent, self._held
+        if b.calls is not None and _reached(s.calls + h.calls, b.calls):
+            return "calls"
+        if b.tokens is not None and _reached(s.tokens + h.tokens, b.tokens):
+            return "tokens"
+        if b.usd is not None and _reached(s.usd + h.usd, b.usd):
+            return "usd"
+        if b.seconds is not None and _reached(self.seconds, b.seconds):
+            return "seconds"
+        return None
 
     def _exceeded(self, limit: str, allowed: float) -> None:
         raise BudgetExceeded(limit, self.scope, allowed, self._spent, self.seconds)
@@ -123,11 +143,11 @@ class Meter:
     def _overflow(self, want: Reservation) -> tuple[str, float] | None:
         """The first limit ``want`` would cross next to spent + held, or None."""
         b, s, h = self.budget, self._spent, self._held
-        if b.calls is not None and s.calls + h.calls + want.calls > b.calls:
+        if b.calls is not None and _passed(s.calls + h.calls + want.calls, b.calls):
             return "calls", b.calls
-        if b.tokens is not None and s.tokens + h.tokens + want.tokens > b.tokens:
+        if b.tokens is not None and _passed(s.tokens + h.tokens + want.tokens, b.tokens):
             return "tokens", b.tokens
-        if b.usd is not None and s.usd + h.usd + want.usd > b.usd + 1e-12:
+        if b.usd is not None and _passed(s.usd + h.usd + want.usd, b.usd):
             return "usd", b.usd
         return None
 
@@ -179,6 +199,20 @@ class Meter:
             if meter._settled is not None:
                 meter._settled.set()
             meter = meter.parent
+
+
+_TOLERANCE = 1e-12
+"""Float slack of the threshold: USD sums that equal a limit up to rounding reach it."""
+
+
+def _passed(amount: float, allowed: float) -> bool:
+    """Whether ``amount`` passes the limit ``allowed`` (reaching it exactly is allowed)."""
+    return amount > allowed + _TOLERANCE
+
+
+def _reached(amount: float, allowed: float) -> bool:
+    """Whether ``amount`` has reached ``allowed``: nothing more fits (see :func:`_passed`)."""
+    return amount >= allowed - _TOLERANCE
 
 
 def _add(a: Reservation, b: Reservation, sign: int) -> Reservation:

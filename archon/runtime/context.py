@@ -24,20 +24,18 @@ from typing import TYPE_CHECKING
 
 from archon.layers.base import BudgetLeft
 from archon.runtime.budget import Meter, Reservation, estimate_prompt_tokens
-from archon.runtime.cache import CallCache, ScopedClient, key_of, key_request
+from archon.runtime.cache import ScopedClient, key_of, key_request
 from archon.runtime.clients.base import (
     ModelCallError,
-    ModelClient,
     MultiSampleClient,
     Price,
     PricedClient,
     StreamingClient,
 )
+from archon.runtime.env import RunEnv
 from archon.runtime.http import post_json
-from archon.runtime.limits import Limits
-from archon.runtime.secrets import Redactor
 from archon.runtime.streaming import StreamTap, stream_call
-from archon.runtime.trace import CallRecord, TraceSink
+from archon.runtime.trace import CallRecord
 from archon.values import (
     Completion,
     CompletionRequest,
@@ -48,7 +46,7 @@ from archon.values import (
 )
 
 if TYPE_CHECKING:
-    from archon.layers.sandbox import CallsReport, SandboxReport
+    from archon.sandbox import CallsReport, SandboxReport
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +89,13 @@ def split_usage(total: Usage, k: int) -> list[Usage]:
 
 @dataclass
 class QueryState:
-    """Everything the calls of one query share. Built by the executor, one per query."""
+    """What the calls of one query share: the run's :class:`~archon.runtime.env.RunEnv`
+    (held whole, not copied) and the query's own meter, messages and counters. Built by the
+    executor, one per query."""
 
-    client: ModelClient
-    limits: Limits
+    env: RunEnv
     meter: Meter
     query: tuple[Message, ...]
-    seed: int = 0
-    cache: CallCache | None = None
-    trace: TraceSink | None = None
-    redactor: Redactor = field(default_factory=Redactor)
     aliases: Mapping[str, str] = field(default_factory=dict)
     query_index: int | None = None
     stream_tap: StreamTap | None = None
@@ -125,7 +120,7 @@ class QueryState:
 
     def price(self, model: str) -> Price | None:
         if model not in self._prices:
-            client = self.client
+            client = self.env.client
             self._prices[model] = client.price(model) if isinstance(client, PricedClient) else None
             if self._prices[model] is None and self.usd_limited():
                 self.warnings.append(
@@ -154,12 +149,12 @@ class NodeContext:
     @property
     def rng(self) -> random.Random:
         if self._rng is None:
-            digest = hashlib.sha256(f"{self._state.seed}:{self._node_id}".encode()).digest()
+            digest = hashlib.sha256(f"{self._state.env.seed}:{self._node_id}".encode()).digest()
             self._rng = random.Random(int.from_bytes(digest[:8], "big"))
         return self._rng
 
     def warn(self, message: str) -> None:
-        text = f"{self._node_id}: {self._state.redactor.redact(message)}"
+        text = f"{self._node_id}: {self._state.env.redactor.redact(message)}"
         logger.warning("%s", text)
         self._state.warnings.append(text)
 
@@ -171,7 +166,7 @@ class NodeContext:
         """POST JSON to a non-model service under the limits (slot, timeout, retries)."""
         state = self._state
         state.meter.check_time()
-        return await state.limits.call(f"http:{url}", lambda: post_json(url, body))
+        return await state.env.limits.call(f"http:{url}", lambda: post_json(url, body))
 
     # The sandbox module is imported (and its functions looked up) per run: a pipeline that
     # runs no program never loads it, and tests may stand in for its functions.
@@ -179,9 +174,9 @@ class NodeContext:
         self, code: str, tests: Sequence[str | TestCase], *, timeout_s: float, memory_mb: int
     ) -> SandboxReport:
         """Run ``code`` against ``tests`` in the sandbox, holding a sandbox slot of the limits."""
-        from archon.layers import sandbox
+        from archon import sandbox
 
-        return await self._state.limits.run_code(
+        return await self._state.env.limits.run_code(
             lambda: sandbox.run_tests(code, tests, timeout_s=timeout_s, memory_mb=memory_mb)
         )
 
@@ -189,9 +184,9 @@ class NodeContext:
         self, code: str, calls: Sequence[str], *, timeout_s: float, memory_mb: int
     ) -> CallsReport:
         """Evaluate ``calls`` on ``code`` in the sandbox, holding a sandbox slot."""
-        from archon.layers import sandbox
+        from archon import sandbox
 
-        return await self._state.limits.run_code(
+        return await self._state.env.limits.run_code(
             lambda: sandbox.run_calls(code, calls, timeout_s=timeout_s, memory_mb=memory_mb)
         )
 
@@ -199,9 +194,9 @@ class NodeContext:
         self, code: str, inputs: Sequence[str], *, timeout_s: float, memory_mb: int
     ) -> CallsReport:
         """Run ``code`` once per stdin text in the sandbox, holding a sandbox slot."""
-        from archon.layers import sandbox
+        from archon import sandbox
 
-        return await self._state.limits.run_code(
+        return await self._state.env.limits.run_code(
             lambda: sandbox.run_stdio(code, inputs, timeout_s=timeout_s, memory_mb=memory_mb)
         )
 
@@ -209,11 +204,11 @@ class NodeContext:
         """Sample ``request.n`` completions, each cached, budgeted, limited and traced."""
         state = self._state
         model = state.resolve_model(request.model)
-        base_seed = request.seed if request.seed is not None else state.seed
+        base_seed = request.seed if request.seed is not None else state.env.seed
         single = request.model_copy(update={"n": 1, "model": model, "seed": base_seed})
         if request.n == 1:
             return await self._sample(single, 0)
-        client = state.client
+        client = state.env.client
         if isinstance(client, MultiSampleClient) and client.batches_samples(model):
             return await self._samples_in_one_request(client, single, request.n)
         responses: list[asyncio.Task[CompletionResponse]] = []
@@ -248,11 +243,11 @@ class NodeContext:
         model file, backend version -- keeps answers of different servers or files apart even
         when they share a model name), and the request text it hashes, or None when that text
         holds a secret value (it is then never stored)."""
-        client, scope = self._state.client, ""
+        client, scope = self._state.env.client, ""
         if isinstance(client, ScopedClient):
             scope = await client.cache_scope(single.model)
         text = key_request(single, index, base_seed, scope)
-        stored = text if self._state.redactor.redact(text) == text else None
+        stored = text if self._state.env.redactor.redact(text) == text else None
         return key_of(text), stored
 
     async def _samples_in_one_request(
@@ -260,15 +255,17 @@ class NodeContext:
     ) -> CompletionResponse:
         """Samples ``0..n-1``: cache hits as usual, every miss in one ``n``-choice request."""
         state = self._state
-        base_seed = single.seed if single.seed is not None else state.seed
+        base_seed = single.seed if single.seed is not None else state.env.seed
         seeds = tuple(derive_seed(base_seed, i) for i in range(n))
         keys = [
-            await self._cache_key(single, i, base_seed) if state.cache is not None else ("", None)
+            await self._cache_key(single, i, base_seed)
+            if state.env.cache is not None
+            else ("", None)
             for i in range(n)
         ]
         results: dict[int, CompletionResponse] = {}
         for i in range(n):
-            hit = state.cache.get(*keys[i]) if state.cache is not None else None
+            hit = state.env.cache.get(*keys[i]) if state.env.cache is not None else None
             if hit is not None and hit.completions:
                 state.cache_hits += 1
                 self._trace(
@@ -305,7 +302,7 @@ class NodeContext:
         sample_seeds = tuple(seeds[i] for i in indices)
         started = time.perf_counter()
         try:
-            response = await state.limits.call(
+            response = await state.env.limits.call(
                 first.model, lambda: client.complete_samples(first, sample_seeds)
             )
             if len(response.completions) != k:
@@ -316,7 +313,7 @@ class NodeContext:
         except BaseException as error:
             state.meter.settle(held, Usage(calls=1))
             if isinstance(error, Exception):
-                message = state.redactor.redact(str(error))
+                message = state.env.redactor.redact(str(error))
                 self._trace(first, indices[0], None, time.perf_counter() - started, error=message)
             raise
         latency = time.perf_counter() - started
@@ -330,25 +327,25 @@ class NodeContext:
             one = CompletionResponse(
                 completions=(response.completions[position],), usage=shares[position]
             )
-            if state.cache is not None:
+            if state.env.cache is not None:
                 key, text = keys[index]
-                state.cache.put(key, first.model, self._for_storage(one), text)
+                state.env.cache.put(key, first.model, self._for_storage(one), text)
             self._trace(single.model_copy(update={"seed": seeds[index]}), index, one, latency)
             out.append(one)
         return out
 
     async def _sample(self, single: CompletionRequest, index: int) -> CompletionResponse:
         state = self._state
-        base_seed = single.seed if single.seed is not None else state.seed
+        base_seed = single.seed if single.seed is not None else state.env.seed
         request = (
             single
             if index == 0
             else single.model_copy(update={"seed": derive_seed(base_seed, index)})
         )
         key, text = "", None
-        if state.cache is not None:
+        if state.env.cache is not None:
             key, text = await self._cache_key(single, index, base_seed)
-            hit = state.cache.get(key, text)
+            hit = state.env.cache.get(key, text)
             if hit is not None and hit.completions:
                 state.cache_hits += 1
                 self._trace(request, index, hit, 0.0, cache_hit=True)
@@ -364,7 +361,7 @@ class NodeContext:
 
         started = time.perf_counter()
         try:
-            response = await state.limits.call(
+            response = await state.env.limits.call(
                 model, self._call(request, index), on_retry=count_retry
             )
         except BaseException as error:
@@ -376,7 +373,7 @@ class NodeContext:
                     None,
                     time.perf_counter() - started,
                     attempts=attempts,
-                    error=state.redactor.redact(str(error)),
+                    error=state.env.redactor.redact(str(error)),
                 )
             raise
         latency = time.perf_counter() - started
@@ -386,8 +383,8 @@ class NodeContext:
             usage = usage.model_copy(update={"calls": 1, "usd": usd_cost})
             response = response.model_copy(update={"usage": usage})
         state.meter.settle(held, usage)
-        if state.cache is not None:
-            state.cache.put(key, model, self._for_storage(response), text)
+        if state.env.cache is not None:
+            state.env.cache.put(key, model, self._for_storage(response), text)
         self._trace(request, index, response, latency, attempts=attempts)
         return response
 
@@ -395,7 +392,7 @@ class NodeContext:
         self, request: CompletionRequest, index: int
     ) -> Callable[[], Awaitable[CompletionResponse]]:
         """One attempt of the call: streamed when this node's answer is tapped."""
-        client, tap = self._state.client, self._state.stream_tap
+        client, tap = self._state.env.client, self._state.stream_tap
         if (
             tap is not None
             and tap.node_id == self._node_id
@@ -406,7 +403,7 @@ class NodeContext:
         return lambda: client.complete(request)
 
     def _for_storage(self, response: CompletionResponse) -> CompletionResponse:
-        redactor = self._state.redactor
+        redactor = self._state.env.redactor
         if not redactor.values:
             return response
         completions = tuple(
@@ -426,10 +423,10 @@ class NodeContext:
         attempts: int = 1,
         error: str | None = None,
     ) -> None:
-        sink = self._state.trace
+        sink = self._state.env.trace
         if sink is None:
             return
-        redactor = self._state.redactor
+        redactor = self._state.env.redactor
         usage = response.usage if response is not None else Usage()
         first: Completion | None = response.completions[0] if response is not None else None
         prompt = None

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
 
@@ -30,14 +30,12 @@ from archon.ir import Budget, Node, Pipeline, is_hole
 from archon.layers.base import ExitDecision, Gate, Layer, LayerParams
 from archon.layers.registry import Registry
 from archon.runtime.budget import BudgetExceeded, Meter
-from archon.runtime.cache import CallCache
 from archon.runtime.clients.base import ModelClient
 from archon.runtime.concurrency import in_flight
 from archon.runtime.context import NodeContext, QueryState
-from archon.runtime.limits import Limits
-from archon.runtime.secrets import Redactor
+from archon.runtime.env import RunEnv, resolve_env
 from archon.runtime.streaming import StreamTap
-from archon.runtime.trace import StageRecord, StageSink, TraceSink
+from archon.runtime.trace import StageRecord, StageSink
 from archon.values import Candidates, Message, Payload, Usage
 
 logger = logging.getLogger(__name__)
@@ -186,7 +184,7 @@ def prepare(pipeline: Pipeline, registry: Registry) -> Prepared:
         except ArchonError as e:
             raise InvalidNode(f"node `{node.id}`{where}: {e}") from e
         try:
-            params = layer_cls.Params.model_validate(node.arguments())
+            params = layer_cls.validate_params(node.arguments())
         except ValidationError as e:
             raise InvalidNode(f"node `{node.id}`{where}: invalid parameters: {e}") from e
         prepared.append(PreparedNode(node, layer_cls(), params))
@@ -301,7 +299,7 @@ async def _run_node(
         cause = _leaf(e)
         if isinstance(cause, BudgetExceeded):
             raise cause from None
-        message = state.redactor.redact(str(cause) or type(cause).__name__)
+        message = state.env.redactor.redact(str(cause) or type(cause).__name__)
         raise NodeFailed(item.node, cause, message) from cause
     futures[node_id].set_result(output)
 
@@ -363,10 +361,11 @@ async def execute(prepared: Prepared, state: QueryState) -> RunResult:
 
 def _trace_stages(state: QueryState, exits: Sequence[ExitRecord]) -> None:
     """Write each gate's decision to the trace, when the sink records stages."""
-    if not isinstance(state.trace, StageSink):
+    trace = state.env.trace
+    if not isinstance(trace, StageSink):
         return
     for record in exits:
-        state.trace.record_stage(
+        trace.record_stage(
             StageRecord(
                 node_id=record.node,
                 exit=record.exit,
@@ -377,19 +376,9 @@ def _trace_stages(state: QueryState, exits: Sequence[ExitRecord]) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _Shared:
-    client: ModelClient
-    limits: Limits
-    cache: CallCache | None
-    trace: TraceSink | None
-    redactor: Redactor
-    seed: int
-
-
 def _state(
     prepared: Prepared,
-    shared: _Shared,
+    env: RunEnv,
     query: tuple[Message, ...],
     parent: Meter | None,
     index: int | None,
@@ -397,14 +386,9 @@ def _state(
 ) -> QueryState:
     meter = Meter(prepared.pipeline.budget, scope="query", parent=parent)
     return QueryState(
-        client=shared.client,
-        limits=shared.limits,
+        env=env,
         meter=meter,
         query=query,
-        seed=shared.seed,
-        cache=shared.cache,
-        trace=shared.trace,
-        redactor=shared.redactor,
         aliases=prepared.aliases,
         query_index=index,
         stream_tap=stream_tap,
@@ -417,69 +401,32 @@ def _run_meter(budget: Meter | Budget | None) -> Meter | None:
     return Meter(budget, scope="run")
 
 
-class RunOptions(TypedDict, total=False):
-    """The keyword options :func:`run` and :func:`run_many` share (described at :func:`run`)."""
-
-    limits: Limits | None
-    registry: Registry | None
-    cache: CallCache | None
-    trace: TraceSink | None
-    budget: Meter | Budget | None
-    seed: int
-    redactor: Redactor | None
-
-
-def _setup(
-    pipeline: Pipeline, client: ModelClient, options: RunOptions, caller: str
-) -> tuple[Prepared, _Shared, Meter | None]:
-    """The prepared pipeline, what every query of the call shares, and the run-level meter."""
-    unknown = sorted(set(options) - RunOptions.__optional_keys__)
-    if unknown:  # what a misspelt keyword argument raises in Python
-        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
-    registry = options.get("registry")
-    if registry is None:
-        from archon.layers import default_registry
-
-        registry = default_registry()
-    prepared = prepare(pipeline, registry)
-    shared = _Shared(
-        client=client,
-        limits=options.get("limits") or Limits(),
-        cache=options.get("cache"),
-        trace=options.get("trace"),
-        redactor=options.get("redactor") or Redactor.from_environ(),
-        seed=options.get("seed", 0),
-    )
-    return prepared, shared, _run_meter(options.get("budget"))
-
-
 async def run(
     pipeline: Pipeline,
     query: Query,
+    env: RunEnv | None = None,
     *,
-    client: ModelClient,
+    budget: Meter | Budget | None = None,
     stream_tap: StreamTap | None = None,
     query_index: int | None = None,
-    **options: Unpack[RunOptions],
+    client: ModelClient | None = None,
+    **fields: Any,
 ) -> RunResult:
     """Answer one query with a concrete pipeline.
 
     Args:
         pipeline: a pipeline without holes (assign them first).
         query: a user message, or a conversation ending with the user's turn.
-        client: where model calls go (e.g. ``RouterClient`` or ``ScriptedClient``).
+        env: the :class:`~archon.runtime.env.RunEnv`: client, limits, registry, cache, trace,
+            redactor and seed (:meth:`RunEnv.open <archon.runtime.env.RunEnv.open>` builds
+            the one the CLI uses).
+        budget: an extra run-level budget or meter on top of ``pipeline.budget``.
         stream_tap: pass the text of one node's call on while it is generated (see
             :mod:`archon.runtime.streaming`).
         query_index: recorded in the call traces (e.g. the choice of a served request).
-        **options: the :class:`RunOptions`, all optional:
-
-            * ``limits``: concurrency, timeouts and retries (share one instance between runs);
-            * ``registry``: layer kinds (default: the built-in ones);
-            * ``cache``: persistent call cache (None: no caching);
-            * ``trace``: sink for one record per model call;
-            * ``budget``: an extra run-level budget or meter on top of ``pipeline.budget``;
-            * ``seed``: run seed (default 0): layer RNGs and unset sampling seeds derive from it;
-            * ``redactor``: secret redaction (default: from the environment at call time).
+        client, **fields: shorthand for ``env=RunEnv(client=client, **fields)`` when no
+            ``env`` is given (``limits``, ``registry``, ``cache``, ``trace``, ``redactor``,
+            ``seed``).
 
     Raises:
         PipelineNotConcrete, InvalidNode: the pipeline cannot run as given.
@@ -488,44 +435,52 @@ async def run(
 
     Example:
         >>> from archon.runtime.clients.fake import ScriptedClient
-        >>> result = run_sync(pipeline, "2+2?", client=ScriptedClient())  # doctest: +SKIP
+        >>> result = run_sync(pipeline, "2+2?", RunEnv(client=ScriptedClient()))  # doctest: +SKIP
     """
-    prepared, shared, run_meter = _setup(pipeline, client, options, "run")
+    env = resolve_env(env, client, fields, "run")
+    prepared = prepare(pipeline, env.registry)
     messages = as_conversation(query)
-    state = _state(prepared, shared, messages, run_meter, query_index, stream_tap)
+    state = _state(prepared, env, messages, _run_meter(budget), query_index, stream_tap)
     return await execute(prepared, state)
 
 
-def run_sync(pipeline: Pipeline, query: Query, **options: Any) -> RunResult:
+def run_sync(
+    pipeline: Pipeline, query: Query, env: RunEnv | None = None, **options: Any
+) -> RunResult:
     """``asyncio.run(run(...))`` for scripts and the CLI."""
-    return asyncio.run(run(pipeline, query, **options))
+    return asyncio.run(run(pipeline, query, env, **options))
 
 
 async def run_many(
     pipeline: Pipeline,
     queries: Iterable[Query],
+    env: RunEnv | None = None,
     *,
-    client: ModelClient,
+    budget: Meter | Budget | None = None,
     max_in_flight: int | None = None,
-    **options: Unpack[RunOptions],
+    client: ModelClient | None = None,
+    **fields: Any,
 ) -> AsyncIterator[ItemResult]:
     """Answer many queries concurrently, yielding each :class:`ItemResult` as it completes.
 
-    The options are :func:`run`'s. All queries share one :class:`Limits` (so provider
-    pressure is bounded once) and one run-level meter built from ``budget``; each query also
+    ``env``, ``budget`` and the keyword shorthand are :func:`run`'s. All queries share one
+    :class:`Limits` (so provider pressure is bounded once) and one run-level meter built from
+    ``budget``; each query also
     has its own ``pipeline.budget``.
     A failing query (a node error, a budget limit) is yielded as an item with ``error`` set;
     it never stops the others. At most ``max_in_flight`` queries (default: the limits'
     ``max_concurrency``) are started at once.
     """
-    prepared, shared, run_meter = _setup(pipeline, client, options, "run_many")
-    window = max(1, max_in_flight or shared.limits.max_concurrency)
+    env = resolve_env(env, client, fields, "run_many")
+    prepared = prepare(pipeline, env.registry)
+    run_meter = _run_meter(budget)
+    window = max(1, max_in_flight or env.limits.max_concurrency)
 
     async def one(index: int, query: Query) -> ItemResult:
         messages: tuple[Message, ...] = ()
         try:
             messages = as_conversation(query)
-            state = _state(prepared, shared, messages, run_meter, index)
+            state = _state(prepared, env, messages, run_meter, index)
             return ItemResult(index, messages, result=await execute(prepared, state))
         except ArchonError as error:
             return ItemResult(index, messages, error=error)
@@ -539,21 +494,22 @@ async def run_many(
 async def run_conversation(
     pipeline: Pipeline,
     turns: Sequence[str],
+    env: RunEnv | None = None,
     *,
-    client: ModelClient,
     system: str | None = None,
     **options: Any,
 ) -> tuple[RunResult, ...]:
     """Answer a multi-turn conversation (MT-Bench style), one user turn at a time.
 
     Turn ``k`` is answered with the conversation so far: earlier user turns and the
-    pipeline's own earlier answers as assistant messages.
+    pipeline's own earlier answers as assistant messages. ``env`` and ``options`` are
+    :func:`run`'s.
     """
     history: list[Message] = [Message(role="system", content=system)] if system else []
     results: list[RunResult] = []
     for turn in turns:
         history.append(Message(role="user", content=turn))
-        result = await run(pipeline, tuple(history), client=client, **options)
+        result = await run(pipeline, tuple(history), env, **options)
         results.append(result)
         history.append(Message(role="assistant", content=result.answer))
     return tuple(results)

@@ -1,4 +1,10 @@
-"""Concurrency, timeouts and retries: the only place in archon that holds semaphores.
+"""Concurrency, timeouts and retries: the one owner of the semaphores of a run's model calls
+and sandbox programs.
+
+Two other bounds are deliberately separate: the server's admission slots
+(:class:`archon.serve.budget.Admission`, requests rather than calls) and a standalone
+:class:`archon.sandbox.Sandbox`'s own limit when it is used outside a run; inside a run, every
+call and program takes its slot here.
 
 One :class:`Limits` instance is shared by everything that runs at the same time (all nodes of
 a query, all queries of :func:`~archon.runtime.run_many`, all trials of a search), so the
@@ -33,8 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from archon.runtime.clients.base import ModelCallError, RetriesExhausted
-from archon.runtime.clients.local_kv import DEFAULT_SEQUENCES
+from archon.runtime.clients.base import LOCAL_SEQUENCES, ModelCallError, RetriesExhausted
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,7 +83,7 @@ class Limits:
         per_model: Mapping[str, int] | None = None,
         *,
         default_per_model: int | None = None,
-        local_concurrency: int = DEFAULT_SEQUENCES,
+        local_concurrency: int = LOCAL_SEQUENCES,
         timeout_s: float | None = 300.0,
         retries: int = 4,
         backoff_s: float = 0.5,

@@ -11,7 +11,7 @@ Example::
     from archon.eval import EvalConfig
     from archon.search import SearchBudget, SearchOptions, search
     result = search(
-        template, dataset, EvalConfig(client=client),
+        template, dataset, EvalConfig.of(client=client),
         storage="sqlite:///moa.study.db",
         budget=SearchBudget(trials=30, calls=5000),
         options=SearchOptions(objective="quality", sampler="tpe", seed=0),
@@ -28,7 +28,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from archon.errors import ArchonError
+from archon.errors import ArchonError, not_positive
 from archon.eval.config import EvalConfig
 from archon.eval.items import Dataset, EvalItem
 from archon.eval.splits import select_split
@@ -118,9 +118,9 @@ def split_dataset(
 def check_budget(budget: SearchBudget) -> None:
     """Raise SearchConfigError for a budget no search can keep (zero or negative limits)."""
     for name in ("trials", "calls", "usd", "seconds"):
-        value = getattr(budget, name)
-        if value is not None and not value > 0:  # NaN fails too
-            raise SearchConfigError(f"budget {name} must be positive, not {value}")
+        problem = not_positive(getattr(budget, name), f"budget {name}")
+        if problem is not None:
+            raise SearchConfigError(problem)
 
 
 def as_dataset(
@@ -162,7 +162,7 @@ def search(
         evaluator: how a configuration is scored instead (default: an
             :class:`~archon.search.objective.EvalEvaluator` over ``config``); e.g.
             :class:`archon.search.simulator.SimulatedEvaluator`.
-        registry: layer kinds (default: ``config.registry``, else the built-in ones).
+        registry: layer kinds (default: ``config.env.registry``, else the built-in ones).
         storage: ``sqlite:///file.db``, ``postgresql://...``, ``journal:file.log`` or None
             (in memory).
         study: study name (default: the template's pipeline name).
@@ -171,7 +171,7 @@ def search(
         limit: at most this many dev and this many test items.
         dev_fraction / split_seed: how a ``Dataset`` is split.
         on_event: called with a :class:`SearchEvent` as trials start and finish.
-        close_client: close ``config.client`` on the search's event loop when it ends (for
+        close_client: close ``config.env.client`` on the search's event loop when it ends (for
             callers that hand the client over, like the CLI).
 
     Returns:
@@ -184,7 +184,7 @@ def search(
     """
     if budget is not None:
         check_budget(budget)
-    registry = registry or (config.registry if config is not None else None)
+    registry = registry or (config.env.registry if config is not None else None)
     if registry is None:
         from archon.layers import default_registry
 
@@ -214,6 +214,6 @@ def search(
             )
         finally:
             if close_client and config is not None:
-                await config.client.aclose()
+                await config.env.client.aclose()
 
     return asyncio.run(go())

@@ -24,6 +24,7 @@ from archon.runtime import Meter
 from archon.search.config import SearchBudget, SearchOptions, chunk_size_for
 from archon.search.objective import Evaluator, Progress
 from archon.search.paired import ItemScreen
+from archon.search.record import StopReason
 from archon.search.report import best_trials
 from archon.search.storage import Worker
 from archon.values import Usage
@@ -138,7 +139,7 @@ class SearchState:
     ``stop`` keeps the first reason given; counters only grow.
     """
 
-    stopped: str | None = None
+    stopped: StopReason | None = None
     cache_hits: int = 0
     usd_saved: float = 0.0
     new_trials: int = 0
@@ -148,7 +149,7 @@ class SearchState:
     screen: ItemScreen | None = None
     """The dev items later trials are evaluated on (``SearchOptions.screen_after``)."""
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: StopReason) -> None:
         """Stop the run for ``reason`` (the first reason wins)."""
         self.stopped = self.stopped or reason
 

@@ -57,6 +57,7 @@ from archon.search.context import (
 from archon.search.heldout import final_phase
 from archon.search.objective import Evaluator
 from archon.search.paired import ItemScreen, screen_items
+from archon.search.record import StopReason
 from archon.search.report import SearchResult, item_scores, summarize
 from archon.search.space import encode_params
 from archon.search.storage import (
@@ -265,28 +266,27 @@ class StudyLoop:
             trials = [t for t in trials if t.number < before]
         return len(trials)
 
-    def limit_reached(self) -> str | None:
-        """The first limit reached (trials, a budget, no new feasible trial), or None."""
+    def limit_reached(self) -> StopReason | None:
+        """The first limit reached (trials, a budget, no new feasible trial), or None.
+
+        The search meter judges its own limits (:meth:`~archon.runtime.Meter.exhausted`): the
+        loop stops asking for trials exactly when no further call would fit.
+        """
         if self.state.stopped is not None:
             return self.state.stopped
         target = self.context.budget.trials
         if target is not None and self._counted() >= target:
-            return "trials"
-        meter = self.context.meter
-        limits, spent = meter.budget, meter.spent
-        if limits.calls is not None and spent.calls + meter.held.calls >= limits.calls:
-            return "calls budget"
-        if limits.usd is not None and spent.usd >= limits.usd:
-            return "usd budget"
-        if limits.seconds is not None and meter.seconds >= limits.seconds:
-            return "seconds budget"
+            return StopReason.budget("trials")
+        limit = self.context.meter.exhausted()
+        if limit is not None:
+            return StopReason.budget(limit)
         if self.state.free_streak >= _FREE_STREAK_LIMIT:
-            return "no new feasible configuration"
+            return StopReason.no_feasible()
         return None
 
     def _tell(self, trial: optuna.Trial, outcome: Outcome) -> None:
         if tell(self.study, trial, outcome.values, outcome.state):
-            self.state.stop("grid exhausted")
+            self.state.stop(StopReason.grid_exhausted())
 
     def ask(self) -> optuna.Trial | None:
         """A new trial, or None (and the run stops) when another worker took the last slot."""
@@ -297,7 +297,7 @@ class StudyLoop:
             frozen = self.study.trials[trial.number]
             if "fixed_params" in frozen.system_attrs:
                 requeue(self.study, frozen, "surplus trial")
-            self.state.stop("trials")
+            self.state.stop(StopReason.budget("trials"))
             return None
         return trial
 
@@ -320,8 +320,8 @@ class StudyLoop:
         try:
             outcome = await self.runner.run(trial)
         except Interrupted as stop:
-            self.state.stop(f"{stop.limit} budget")
-            self.abandon(trial, f"search {stop.limit} budget reached")
+            self.state.stop(stop.reason)
+            self.abandon(trial, f"search {stop.reason} reached")
             return
         except asyncio.CancelledError:
             self.abandon(trial, "search interrupted")
@@ -414,11 +414,12 @@ async def search_async(
     emit(context, "started", study, message=f"study '{context.study_name}'")
     await StudyLoop(context, state, study, TrialRunner(context, state, known)).run()
     await final_phase(context, state, study)
-    emit(context, "finished", study, message=state.stopped or "done")
+    stopped = state.stopped or StopReason.done()
+    emit(context, "finished", study, message=str(stopped))
     return SearchResult(
         report=summarize(study),
         storage=storage,
-        stopped=state.stopped or "done",
+        stopped=stopped,
         spent=total.spent,
         cache_hits=state.cache_hits,
         usd_saved=state.usd_saved,

@@ -34,16 +34,23 @@ from archon.eval.baselines import equal_cost_samples, models_of, repeated_sampli
 from archon.ir import Pipeline
 from archon.search.context import SearchContext, SearchState, emit
 from archon.search.objective import EvalEvaluator, Progress
-from archon.search.report import (
+from archon.search.record import (
     FULL_DEV_PREFIX,
     REFERENCE_PREFIX,
+    TEST_PREFIX,
+    StopReason,
+    TrialKey,
+    numbered,
+    numbered_key,
+)
+from archon.search.report import (
     best_trials,
     cost_of,
     feasible,
     stored_results,
     winner_choice,
 )
-from archon.search.storage import TEST_PREFIX, test_results
+from archon.search.storage import test_results
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +81,7 @@ async def _evaluate(
     state.spent(last)
     if last.stopped is not None:
         logger.warning("final evaluation of %s stopped: %s", pipeline.name, last.stopped)
-        state.stop(f"{last.stopped} budget")
+        state.stop(StopReason.exceeded(last.stopped))
         return None
     return last
 
@@ -112,18 +119,20 @@ async def _final(
     """Evaluate each of ``trials`` on ``items`` once per concrete pipeline; store under
     ``prefix + number`` (results already stored, by any worker, are reused). False when the
     search budget ran out."""
-    done = {key: r for key, r in stored_results(study, prefix).items() if key.isdigit()}
+    done = numbered(study.user_attrs, prefix)
     by_fingerprint = {
-        str(study.trials[int(n)].user_attrs.get("fingerprint")): r
+        str(study.trials[n].user_attrs.get(TrialKey.FINGERPRINT)): r
         for n, r in done.items()
-        if int(n) < len(study.trials)
+        if n < len(study.trials)
     }
     for trial in trials:
         fingerprint = str(trial.user_attrs.get("fingerprint"))
-        if str(trial.number) in done:
+        if trial.number in done:
             continue
         if fingerprint in by_fingerprint:
-            study.set_user_attr(f"{prefix}{trial.number}", dict(by_fingerprint[fingerprint]))
+            study.set_user_attr(
+                numbered_key(prefix, trial.number), dict(by_fingerprint[fingerprint])
+            )
             continue
         pipeline = _pipeline(trial)
         if pipeline is None:
@@ -136,7 +145,7 @@ async def _final(
         if progress is None:
             return False
         by_fingerprint[fingerprint] = result_attrs(progress)
-        study.set_user_attr(f"{prefix}{trial.number}", by_fingerprint[fingerprint])
+        study.set_user_attr(numbered_key(prefix, trial.number), by_fingerprint[fingerprint])
     return True
 
 

@@ -8,8 +8,9 @@ what was spent so far. Implementations:
 * :class:`EvalEvaluator` (the default) runs :func:`archon.eval.evaluate.evaluate_chunks` with the
   dataset's metric; one shared :class:`~archon.runtime.Limits`, :class:`~archon.runtime.CallCache`
   and run-level :class:`~archon.runtime.Meter` serve every trial;
-* :class:`RuntimeEvaluator` runs the pipeline with :func:`archon.runtime.run_many` and scores
-  answers with any ``score(item, answer)`` function;
+* :class:`RuntimeEvaluator` scores any items with a plain ``score(item, answer)`` function,
+  made a metric (:class:`~archon.eval.metrics.function.FunctionMetric`) and evaluated by
+  :class:`EvalEvaluator` -- there is one evaluation path;
 * :class:`archon.search.simulator.SimulatedEvaluator` scores instantly from a known function
   of the architecture (tests and benchmarks).
 """
@@ -18,26 +19,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from archon.errors import ArchonError
 from archon.eval.config import EvalConfig
 from archon.eval.items import Dataset, EvalItem
+from archon.eval.metrics.function import FunctionMetric, ScoreFunction
 from archon.eval.records import ModelUsage
-from archon.eval.summary import PerQuery, PerQueryTally
+from archon.eval.summary import PerQuery
 from archon.ir import Pipeline
-from archon.layers.registry import Registry
 from archon.runtime import (
     BudgetExceeded,
     CallCache,
     CallRecord,
-    ItemResult,
-    Limits,
     Meter,
     ModelClient,
-    run_many,
+    RunEnv,
 )
+from archon.runtime.env import resolve_env
 from archon.values import Message
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ class Progress:
         usd: dollars spent.
         usd_equivalent: dollars the calls would have cost without the cache.
         failed: items that raised (node failure or per-query budget).
-        stopped: the limit (``calls``, ``usd``, ``seconds``, ``tokens``) of the run-level
-            (search) budget that ran out, making the evaluation incomplete; else None.
+        stopped: the run-level (search) budget limit that ran out, making the evaluation
+            incomplete (its ``limit``: ``calls``, ``usd``, ``seconds``, ``tokens``); else None.
         by_model: calls and tokens per model (when the evaluator knows them).
         scores: ``(item id, score)`` of every item scored so far, for paired comparisons
             (when the evaluator reports them).
@@ -79,7 +80,7 @@ class Progress:
     usd: float = 0.0
     usd_equivalent: float = 0.0
     failed: int = 0
-    stopped: str | None = None
+    stopped: BudgetExceeded | None = None
     by_model: tuple[ModelUsage, ...] = ()
     scores: tuple[tuple[str, float], ...] = ()
     per_query: PerQuery | None = None
@@ -131,39 +132,66 @@ class _Tally:
 
 
 class RuntimeEvaluator(Generic[T]):
-    """Runs pipelines with the archon runtime and scores answers.
+    """Scores pipelines on any items with a plain ``score(item, answer)`` function.
+
+    The function becomes a metric (:class:`~archon.eval.metrics.function.FunctionMetric`),
+    each item an :class:`~archon.eval.items.EvalItem` asking ``query(item)``, and the trial
+    is evaluated by :class:`EvalEvaluator` -- the one evaluation path, with eval's reports.
 
     Args:
-        client: where model calls go (shared by every trial).
+        env: the run environment shared by every trial (or a model client, with the other
+            :class:`~archon.runtime.RunEnv` fields -- ``limits``, ``cache``, ``registry``,
+            ``seed`` -- as keywords).
         score: ``score(item, answer) -> float`` in [0, 1] (sync or async).
-        query: ``query(item)`` -> what the pipeline is asked.
-        limits: concurrency, timeouts, retries: one instance shared by every trial.
-        cache: the persistent call cache shared by every trial (None: no caching).
-        registry: layer kinds.
-        seed: run seed (the same for every trial, so equal calls hit the cache).
+        query: ``query(item)`` -> what the pipeline is asked (a string, or a system message
+            and one user message).
         max_in_flight: queries of one trial run at once (default: the limits' concurrency).
     """
 
     def __init__(
         self,
-        client: ModelClient,
-        score: Callable[[T, str], float | Awaitable[float]],
+        env: RunEnv | ModelClient,
+        score: ScoreFunction,
         query: Callable[[T], Query],
         *,
-        limits: Limits | None = None,
-        cache: CallCache | None = None,
-        registry: Registry | None = None,
-        seed: int = 0,
         max_in_flight: int | None = None,
+        **env_fields: Any,
     ) -> None:
-        self.client = client
+        if isinstance(env, RunEnv):
+            self.env = resolve_env(env, None, env_fields, "RuntimeEvaluator")
+        else:
+            self.env = resolve_env(None, env, env_fields, "RuntimeEvaluator")
         self.score = score
         self.query = query
-        self.limits = limits or Limits()
-        self.cache = cache
-        self.registry = registry
-        self.seed = seed
-        self.max_in_flight = max_in_flight
+        self._items: dict[str, T] = {}
+        self.metric = FunctionMetric(score, "score", item_of=lambda item: self._items[item.id])
+        config = EvalConfig(
+            env=self.env,
+            metric=self.metric,
+            concurrency=max(1, max_in_flight or self.env.limits.max_concurrency),
+            score_candidates=False,
+        )
+        self._eval = EvalEvaluator(Dataset(name="search", items=(), metric="score"), config)
+
+    @property
+    def cache(self) -> CallCache | None:
+        return self.env.cache
+
+    def _item(self, item: T, position: int) -> EvalItem:
+        key = str(getattr(item, "id", position))
+        self._items[key] = item
+        asked = self.query(item)
+        if isinstance(asked, str):
+            return EvalItem(id=key, turns=(asked,))
+        messages = tuple(asked)
+        system = [m.content for m in messages if m.role == "system"]
+        users = [m.content for m in messages if m.role == "user"]
+        if len(users) != 1 or len(system) + len(users) != len(messages):
+            raise ArchonError(
+                "RuntimeEvaluator asks a string, or a system message and one user message;"
+                " evaluate conversations with EvalEvaluator and EvalItem turns"
+            )
+        return EvalItem(id=key, turns=(users[0],), system=system[0] if system else None)
 
     async def evaluate_chunks(
         self,
@@ -174,90 +202,11 @@ class RuntimeEvaluator(Generic[T]):
         budget: Meter | None,
     ) -> AsyncGenerator[Progress, None]:
         """See :class:`Evaluator`."""
-        chunk_size = max(1, chunk_size)
-        tally = _Tally()
-        state = _Totals()
-        for start in range(0, len(items), chunk_size):
-            chunk = items[start : start + chunk_size]
-            async for result in run_many(
-                pipeline,
-                [self.query(item) for item in chunk],
-                client=self.client,
-                limits=self.limits,
-                registry=self.registry,
-                cache=self.cache,
-                trace=tally,
-                budget=budget,
-                seed=self.seed,
-                max_in_flight=self.max_in_flight,
-            ):
-                await state.add(result, chunk[result.index], start + result.index, self.score)
-            progress = state.progress(tally)
-            yield progress
-            if progress.stopped is not None:
-                return
-
-
-@dataclass
-class _Totals:
-    done: int = 0
-    total: float = 0.0
-    calls: int = 0
-    cache_hits: int = 0
-    tokens: int = 0
-    usd: float = 0.0
-    failed: int = 0
-    stopped: str | None = None
-    scores: list[tuple[str, float]] = field(default_factory=list)
-    per_query: PerQueryTally = field(default_factory=PerQueryTally)
-
-    async def add(
-        self,
-        result: ItemResult,
-        item: T,
-        position: int,
-        score: Callable[[T, str], float | Awaitable[float]],
-    ) -> None:
-        error = result.error
-        if isinstance(error, BudgetExceeded) and error.scope == "run":
-            # The search budget ran out: this item was not evaluated, the trial is incomplete.
-            self.stopped = self.stopped or error.limit
-            return
-        self.done += 1
-        key = str(getattr(item, "id", position))
-        if result.result is None:
-            self.failed += 1
-            self.scores.append((key, 0.0))
-            logger.debug("item %d failed: %s", result.index, error)
-            return
-        run = result.result
-        self.calls += run.usage.calls
-        self.tokens += run.usage.tokens
-        self.usd += run.usage.usd
-        self.cache_hits += run.cache_hits
-        self.per_query.add(
-            run.usage.calls + run.cache_hits, run.usage.tokens, run.exited_at is not None
-        )
-        value = score(item, run.answer)
-        if not isinstance(value, float | int):
-            value = await value
-        self.total += float(value)
-        self.scores.append((key, float(value)))
-
-    def progress(self, tally: _Tally) -> Progress:
-        return Progress(
-            items_done=self.done,
-            score=self.total / self.done if self.done else 0.0,
-            calls=self.calls,
-            cache_hits=self.cache_hits,
-            tokens=self.tokens,
-            usd=self.usd,
-            usd_equivalent=tally.usd_equivalent,
-            failed=self.failed,
-            stopped=self.stopped,
-            scores=tuple(self.scores),
-            per_query=self.per_query.per_query(),
-        )
+        wrapped = [self._item(item, position) for position, item in enumerate(items)]
+        chunks = self._eval.evaluate_chunks(pipeline, wrapped, chunk_size=chunk_size, budget=budget)
+        async with contextlib.aclosing(chunks):
+            async for progress in chunks:
+                yield progress
 
 
 class EvalEvaluator:
@@ -276,12 +225,12 @@ class EvalEvaluator:
 
     def __init__(self, dataset: Dataset, config: EvalConfig) -> None:
         self.dataset = dataset
-        self.config = config if config.limits is not None else config.replace(limits=Limits())
+        self.config = config
 
     @property
     def cache(self) -> CallCache | None:
         """The call cache every trial shares (its ``bank_hits`` count the bank's answers)."""
-        return self.config.cache
+        return self.config.env.cache
 
     @property
     def metric_name(self) -> str:
@@ -302,7 +251,7 @@ class EvalEvaluator:
         """See :class:`Evaluator`."""
         from archon.eval.evaluate import evaluate_chunks
 
-        forward = self.config.trace
+        forward = self.config.env.trace
         tally = _Tally(forward=[forward.record] if forward is not None else [])
         config = self.config.replace(budget=budget, trace=tally)
         chunks = evaluate_chunks(
@@ -330,7 +279,7 @@ def _progress(
         usd=cost.usd,
         usd_equivalent=tally.usd_equivalent,
         failed=summary.errors,
-        stopped=None if report.stopped is None else report.stopped.limit,
+        stopped=report.stopped,
         by_model=cost.by_model,
         scores=scores,
         per_query=cost.per_query,

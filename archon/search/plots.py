@@ -23,7 +23,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archon.search.report import REFERENCE_PREFIX, stored_results
+from archon.search.record import REFERENCE_PREFIX
+from archon.search.report import stored_results
 from archon.search.storage import ATTR_COST, open_storage
 
 logger = logging.getLogger(__name__)

@@ -19,6 +19,17 @@ from archon.eval.stats import Difference, paired_bootstrap_ci, paired_difference
 from archon.ir import Pipeline
 from archon.search.config import CONSTRAINT_ATTR, WINNER_ATTR
 from archon.search.paired import P_THRESHOLD, PairedVerdict, paired_verdict
+from archon.search.record import (
+    FULL_DEV_PREFIX,
+    REFERENCE_PREFIX,
+    StopReason,
+    StoredResult,
+    TrialKey,
+    TrialRecord,
+    as_scores,
+    numbered,
+    prefixed,
+)
 from archon.search.space import decode_params, params_json
 from archon.search.storage import (
     ATTR_COST,
@@ -31,40 +42,24 @@ from archon.search.storage import (
 )
 from archon.values import Usage
 
-FULL_DEV_PREFIX = "dev_full."
-"""Study attribute prefix of a trial's re-evaluation on the whole dev split (promotion)."""
-REFERENCE_PREFIX = "reference."
-"""Study attribute prefix of a baseline's result on the test split (single sample, vote)."""
-
 
 def stored_results(study: optuna.Study, prefix: str) -> dict[str, Mapping[str, Any]]:
     """Results stored as study user attributes ``prefix + key``, by key."""
-    return {
-        key[len(prefix) :]: value
-        for key, value in study.user_attrs.items()
-        if key.startswith(prefix) and isinstance(value, dict)
-    }
+    return prefixed(study.user_attrs, prefix)
 
 
 def promoted_results(study: optuna.Study) -> dict[int, Mapping[str, Any]]:
     """Whole-dev-split re-evaluations by trial number."""
     return {
-        int(key): value
-        for key, value in stored_results(study, FULL_DEV_PREFIX).items()
-        if key.isdigit() and isinstance(value.get("score"), int | float)
+        number: value
+        for number, value in numbered(study.user_attrs, FULL_DEV_PREFIX).items()
+        if StoredResult.from_json(value).score is not None
     }
 
 
 def item_scores(result: Mapping[str, Any]) -> dict[str, float]:
     """The per-item scores a stored result holds (``scores``: ``[[id, score], ...]``)."""
-    pairs = result.get("scores")
-    if not isinstance(pairs, list):
-        return {}
-    return {
-        str(pair[0]): float(pair[1])
-        for pair in pairs
-        if isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[1], int | float)
-    }
+    return as_scores(result.get(TrialKey.SCORES))
 
 
 @dataclass(frozen=True)
@@ -306,7 +301,8 @@ class SearchResult:
     Attributes:
         report: the study as stored (all workers' trials).
         storage: the storage URL (None: in memory).
-        stopped: why this search stopped (``trials``, ``calls budget``, ``grid exhausted`` ...).
+        stopped: why this search stopped, typed (its ``str()``: ``trials``, ``calls budget``,
+            ``grid exhausted`` ...).
         spent: calls, tokens and USD this search spent (test re-evaluation included).
         cache_hits: calls answered from the cache during this search.
         usd_saved: what those cache hits would have cost.
@@ -317,7 +313,7 @@ class SearchResult:
 
     report: StudyReport
     storage: str | None
-    stopped: str
+    stopped: StopReason
     spent: Usage = field(default_factory=Usage)
     cache_hits: int = 0
     usd_saved: float = 0.0
@@ -343,14 +339,6 @@ class SearchResult:
         return dict(self.best[0].params) if self.best else {}
 
 
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def summarize_trial(
     trial: FrozenTrial,
     template: Pipeline | None,
@@ -359,6 +347,7 @@ def summarize_trial(
 ) -> TrialSummary:
     """A :class:`TrialSummary` of ``trial`` (``template`` decodes list-valued options)."""
     attrs = trial.user_attrs
+    record = TrialRecord.from_attrs(attrs)
     try:
         params = (
             params_json(decode_params(template, trial.params))
@@ -370,33 +359,32 @@ def summarize_trial(
     test = tests.get(trial.number, {})
     full = (promoted or {}).get(trial.number, {})
     values = tuple(trial.values) if trial.values is not None else None
-    by_model = attrs.get("by_model")
-    per_query = attrs.get("per_query")
+    tested, promoted_run = StoredResult.from_json(test), StoredResult.from_json(full)
     return TrialSummary(
         number=trial.number,
         state=trial.state.name,
         values=values,
         params=params,
-        dev_score=_float(attrs.get("score")),
-        dev_items=_int(attrs.get("items")) or 0,
-        cost_per_query=_float(attrs.get("cost_per_query")),
-        estimated_calls=_int(attrs.get("est_calls")),
-        calls=_int(attrs.get("calls")) or 0,
-        cache_hits=_int(attrs.get("cache_hits")) or 0,
-        usd=_float(attrs.get("usd")) or 0.0,
-        infeasible=attrs.get("infeasible") if isinstance(attrs.get("infeasible"), str) else None,
-        duplicate_of=_int(attrs.get("duplicate_of")),
-        baseline=bool(attrs.get("baseline", False)),
-        test_score=_float(test.get("score")),
-        test_items=_int(test.get("items")),
-        test_scores=item_scores(test),
-        full_dev_score=_float(full.get("score")),
-        full_dev_items=_int(full.get("items")),
-        by_model=by_model if isinstance(by_model, dict) else {},
-        per_query=per_query if isinstance(per_query, dict) else {},
-        pipeline_json=attrs.get("pipeline") if isinstance(attrs.get("pipeline"), str) else None,
-        dev_scores=item_scores(attrs),
-        full_dev_scores=item_scores(full),
+        dev_score=record.score,
+        dev_items=record.items,
+        cost_per_query=record.cost_per_query,
+        estimated_calls=record.est_calls,
+        calls=record.calls,
+        cache_hits=record.cache_hits,
+        usd=record.usd,
+        infeasible=record.infeasible,
+        duplicate_of=record.duplicate_of,
+        baseline=record.baseline,
+        test_score=tested.score,
+        test_items=tested.items,
+        test_scores=tested.scores,
+        full_dev_score=promoted_run.score,
+        full_dev_items=promoted_run.items,
+        by_model=record.by_model,
+        per_query=record.per_query,
+        pipeline_json=record.pipeline,
+        dev_scores=record.scores,
+        full_dev_scores=promoted_run.scores,
         attrs=attrs,
     )
 
@@ -571,15 +559,19 @@ def _winner_note(study: optuna.Study) -> str | None:
 
 def _references(study: optuna.Study) -> tuple[Reference, ...]:
     stored = stored_results(study, REFERENCE_PREFIX)
+    results = sorted(
+        ((name, StoredResult.from_json(data)) for name, data in stored.items()),
+        key=lambda pair: pair[1].order,
+    )
     return tuple(
         Reference(
             name=name,
-            score=_float(result.get("score")),
-            items=_int(result.get("items")) or 0,
-            calls_per_item=_float(result.get("calls_per_item")),
-            scores=item_scores(result),
+            score=result.score,
+            items=result.items or 0,
+            calls_per_item=result.calls_per_item,
+            scores=result.scores,
         )
-        for name, result in sorted(stored.items(), key=lambda kv: int(kv[1].get("order", 0)))
+        for name, result in results
     )
 
 

@@ -174,9 +174,7 @@ class SimulatedEvaluator:
                     try:
                         held = await budget.reserve(Reservation(per_item, 0, 0.0))
                     except BudgetExceeded as error:
-                        yield Progress(
-                            done, total / done if done else 0.0, calls, stopped=error.limit
-                        )
+                        yield Progress(done, total / done if done else 0.0, calls, stopped=error)
                         return
                     budget.settle(held, Usage(calls=per_item))
                 calls += per_item

@@ -43,6 +43,7 @@ from archon.compiler.structure import holes
 from archon.errors import ArchonError
 from archon.ir import Pipeline, strip_spans
 from archon.processes import pid_alive
+from archon.search.record import TEST_PREFIX, numbered
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ ATTR_HISTORY = "template_history"
 ATTR_OBJECTIVE = "objective"
 ATTR_COST = "cost_unit"
 ATTR_VERSION = "archon_version"
-TEST_PREFIX = "test."
 
 
 class StudyMismatch(ArchonError):
@@ -322,11 +322,4 @@ def check_directions(study: optuna.Study, directions: Sequence[StudyDirection]) 
 
 def test_results(study: optuna.Study) -> dict[int, Mapping[str, Any]]:
     """Held-out test results recorded by any worker, by trial number."""
-    results: dict[int, Mapping[str, Any]] = {}
-    for key, value in study.user_attrs.items():
-        if key.startswith(TEST_PREFIX) and isinstance(value, dict):
-            try:
-                results[int(key[len(TEST_PREFIX) :])] = value
-            except ValueError:
-                continue
-    return results
+    return numbered(study.user_attrs, TEST_PREFIX)

@@ -36,6 +36,7 @@ from archon.search.config import CONSTRAINT_ATTR
 from archon.search.context import SearchContext, SearchState
 from archon.search.objective import Progress
 from archon.search.paired import Incumbent, ItemScreen, dominated
+from archon.search.record import StopReason
 from archon.search.report import feasible, item_scores
 from archon.search.space import SearchSpaceError, materialize
 
@@ -59,12 +60,16 @@ class Interrupted(Exception):
     """A trial stopped because the search budget ran out mid-evaluation.
 
     Attributes:
-        limit: which limit of the search budget (``calls``, ``usd``, ``seconds`` ...).
+        reason: which limit of the search budget (``calls``, ``usd``, ``seconds`` ...).
     """
 
-    def __init__(self, limit: str) -> None:
-        super().__init__(limit)
-        self.limit = limit
+    def __init__(self, reason: StopReason) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+    @property
+    def limit(self) -> str:
+        return self.reason.limit or ""
 
 
 def progress_attrs(context: SearchContext, progress: Progress) -> dict[str, Any]:
@@ -203,7 +208,7 @@ class TrialRunner:
             scores = {**screen.credit, **scores}
         trial.set_user_attr(SCORES_ATTR, [[k, v] for k, v in scores.items()])
         if last.stopped is not None:
-            raise Interrupted(last.stopped)
+            raise Interrupted(StopReason.exceeded(last.stopped))
         if pruned:
             return Outcome(TrialState.PRUNED)
         if not last.items_done:

@@ -10,7 +10,7 @@ Example::
     from archon.serve import ServedPipeline, create_app, start
 
     app = create_app([ServedPipeline.build("moa", pipeline, registry)],
-                     client=client, registry=registry)
+                     RunEnv(client=client, registry=registry))
     server = await start(app, "127.0.0.1", 0)      # server.url -> http://127.0.0.1:PORT/v1
     ...
     await server.stop()
@@ -21,7 +21,7 @@ from __future__ import annotations
 from archon.serve.app import create_app
 from archon.serve.budget import Admission, ServerBudget
 from archon.serve.chat import ChatRequest, Sampling, parse_chat_request
-from archon.serve.engine import Answer, Engine, Resources, ServeSettings
+from archon.serve.engine import Answer, Engine, ServeSettings
 from archon.serve.errors import ApiError
 from archon.serve.pipelines import ServedPipeline
 from archon.serve.runner import RunningServer, serve, start
@@ -32,7 +32,6 @@ __all__ = [
     "ApiError",
     "ChatRequest",
     "Engine",
-    "Resources",
     "RunningServer",
     "Sampling",
     "ServeSettings",

@@ -23,11 +23,11 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from archon.errors import ArchonError
-from archon.layers.registry import Registry
-from archon.runtime import CallCache, Limits, ModelClient, Redactor, TraceSink
+from archon.runtime import ModelClient, RunEnv
+from archon.runtime.env import resolve_env
 from archon.serve.budget import Admission, ServerBudget
 from archon.serve.chat import ChatRequest, parse_chat_request
-from archon.serve.engine import Engine, Resources, ServeSettings
+from archon.serve.engine import Engine, ServeSettings
 from archon.serve.errors import (
     AUTHENTICATION,
     SERVER,
@@ -71,21 +71,21 @@ STATE = web.AppKey("archon_serve_state", ServeState)
 
 def create_app(
     pipelines: Sequence[ServedPipeline],
+    env: RunEnv | None = None,
     *,
-    client: ModelClient,
-    registry: Registry,
     settings: ServeSettings | None = None,
-    limits: Limits | None = None,
-    cache: CallCache | None = None,
-    trace: TraceSink | None = None,
     budget: ServerBudget | None = None,
-    redactor: Redactor | None = None,
+    client: ModelClient | None = None,
+    **env_fields: Any,
 ) -> web.Application:
-    """An application serving ``pipelines`` (each under its ``name``).
+    """An application serving ``pipelines`` (each under its ``name``), every request run in
+    ``env`` (its redactor also hides the server's API key).
 
-    The caller owns ``client``, ``cache`` and ``trace`` and closes them after the
-    application has shut down (see :func:`archon.serve.runner.serve`).
+    ``client=..., registry=..., limits=...`` (the :class:`~archon.runtime.RunEnv` fields) may
+    be given instead of ``env``. The caller owns the client, cache and trace sink and closes
+    them after the application has shut down (see :func:`archon.serve.runner.serve`).
     """
+    env = resolve_env(env, client, env_fields, "create_app")
     if not pipelines:
         raise ArchonError("nothing to serve: give at least one pipeline")
     names = [p.name for p in pipelines]
@@ -100,15 +100,8 @@ def create_app(
         budget_left=budget.remaining,
     )
     keys = [settings.api_key] if settings.api_key else []
-    resources = Resources(
-        client=client,
-        limits=limits or Limits(),
-        registry=registry,
-        cache=cache,
-        trace=trace,
-        redactor=(redactor or Redactor.from_environ()).with_values(keys),
-    )
-    engine = Engine(pipelines, resources, settings=settings, budget=budget, metrics=metrics)
+    env = env.replace(redactor=env.redactor.with_values(keys))
+    engine = Engine(pipelines, env, settings=settings, budget=budget, metrics=metrics)
     state = ServeState(engine, admission, metrics, started=int(time.time()))
     app = web.Application(middlewares=[_connection, _errors, _auth], client_max_size=MAX_BODY_BYTES)
     app[STATE] = state

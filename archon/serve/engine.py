@@ -1,8 +1,9 @@
 """Answering a chat request with a served pipeline: the part of the server without HTTP.
 
-One :class:`Engine` holds what all requests share -- the model client, one
-:class:`~archon.runtime.Limits`, the call cache, the trace sink, the server budget and the
-metrics -- and runs each request's ``n`` choices concurrently with
+One :class:`Engine` holds what all requests share -- the run environment
+(:class:`~archon.runtime.RunEnv`: the model client, one :class:`~archon.runtime.Limits`, the
+registry, the call cache, the trace sink, the redactor), the server budget and the metrics --
+and runs each request's ``n`` choices concurrently with
 :func:`archon.runtime.run`, each with its own seed (choice ``i`` gets
 ``derive_seed(seed, i)``; choice 0 keeps the seed itself).
 """
@@ -17,17 +18,12 @@ from functools import partial
 from typing import Any, Protocol
 
 from archon.errors import ArchonError
-from archon.layers.registry import Registry
 from archon.runtime import (
     BudgetExceeded,
-    CallCache,
-    Limits,
     Meter,
-    ModelClient,
-    Redactor,
+    RunEnv,
     RunResult,
     StreamTap,
-    TraceSink,
     run,
 )
 from archon.runtime.context import derive_seed
@@ -73,18 +69,6 @@ class ServeSettings:
     max_connections: int = 512
 
 
-@dataclass(frozen=True)
-class Resources:
-    """What every request shares: the client, limits, registry, cache and trace sink."""
-
-    client: ModelClient
-    limits: Limits
-    registry: Registry
-    cache: CallCache | None = None
-    trace: TraceSink | None = None
-    redactor: Redactor = field(default_factory=Redactor)
-
-
 class Listener(Protocol):
     """Receives a request's output as it is produced (streaming)."""
 
@@ -126,14 +110,14 @@ class Engine:
     def __init__(
         self,
         pipelines: Sequence[ServedPipeline],
-        resources: Resources,
+        env: RunEnv,
         *,
         settings: ServeSettings,
         budget: ServerBudget,
         metrics: ServeMetrics,
     ) -> None:
         self.pipelines = {p.name: p for p in pipelines}
-        self.resources = resources
+        self.env = env
         self.settings = settings
         self.budget = budget
         self.metrics = metrics
@@ -154,11 +138,11 @@ class Engine:
         pipeline, ignored = served.for_request(chat.sampling, self.settings.client_sampling)
         self.budget.check()
         meter = Meter(chat.budget, scope="request", parent=self.budget.meter())
-        trace = RequestTrace(request_id, self.metrics, self.resources.trace)
+        trace = RequestTrace(request_id, self.metrics, self.env.trace)
         base = chat.seed if chat.seed is not None else self.settings.seed
         seeds = tuple(derive_seed(base, i) for i in range(chat.n))
         tap_node = served.answer_node if chat.stream and listener is not None else None
-        res = self.resources
+        env = self.env.replace(trace=trace)
         started = time.perf_counter()
 
         async def one(choice: int) -> RunResult:
@@ -168,14 +152,8 @@ class Engine:
             result = await run(
                 pipeline,
                 chat.messages,
-                client=res.client,
-                limits=res.limits,
-                registry=res.registry,
-                cache=res.cache,
-                trace=trace,
+                env.replace(seed=seeds[choice]),
                 budget=meter,
-                seed=seeds[choice],
-                redactor=res.redactor,
                 stream_tap=tap,
                 query_index=choice,
             )

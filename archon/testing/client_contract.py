@@ -41,7 +41,7 @@ What the base checks:
 * optional capabilities, where the client has them: ``stream`` yields text pieces then one
   response; ``complete_samples`` asks for ``n`` samples in one request; ``price`` is the
   user's price and the usage carries its cost;
-* keys (``uses_keys = True``), by :class:`~archon.runtime.keys.KeyPolicy`: the environment's
+* keys (``uses_keys = True``), by :class:`~archon.runtime.clients.keys.KeyPolicy`: the environment's
   provider key never goes to a foreign ``api_base``, an unconfirmed ``api_key_env`` is not
   sent and a confirmed one is, a key hidden in extra options is never forwarded, and no key
   reaches an error message or a log record.
@@ -70,7 +70,7 @@ from archon.runtime.clients.base import (
     StreamingClient,
 )
 from archon.runtime.clients.code_stop import FENCE_STOP
-from archon.runtime.keys import KeyPolicy
+from archon.runtime.clients.keys import KeyPolicy
 from archon.runtime.limits import Limits
 from archon.values import Completion, CompletionRequest, CompletionResponse, Message, Usage
 

@@ -82,8 +82,8 @@ async def run_stdio(
 
 
 def use_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``archon.layers.sandbox.run_calls``/``run_stdio`` the stand-ins for one test."""
-    from archon.layers import sandbox
+    """Make ``archon.sandbox.run_calls``/``run_stdio`` the stand-ins for one test."""
+    from archon import sandbox
 
     monkeypatch.setattr(sandbox, "run_calls", run_calls, raising=False)
     monkeypatch.setattr(sandbox, "run_stdio", run_stdio, raising=False)

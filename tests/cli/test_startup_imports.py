@@ -15,7 +15,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("optuna", "litellm", "networkx", "matplotlib", "llama_cpp", "aiohttp")
+HEAVY = (
+    "optuna",
+    "litellm",
+    "networkx",
+    "matplotlib",
+    "llama_cpp",
+    "aiohttp",
+    "numpy",  # the combine kind fits weights with it
+    "asyncio",  # only running a pipeline needs an event loop
+    "doctest",  # query_tests parses a query's examples with it; it brings unittest and pdb
+    "unittest",
+    "pdb",
+)
+EXAMPLES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "examples").glob("*.pipe"))
 
 PROGRAM = """
 import json, sys
@@ -31,7 +44,8 @@ sys.stdout.write("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules
 """
 
 
-def _modules_after(*args: str) -> tuple[object, set[str]]:
+def _run(*args: str) -> tuple[object, list[str]]:
+    """The exit code of ``archon ARGS`` in a fresh interpreter and every module it imported."""
     done = subprocess.run(
         [sys.executable, "-c", PROGRAM, json.dumps(args)],
         cwd=ROOT,
@@ -41,7 +55,13 @@ def _modules_after(*args: str) -> tuple[object, set[str]]:
         check=True,
     )
     report = json.loads(done.stdout.rsplit("\n", 1)[-1])
-    return report["code"], {name.split(".")[0] for name in report["modules"]}
+    return report["code"], report["modules"]
+
+
+def _modules_after(*args: str) -> tuple[object, set[str]]:
+    """The exit code and the top-level packages imported by ``archon ARGS``."""
+    code, modules = _run(*args)
+    return code, {name.split(".")[0] for name in modules}
 
 
 @pytest.mark.parametrize(
@@ -49,9 +69,10 @@ def _modules_after(*args: str) -> tuple[object, set[str]]:
     [
         ("check", "examples/baseline.pipe"),
         ("check", "examples/mixture_of_agents.pipe", "--format", "json"),
+        ("check", *EXAMPLES),  # every kind the examples use, each loaded on first use
         ("fmt", "--stdout", "examples/baseline.pipe"),
     ],
-    ids=["check", "check-json", "fmt"],
+    ids=["check", "check-json", "check-examples", "fmt"],
 )
 def test_compile_commands_import_no_heavy_library(args: tuple[str, ...]) -> None:
     code, imported = _modules_after(*args)
@@ -64,6 +85,16 @@ def test_the_probe_sees_heavy_imports() -> None:
     """The probe is not blind: ``archon search --help`` loads optuna."""
     _, imported = _modules_after("search", "--help")
     assert "optuna" in imported
+
+
+def test_check_imports_only_the_kinds_a_file_uses() -> None:
+    """Kind modules load on first use: ``mixture_of_agents.pipe`` loads generate and fuse."""
+    from archon.layers import builtin_kind_names
+
+    code, modules = _run("check", "examples/mixture_of_agents.pipe")
+    assert code in (0, None)
+    loaded = {name.rsplit(".", 1)[1] for name in modules if name.startswith("archon.layers.")}
+    assert loaded.intersection(builtin_kind_names()) == {"generate", "fuse"}
 
 
 def test_every_command_is_mapped_to_the_module_that_defines_it() -> None:

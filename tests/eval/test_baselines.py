@@ -82,7 +82,7 @@ def test_equal_cost_samples_rounds_the_calls_per_query() -> None:
 def test_compare_baselines_pairs_each_baseline_with_the_architecture(tmp_path: Path) -> None:
     dataset = qa_dataset(8)
     records = tmp_path / "arch.jsonl"
-    config = EvalConfig(client=ScriptedClient(reply), records_path=records)
+    config = EvalConfig.of(client=ScriptedClient(reply), records_path=records)
 
     async def go() -> tuple[float | None, list[tuple[str, int, float | None]], list[object]]:
         result = await evaluate(arch(), dataset, config)

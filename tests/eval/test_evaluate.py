@@ -137,7 +137,7 @@ def test_filter_kinds_come_from_the_registry(registry: Registry) -> None:
         registry,
     )
     correct = {0: {0}, 1: {2, 3}}
-    config = EvalConfig(client=counted(correct), registry=registry, filter_kinds=())
+    config = EvalConfig.of(client=counted(correct), registry=registry, filter_kinds=())
     assert evaluate_sync(p, qa_dataset(2), config).summary.verifier_kept == 0
 
 
@@ -149,7 +149,7 @@ def test_roles_on_two_models_are_reported_apart(limits: Limits) -> None:
         "  rank(model = big, top_k = 1)\n"
         "}\n"
     )
-    result = evaluate_sync(p, qa_dataset(4), EvalConfig(client=ScriptedClient(even_right)))
+    result = evaluate_sync(p, qa_dataset(4), EvalConfig.of(client=ScriptedClient(even_right)))
     by_model = {u.model: u for u in result.summary.cost.by_model}
     assert set(by_model) == {"fake/small", "fake/big"}
     assert by_model["fake/small"].calls == 12
@@ -286,7 +286,7 @@ def test_chunks_report_running_scores(limits: Limits) -> None:
             async for r in evaluate_chunks(
                 single(),
                 qa_dataset(n),
-                EvalConfig(client=ScriptedClient(even_right), limits=limits, concurrency=1),
+                EvalConfig.of(client=ScriptedClient(even_right), limits=limits, concurrency=1),
                 chunk_size=size,
             )
         ]
@@ -310,7 +310,7 @@ def test_breaking_out_of_chunks_stops_the_work(limits: Limits) -> None:
     client = ScriptedClient(even_right, latency_s=0.005)
 
     async def first_chunk() -> ChunkReport:
-        config = EvalConfig(client=client, limits=limits, concurrency=2)
+        config = EvalConfig.of(client=client, limits=limits, concurrency=2)
         async for report in evaluate_chunks(single(), qa_dataset(40), config, chunk_size=5):
             return report
         raise AssertionError("no report")
@@ -353,7 +353,7 @@ def test_unassigned_holes_fail_before_any_call(limits: Limits) -> None:
 
 
 def test_result_is_frozen_and_reports_json(limits: Limits) -> None:
-    config = EvalConfig(client=ScriptedClient(even_right), limits=limits)
+    config = EvalConfig.of(client=ScriptedClient(even_right), limits=limits)
     result = asyncio.run(evaluate(single(), qa_dataset(2), config))
     assert isinstance(result, EvalResult)
     with pytest.raises(ValidationError):

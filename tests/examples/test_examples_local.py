@@ -19,8 +19,8 @@ from archon.compiler.structure import assign
 from archon.ir import Param, Pipeline
 from archon.layers import default_registry
 from archon.runtime import Limits, run_sync
+from archon.runtime.clients.local.models import pull
 from archon.runtime.clients.router import RouterClient
-from archon.runtime.models import pull
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parents[2] / "examples"

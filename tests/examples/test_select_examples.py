@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from archon import sandbox
 from archon.compiler import compile_file
 from archon.compiler.cost import estimate
 from archon.compiler.structure import assign
 from archon.ir import Pipeline, Value
-from archon.layers import default_registry, sandbox
+from archon.layers import default_registry
 from archon.runtime import Limits, RunResult, run_sync
 from archon.runtime.clients.fake import ScriptedClient
 from archon.testing.sandbox_stand_in import use_stand_in

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from archon.layers import sandbox
+from archon import sandbox
 from archon.layers.exec_vote import (
     ExecVote,
     ExecVoteParams,

@@ -185,3 +185,50 @@ def test_the_public_api_compiles_and_runs_a_plugin_kind(site: Path, tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "YES!!!"
+
+
+def test_lazy_plugins_are_known_by_name_and_imported_on_first_use(
+    site: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "archon_shout_plugin", raising=False)
+    registry = load_builtin_layers()
+    with caplog.at_level("WARNING", logger="archon.layers"):
+        added = load_plugins(registry, lazy=True)
+        # a missing package is reported at once, without importing anything
+        assert added == ["shout", "number"] and "archon_shout_plugin" not in sys.modules
+        (missing,) = [r.getMessage() for r in caplog.records]
+        assert "layer plugin 'broken' (archon_shout_plugin_missing:Nope" in missing
+        assert "archon-shout-plugin 0.1.0" in missing and "ModuleNotFoundError" in missing
+        assert {"shout", "number"} <= set(registry.kinds())
+        assert registry.get("shout").kind == "shout" and "archon_shout_plugin" in sys.modules
+        assert "number" not in registry  # the other failures surface on first use
+    assert "not a Layer class" in caplog.records[-1].getMessage()
+    assert "number" not in registry.kinds()
+
+
+def test_a_lazy_plugin_must_be_named_after_its_kind(
+    site: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.syspath_prepend(str(site))
+    (info,) = [p for p in site.iterdir() if p.name.endswith(".dist-info")]
+    (info / "entry_points.txt").write_text(
+        "[archon.layers]\nloud = archon_shout_plugin:Shout\nvote = archon_shout_plugin:Shout\n"
+        "Shout-Layer = archon_shout_plugin:Shout\n"
+    )
+    registry = load_builtin_layers()
+    with caplog.at_level("WARNING", logger="archon.layers"):
+        # a name that cannot be a kind is loaded at once, as without lazy
+        assert load_plugins(registry, lazy=True) == ["loud", "shout"]
+        assert "loud" not in registry and "shout" in registry
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("'vote'" in m and "already registered" in m for m in messages)
+    assert any(
+        "'loud'" in m and "its kind is 'shout'; name the entry point after the kind" in m
+        for m in messages
+    )
+    (info / "entry_points.txt").write_text("[archon.layers]\nloud = archon_shout_plugin:Shout\n")
+    strict = load_builtin_layers()
+    assert load_plugins(strict, lazy=True, strict=True) == ["loud"]
+    with pytest.raises(PluginError, match=r"'loud'.*its kind is 'shout'"):
+        strict.get("loud")

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from archon.eval import load_dataset
 from archon.layers._query_examples import calls_in, entry_point, extract, literal_source
 from archon.layers.query_tests import QueryTests, QueryTestsParams
-from archon.layers.sandbox import run_tests
 from archon.runtime.clients.fake import ScriptedClient
+from archon.sandbox import run_tests
 from archon.testing import LayerContract
 from archon.values import TestCase, Tests
 

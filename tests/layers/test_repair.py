@@ -329,7 +329,7 @@ def test_the_repair_prompt_never_contains_a_hidden_test() -> None:
         "  fixed = repair(model = m) <- gen, tests\n}\n"
     )
     client = ScriptedClient([(is_repair, fenced(GOOD)), (None, fenced(MINUS))])
-    result = asyncio.run(evaluate(pipeline, dataset, EvalConfig(client=client)))
+    result = asyncio.run(evaluate(pipeline, dataset, EvalConfig.of(client=client)))
     repairs = [r for r in client.requests if is_repair(r)]
     assert repairs, "the repair node made no call"
     assert all(HIDDEN_MARK not in prompt_text(r) for r in client.requests)

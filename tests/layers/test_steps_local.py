@@ -16,8 +16,8 @@ from archon.compiler import compile_source
 from archon.compiler.cost import estimate
 from archon.layers import default_registry
 from archon.runtime import Limits, run_sync
+from archon.runtime.clients.local.models import pull
 from archon.runtime.clients.router import RouterClient
-from archon.runtime.models import pull
 from archon.values import Candidates
 
 pytestmark = pytest.mark.integration

@@ -25,12 +25,12 @@ from archon.errors import ArchonError
 from archon.ir import ModelSpec, Param, Pipeline
 from archon.runtime.clients.base import ModelCallError, ModelClient, ModelOptions
 from archon.runtime.clients.fake import ScriptedClient, fake_tokens
+from archon.runtime.clients.keys import KeyPolicy
 from archon.runtime.clients.litellm import LiteLLMClient, import_litellm
-from archon.runtime.clients.local import LocalClient
+from archon.runtime.clients.local.client import LocalClient
+from archon.runtime.clients.local.engine_check import EngineGuard
 from archon.runtime.clients.openai_compat import HttpTimeouts, OpenAICompatClient
 from archon.runtime.clients.router import RouterClient
-from archon.runtime.engine_check import EngineGuard
-from archon.runtime.keys import KeyPolicy
 from archon.testing import ClientContract
 from archon.testing.client_contract import (
     BAD_REQUEST,

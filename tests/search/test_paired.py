@@ -230,9 +230,7 @@ def test_at_equal_scores_the_cheaper_configuration_is_promoted_and_wins(
         registry,
         dev=12,
         test=0,
-        options=SearchOptions(
-            seed=0, trial_items=6, promote_top=1, pruner="none", winner="best"
-        ),
+        options=SearchOptions(seed=0, trial_items=6, promote_top=1, pruner="none", winner="best"),
         budget=SearchBudget(trials=8),
     )
     complete = [t for t in result.report.trials if t.state == "COMPLETE"]

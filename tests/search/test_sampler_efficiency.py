@@ -33,7 +33,12 @@ def best_quality(template: Pipeline, registry: Registry, sampler: str, seed: int
         registry,
         dev=1,
         test=0,
-        options=SearchOptions(sampler=sampler, seed=seed, pruner="none"),  # type: ignore[arg-type]
+        options=SearchOptions(
+            sampler=sampler,  # type: ignore[arg-type]
+            seed=seed,
+            pruner="none",
+            winner="best",  # the sampler is measured, not the winner rule
+        ),
         budget=SearchBudget(trials=TRIALS),
     )
     assert result.best and result.best[0].quality is not None

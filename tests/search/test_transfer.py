@@ -114,7 +114,7 @@ def test_reference_baselines_on_the_test_split(
     result = search(
         generate_template,
         dataset,
-        EvalConfig(client=client),
+        EvalConfig.of(client=client),
         registry=registry,
         options=SearchOptions(seed=0, baselines=True, test_reserve=0.5),
         budget=SearchBudget(trials=6, calls=2000),

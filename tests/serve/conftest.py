@@ -21,7 +21,7 @@ from archon.compiler.structure import assign
 from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
-from archon.runtime import CallCache, Limits, ModelClient, TraceSink
+from archon.runtime import CallCache, Limits, ModelClient, RunEnv, TraceSink
 from archon.serve import RunningServer, ServedPipeline, ServerBudget, ServeSettings, create_app
 from archon.serve import start as start_server
 
@@ -73,16 +73,14 @@ async def serving(
     api_key: str = KEY,
 ) -> AsyncIterator[Served]:
     """Serve ``texts`` on 127.0.0.1 (a free port) with ``backend`` answering model calls."""
-    app = create_app(
-        served(*texts),
+    env = RunEnv(
         client=backend,
         registry=default_registry(),
-        settings=settings,
-        budget=budget,
         cache=cache,
         trace=trace,
         limits=limits or Limits(backoff_s=0.001, max_backoff_s=0.01, timeout_s=10.0),
     )
+    app = create_app(served(*texts), env, settings=settings, budget=budget)
     server = await start_server(app, "127.0.0.1", 0, shutdown_timeout_s=5.0)
     client = openai.AsyncOpenAI(base_url=server.url, api_key=api_key, max_retries=0)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from archon.runtime import models as local_models
+from archon.runtime.clients.local import models as local_models
 
 from .conftest import KEY, ROOT, start_cli, user
 

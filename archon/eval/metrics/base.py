@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from archon.errors import ArchonError
 from archon.eval.items import EvalItem
-from archon.runtime import CallCache, Limits, ModelClient, cache_key
+from archon.runtime import CallCache, Limits, ModelClient, RunEnv, cache_key
 from archon.values import CompletionRequest, CompletionResponse, Message, TestCase, Usage
 
 
@@ -78,13 +78,31 @@ string, or an ``io`` :class:`~archon.values.TestCase`), sandboxed."""
 
 @dataclass(frozen=True)
 class MetricContext:
-    """What a metric may use: a model client and limits for judges, a code runner, a cache."""
+    """What a metric may use: a model client and limits for judges, a code runner, a cache.
+
+    The metric's narrow view of the run environment (a metric that runs programs needs no
+    client): evaluation builds it from its :class:`~archon.runtime.RunEnv` with :meth:`of`.
+    """
 
     client: ModelClient | None
     limits: Limits
     runner: CodeRunner
     cache: CallCache | None = None
     seed: int = 0
+
+    @classmethod
+    def of(
+        cls, env: RunEnv, runner: CodeRunner, *, client: ModelClient | None = None
+    ) -> MetricContext:
+        """The context of an evaluation in ``env``; ``client`` (a judge's) replaces the
+        environment's."""
+        return cls(
+            client=client or env.client,
+            limits=env.limits,
+            runner=runner,
+            cache=env.cache,
+            seed=env.seed,
+        )
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         """One judge call through the shared limits and the cache."""

@@ -1,5 +1,5 @@
 """Code correctness: pass@1 of the final answer, executed by the sandbox of
-:mod:`archon.layers.sandbox` (isolated processes; never in-process).
+:mod:`archon.sandbox` (isolated processes; never in-process).
 
 The sandbox decides each verdict where the candidate cannot reach it (see its docstring).
 One more forgery is specific to datasets such as HumanEval, whose tests call helpers defined
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from archon.eval.items import EvalItem
 from archon.eval.metrics.base import CodeReport, MetricContext, MetricError, Score
-from archon.layers.sandbox import extract_code, run_tests
+from archon.layers.answers import extract_code
+from archon.sandbox import run_tests
 from archon.values import TestCase
 
 

@@ -21,6 +21,9 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 (529: overloaded). Every other 4xx -- a bad request, authentication, an unknown model -- is not."""
 AUTH_STATUS = frozenset({401, 403})
 """HTTP statuses of a refused or missing key (the error then says which key went, if any)."""
+LOCAL_SEQUENCES = 8
+"""Sequences one embedded model decodes together (``n_seq_max`` of its llama.cpp context);
+:class:`~archon.runtime.limits.Limits` gives local models this many slots by default."""
 
 
 class ModelCallError(ArchonError):

@@ -1,7 +1,7 @@
 """``Credentials``: the key each model's requests carry, and redaction of every key in play.
 
 Shared by the clients that send keys (litellm, OpenAI-compatible): the decision is made once
-per model by :class:`~archon.runtime.keys.KeyPolicy`, and error messages are redacted with a
+per model by :class:`~archon.runtime.clients.keys.KeyPolicy`, and error messages are redacted with a
 :class:`~archon.runtime.secrets.Redactor` that knows the keys given in Python, the keys
 decided so far and the environment's secrets.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from archon.runtime.clients.base import ModelOptions
-from archon.runtime.keys import KeyDecision, KeyPolicy
+from archon.runtime.clients.keys import KeyDecision, KeyPolicy
 from archon.runtime.secrets import Redactor
 
 

@@ -2,7 +2,7 @@
 
 Model strings pass through unchanged (``openai/gpt-4o-mini``, ``anthropic/...``,
 ``together_ai/...``, ``hosted_vllm/...``, ``openai/<name>`` with an ``api_base`` for any
-OpenAI-compatible server). Keys follow :class:`~archon.runtime.keys.KeyPolicy`: without an
+OpenAI-compatible server). Keys follow :class:`~archon.runtime.clients.keys.KeyPolicy`: without an
 ``api_base`` litellm picks the provider's own variable for the provider's own host; with one,
 the key is always passed explicitly -- the confirmed one, or a placeholder -- so litellm never
 sends ``OPENAI_API_KEY`` to a server a ``.pipe`` file named. Keys never reach logs, traces,
@@ -33,8 +33,8 @@ from archon.runtime.clients.base import (
     Price,
 )
 from archon.runtime.clients.credentials import Credentials
+from archon.runtime.clients.keys import KeyDecision, KeyPolicy, normalise_api_base
 from archon.runtime.clients.translate import Dialect, chat_arguments, reply_text
-from archon.runtime.keys import KeyDecision, KeyPolicy, normalise_api_base
 from archon.runtime.secrets import Redactor
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 

@@ -10,7 +10,7 @@ client (429/5xx/timeouts/connection errors are retryable). ``stream`` (the optio
 optional ``MultiSampleClient`` capability) asks for several samples in one request with
 ``n``, completing with single requests when the server ignores ``n``.
 
-Keys follow :class:`~archon.runtime.keys.KeyPolicy`: a ``.pipe`` file's ``api_base`` gets a
+Keys follow :class:`~archon.runtime.clients.keys.KeyPolicy`: a ``.pipe`` file's ``api_base`` gets a
 key only when the user confirmed it. A reply that is not a chat completion (invalid JSON, no
 ``choices``) becomes a :class:`ModelCallError` quoting what the server sent, truncated and
 redacted. Connecting and the first byte of the reply have their own, shorter timeouts
@@ -38,8 +38,8 @@ from archon.runtime.clients.base import (
 )
 from archon.runtime.clients.code_stop import CodeStream
 from archon.runtime.clients.credentials import Credentials
+from archon.runtime.clients.keys import KeyDecision, KeyPolicy, normalise_api_base
 from archon.runtime.clients.translate import Dialect, chat_arguments, mean_logprob, reply_text
-from archon.runtime.keys import KeyDecision, KeyPolicy, normalise_api_base
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
 PREFIX = "openai/"

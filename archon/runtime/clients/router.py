@@ -13,26 +13,33 @@ options (``api_base``, ``api_key_env``, prices) come from the pipeline's ``model
     }
 
 A literal ``api_key`` in a ``.pipe`` file is refused: keys come from the environment, and
-go only where :class:`~archon.runtime.keys.KeyPolicy` allows (a custom ``api_base`` gets
+go only where :class:`~archon.runtime.clients.keys.KeyPolicy` allows (a custom ``api_base`` gets
 ``MY_SERVER_API_KEY`` only once the user confirmed it with ``--allow-key`` or ``keys.toml``).
 
 For the call cache, :meth:`RouterClient.cache_scope` names everything besides the request
 that shapes an answer: the backend and its version, the endpoint, and for local models the
 GGUF file (its registry sha256, else its path, size, mtime and a hash of its head).
 
-Which path a model string takes:
+Which path a model string takes is a route table (:data:`DEFAULT_ROUTES`), tried in order:
 
-* ``local/<name>`` -> :class:`~archon.runtime.clients.local.LocalClient` (llama-cpp-python);
+* ``local/<name>`` -> :class:`~archon.runtime.clients.local.client.LocalClient` (llama-cpp-python);
 * ``openai/<name>`` with an ``api_base`` -> :class:`OpenAICompatClient` (lean pooled aiohttp:
   self-hosted vLLM / SGLang / llama.cpp servers, where per-call CPU cost matters);
 * everything else -> :class:`~archon.runtime.clients.litellm.LiteLLMClient`.
+
+A new backend is one :class:`Route`: a model-string prefix (or a predicate on the model
+string and its options) and a factory, passed as ``RouterClient(routes=[...])``; those
+routes are tried before the defaults::
+
+    Route("mine", "mine/", lambda ctx: MyClient(ctx.options, keys=ctx.keys))
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,8 +55,8 @@ from archon.runtime.clients.base import (
     PricedClient,
     StreamingClient,
 )
-from archon.runtime.clients.local import PREFIX, LocalClient
-from archon.runtime.keys import KeyPolicy
+from archon.runtime.clients.keys import KeyPolicy
+from archon.runtime.clients.local.client import PREFIX, LocalClient
 from archon.values import CompletionRequest, CompletionResponse
 
 if TYPE_CHECKING:  # aiohttp is imported only when an OpenAI-compatible server is used
@@ -87,6 +94,96 @@ def pipeline_options(pipeline: Pipeline) -> dict[str, ModelOptions]:
     return {spec.model: options_from_spec(spec) for spec in pipeline.models if spec.options}
 
 
+@dataclass(frozen=True)
+class RouteContext:
+    """What a route's factory may build its backend from: the router's configuration."""
+
+    options: Mapping[str, ModelOptions]
+    keys: KeyPolicy
+    http_timeouts: HttpTimeouts | None = None
+    local_resolve: Callable[[str], Path] | None = None
+    local_paths: Mapping[str, str | Path] | None = None
+
+
+RoutePredicate = Callable[[str, ModelOptions | None], bool]
+"""Whether a route serves a model string, given that model's options (None when it has none)."""
+BackendFactory = Callable[[RouteContext], ModelClient]
+"""Builds a route's backend, once per router, on the first request it serves."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One entry of a router's table: the models it serves and how to build their backend.
+
+    ``match`` is a model-string prefix (``""`` matches every model) or a predicate on the
+    model string and its options. ``name`` identifies the backend: one backend is created
+    per name and router, and an added route with a default route's name replaces it.
+    """
+
+    name: str
+    match: str | RoutePredicate
+    factory: BackendFactory
+
+    def serves(self, model: str, options: ModelOptions | None) -> bool:
+        """Whether this route takes ``model``."""
+        if isinstance(self.match, str):
+            return model.startswith(self.match)
+        return self.match(model, options)
+
+
+def _local_backend(ctx: RouteContext) -> ModelClient:
+    return LocalClient(ctx.local_resolve, paths=ctx.local_paths)
+
+
+def _served_openai(model: str, options: ModelOptions | None) -> bool:
+    return model.startswith("openai/") and options is not None and bool(options.api_base)
+
+
+def _compat_backend(ctx: RouteContext) -> ModelClient:
+    from archon.runtime.clients.openai_compat import OpenAICompatClient
+
+    return OpenAICompatClient(ctx.options, keys=ctx.keys, timeouts=ctx.http_timeouts)
+
+
+def _litellm_backend(ctx: RouteContext) -> ModelClient:
+    from archon.runtime.clients.litellm import LiteLLMClient
+
+    return LiteLLMClient(ctx.options, keys=ctx.keys)
+
+
+DEFAULT_ROUTES: tuple[Route, ...] = (
+    Route("local", PREFIX, _local_backend),
+    Route("openai_compat", _served_openai, _compat_backend),
+    Route("litellm", "", _litellm_backend),
+)
+"""The built-in routes, in the order they are tried; the last one takes every model."""
+
+
+def _route_table(
+    routes: Sequence[Route],
+    local: Callable[[], ModelClient] | None,
+    remote: Callable[[], ModelClient] | None,
+) -> tuple[Route, ...]:
+    """``routes`` first, then the defaults not replaced by name (``local``/``remote``
+    replace the factories of the local and litellm routes)."""
+    overrides = {"local": local, "litellm": remote}
+    defaults = tuple(
+        Route(r.name, r.match, _ignoring_context(override))
+        if (override := overrides.get(r.name)) is not None
+        else r
+        for r in DEFAULT_ROUTES
+    )
+    added = tuple(routes)
+    names = {r.name for r in added}
+    if len(names) != len(added):
+        raise ValueError("two added routes share a name")
+    return added + tuple(r for r in defaults if r.name not in names)
+
+
+def _ignoring_context(factory: Callable[[], ModelClient]) -> BackendFactory:
+    return lambda _ctx: factory()
+
+
 class RouterClient:
     """Dispatches each request by model string; creates backends on first use.
 
@@ -100,6 +197,8 @@ class RouterClient:
         keys: which keys may go where (default: ``KeyPolicy()``: provider keys to their own
             hosts only; the CLI adds ``--allow-key`` flags and ``keys.toml``).
         http_timeouts: connect and first-byte timeouts of the OpenAI-compatible client.
+        routes: more :class:`Route` entries, tried in order before :data:`DEFAULT_ROUTES`
+            (one with a default route's name replaces that route).
     """
 
     def __init__(
@@ -112,29 +211,28 @@ class RouterClient:
         local_paths: Mapping[str, str | Path] | None = None,
         keys: KeyPolicy | None = None,
         http_timeouts: HttpTimeouts | None = None,
+        routes: Sequence[Route] = (),
     ) -> None:
         self._options = dict(options or {})
         self._keys = keys or KeyPolicy()
-        self._http_timeouts = http_timeouts
-        self._custom_local = local is not None
+        self._custom_local = local is not None or any(r.name == "local" for r in routes)
         self._local_resolve = local_resolve
         self._local_paths = {k: Path(v) for k, v in (local_paths or {}).items()}
-        self._local_factory = local or (lambda: LocalClient(local_resolve, paths=local_paths))
-        self._remote_factory = remote or self._default_remote
-        self._local: ModelClient | None = None
-        self._remote: ModelClient | None = None
-        self._compat: ModelClient | None = None
+        self._context = RouteContext(
+            options=self._options,
+            keys=self._keys,
+            http_timeouts=http_timeouts,
+            local_resolve=local_resolve,
+            local_paths=local_paths,
+        )
+        self.routes = _route_table(routes, local, remote)
+        self._backends: dict[str, ModelClient] = {}
         self._scopes: dict[str, str] = {}
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline, **kwargs: object) -> RouterClient:
         """A router with the options of ``pipeline.models``."""
         return cls(pipeline_options(pipeline), **kwargs)  # type: ignore[arg-type]
-
-    def _default_remote(self) -> ModelClient:
-        from archon.runtime.clients.litellm import LiteLLMClient
-
-        return LiteLLMClient(self._options, keys=self._keys)
 
     def key_warnings(self) -> tuple[str, ...]:
         """Why keys the pipeline asks for will not be sent (one line per model), read from
@@ -146,24 +244,21 @@ class RouterClient:
             and (decision := self._keys.decide(model, options)).warning
         )
 
+    def route_for(self, model: str) -> Route:
+        """The first route of the table that serves ``model``."""
+        options = self._options.get(model)
+        for route in self.routes:
+            if route.serves(model, options):
+                return route
+        raise ModelCallError(f"no client serves model '{model}'", model=model)
+
     def client_for(self, model: str) -> ModelClient:
         """The backend serving ``model`` (created on first use)."""
-        if model.startswith(PREFIX):
-            if self._local is None:
-                self._local = self._local_factory()
-            return self._local
-        options = self._options.get(model)
-        if model.startswith("openai/") and options is not None and options.api_base:
-            if self._compat is None:
-                from archon.runtime.clients.openai_compat import OpenAICompatClient
-
-                self._compat = OpenAICompatClient(
-                    self._options, keys=self._keys, timeouts=self._http_timeouts
-                )
-            return self._compat
-        if self._remote is None:
-            self._remote = self._remote_factory()
-        return self._remote
+        route = self.route_for(model)
+        backend = self._backends.get(route.name)
+        if backend is None:
+            backend = self._backends[route.name] = route.factory(self._context)
+        return backend
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         """Forward to the backend of ``request.model``."""
@@ -232,10 +327,9 @@ class RouterClient:
 
     async def aclose(self) -> None:
         """Close the backends that were created."""
-        for backend in (self._local, self._remote, self._compat):
-            if backend is not None:
-                await backend.aclose()
-        self._local = self._remote = self._compat = None
+        backends, self._backends = self._backends, {}
+        for backend in backends.values():
+            await backend.aclose()
 
 
 _HEAD_BYTES = 1 << 20
@@ -259,7 +353,7 @@ def file_identity(path: Path) -> str:
 
 
 def _registry_sha256(name: str) -> str | None:
-    from archon.runtime.models import KNOWN_MODELS
+    from archon.runtime.clients.local.models import KNOWN_MODELS
 
     return next((m.sha256 for m in KNOWN_MODELS if m.name == name), None)
 

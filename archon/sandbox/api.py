@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from archon.errors import ArchonError
-from archon.layers.sandbox._process import Runner, RunnerGone
-from archon.layers.sandbox._session import Reply, Server
-from archon.layers.sandbox._wire import HARNESS_ERROR, WireError, canonical, decode, encode
-from archon.layers.sandbox.confine import Isolation, isolation
+from archon.sandbox._process import Runner, RunnerGone
+from archon.sandbox._session import Reply, Server
+from archon.sandbox._wire import HARNESS_ERROR, WireError, canonical, decode, encode
+from archon.sandbox.confine import Isolation, isolation
 from archon.values import TestCase
 
 Status = Literal["passed", "failed", "error", "timeout"]
@@ -69,7 +69,7 @@ class CallOutcome:
     Attributes:
         status: ``ok``, ``error`` (an exception, or a non-zero exit) or ``timeout``.
         value: for :func:`run_calls`, the canonical text of the returned value (see
-            :func:`archon.layers.sandbox._wire.canonical`); for :func:`run_stdio`, the
+            :func:`archon.sandbox._wire.canonical`); for :func:`run_stdio`, the
             program's standard output (at most 64 KiB); None when there is none.
         error: the exception's type name (``ValueError``, ``SyntaxError``, ``SystemExit``,
             ``ProcessExit`` when the process died), else None.
@@ -172,7 +172,7 @@ class Sandbox:
         timeout_s: float = 5.0,
         memory_mb: int = 512,
     ) -> SandboxReport:
-        """See :func:`archon.layers.sandbox.run_tests`."""
+        """See :func:`archon.sandbox.run_tests`."""
         cases = [_case(t) for t in tests]
         outcomes: list[TestOutcome | None] = [None] * len(cases)
         code_at = [i for i, c in enumerate(cases) if c.kind == "code"]
@@ -195,7 +195,7 @@ class Sandbox:
     async def run_calls(
         self, code: str, calls: Sequence[str], *, timeout_s: float = 5.0, memory_mb: int = 512
     ) -> CallsReport:
-        """See :func:`archon.layers.sandbox.run_calls`."""
+        """See :func:`archon.sandbox.run_calls`."""
         outcomes: list[CallOutcome] = []
         async with self._server(code, timeout_s, memory_mb) as server:
             loaded = await server.request("setup")
@@ -207,7 +207,7 @@ class Sandbox:
     async def run_stdio(
         self, code: str, inputs: Sequence[str], *, timeout_s: float = 5.0, memory_mb: int = 512
     ) -> CallsReport:
-        """See :func:`archon.layers.sandbox.run_stdio`."""
+        """See :func:`archon.sandbox.run_stdio`."""
         outcomes: list[CallOutcome] = []
         async with self._server(code, timeout_s, memory_mb) as server:
             for text in inputs:

@@ -20,9 +20,9 @@ from archon.cli import app
 from archon.eval.items import EvalItem
 from archon.eval.metrics import CodePassAt1, MetricContext, sandbox_runner
 from archon.ir import Pipeline
-from archon.layers.sandbox import Sandbox, confine, run_tests
 from archon.runtime import Limits
 from archon.runtime.clients.fake import ScriptedClient, last_user
+from archon.sandbox import Sandbox, confine, run_tests
 from archon.values import CompletionRequest
 
 TESTS = [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from archon.layers.sandbox import Sandbox, _cgroup, _seccomp, confine, run_calls, run_stdio
+from archon.sandbox import Sandbox, _cgroup, _seccomp, confine, run_calls, run_stdio
 
 MODES = ["namespace", "audit-hook", "audit-hook-bare"]
 
@@ -160,7 +160,7 @@ def test_the_no_fork_filter_refuses_processes_and_allows_threads() -> None:
     script = textwrap.dedent(
         f"""
         import os, sys, threading
-        from archon.layers.sandbox._inside import _native
+        from archon.sandbox._inside import _native
         assert _native(None, {program.hex()!r}, forget=True)
         assert "ctypes" not in sys.modules and "_ctypes" not in sys.modules
         out = []
@@ -186,7 +186,7 @@ def test_other_machines_have_no_filter_or_their_own() -> None:
 
 ARCHON = """
 import asyncio, sys
-from archon.layers.sandbox import Sandbox, run_calls, run_tests
+from archon.sandbox import Sandbox, run_calls, run_tests
 mode = sys.argv[1]
 code = "def spin():\\n    while True:\\n        pass\\n"
 box = Sandbox(isolation="namespace" if mode == "namespace" else "audit-hook")

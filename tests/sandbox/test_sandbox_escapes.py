@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from archon.layers.sandbox import CallOutcome, Sandbox, confine, run_calls, run_tests
+from archon.sandbox import CallOutcome, Sandbox, confine, run_calls, run_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = confine.bubblewrap()
@@ -190,7 +190,7 @@ def test_sqlite_cannot_write_outside(sandbox: Sandbox, tmp_path: Path) -> None:
 
 ENVIRON_SCRIPT = """
 import asyncio, json, sys
-from archon.layers.sandbox import Sandbox, run_calls, run_tests
+from archon.sandbox import Sandbox, run_calls, run_tests
 
 PROBE = '''
 import os
@@ -211,7 +211,7 @@ def probe():
 '''
 TEST = PROBE + "\\nassert 'PATH' in probe() and 'sk-test' not in probe()\\n"
 if sys.argv[2:] == ["bare"]:
-    from archon.layers.sandbox import confine
+    from archon.sandbox import confine
     confine._unshare = lambda: None
 sandbox = Sandbox(isolation=sys.argv[1])
 calls = asyncio.run(run_calls(PROBE, ["probe()"], sandbox=sandbox))

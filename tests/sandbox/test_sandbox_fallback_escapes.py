@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from archon.layers.sandbox import CallOutcome, Sandbox, confine, run_calls
+from archon.sandbox import CallOutcome, Sandbox, confine, run_calls
 
 
 @pytest.fixture(params=["audit-hook", "audit-hook-bare"])

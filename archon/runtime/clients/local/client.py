@@ -1,8 +1,8 @@
 """``LocalClient``: ``local/<name>`` models in-process through llama-cpp-python.
 
-With :mod:`archon.runtime.clients.local_engine`, the only module that imports ``llama_cpp``
+With :mod:`archon.runtime.clients.local.engine`, the only module that imports ``llama_cpp``
 (lazily, with an install hint). Each GGUF file is loaded once per client and serves every call
-through a :class:`~archon.runtime.clients.local_engine.LocalEngine`: one llama.cpp context with
+through a :class:`~archon.runtime.clients.local.engine.LocalEngine`: one llama.cpp context with
 ``n_seq_max`` sequences (8 by default) and a scheduler thread that decodes the concurrent calls
 together (continuous batching), sharing the KV of common prompt prefixes (the samples of one
 node evaluate their prompt once; judge calls that embed the same query and candidates reuse
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from archon.runtime.clients.base import ModelCallError
-from archon.runtime.clients.local_engine import INSTALL_HINT, EngineConfig, LocalEngine
-from archon.runtime.clients.local_kv import DEFAULT_SEQUENCES
+from archon.runtime.clients.local.engine import INSTALL_HINT, EngineConfig, LocalEngine
+from archon.runtime.clients.local.engine_check import EngineGuard
+from archon.runtime.clients.local.kv import DEFAULT_SEQUENCES
 from archon.runtime.clients.translate import Dialect, chat_arguments, mean_logprob, reply_text
-from archon.runtime.engine_check import EngineGuard
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
 logger = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ class LocalClient:
 
     Args:
         resolve: maps a model name (without ``local/``) to a GGUF path; the CLI passes
-            :func:`archon.runtime.models.ensure` bound to the cache directory. A name that
-            is itself a path to a ``.gguf`` file is used as is.
+            :func:`archon.runtime.clients.local.models.ensure` bound to the cache directory. A
+            name that is itself a path to a ``.gguf`` file is used as is.
         paths: explicit name -> GGUF path overrides (``"*"`` matches any name:
             ``--model-path``).
         n_ctx: context window: the KV cells one model's sequences share, and the most
@@ -87,7 +87,7 @@ class LocalClient:
         n_seq_max: sequences one model decodes together (batched path).
         prefix_cache: keep the KV of finished calls for later prompts sharing a prefix.
         batch_invariant: an answer does not depend on what else is decoded with it (see
-            :class:`~archon.runtime.clients.local_engine.EngineConfig`).
+            :class:`~archon.runtime.clients.local.engine.EngineConfig`).
         tune_rows: measure, when a model loads, how many sequences to advance per decode.
         batched: False selects the old sequential path (one call at a time per model), kept
             as the benchmark's baseline; it does not support ``assistant_prefix``.
@@ -209,7 +209,7 @@ class LocalClient:
         if not path.is_file():
             raise ModelCallError(f"model file not found: {path}")
         if self._guard is None:
-            from archon.runtime.models import archon_home
+            from archon.runtime.clients.local.models import archon_home
 
             self._guard = EngineGuard.from_environment(archon_home(), threads=self.n_threads)
         # Runs the child check once per build and CPU (remembered on disk), before the first

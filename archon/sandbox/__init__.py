@@ -100,8 +100,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from archon.layers.answers import extract_code
-from archon.layers.sandbox.api import (
+from archon.sandbox.api import (
     MIN_MEMORY_MB,
     CallOutcome,
     CallsReport,
@@ -113,7 +112,7 @@ from archon.layers.sandbox.api import (
     TestOutcome,
     normalise_output,
 )
-from archon.layers.sandbox.confine import Isolation, SandboxUnavailable, isolation
+from archon.sandbox.confine import Isolation, SandboxUnavailable, isolation
 from archon.values import TestCase
 
 __all__ = [
@@ -128,7 +127,6 @@ __all__ = [
     "SandboxUnavailable",
     "Status",
     "TestOutcome",
-    "extract_code",
     "isolation",
     "normalise_output",
     "run_calls",
@@ -148,7 +146,7 @@ async def run_tests(
     """Run ``code`` against each test, isolated (see the module docstring).
 
     Args:
-        code: the program (use :func:`extract_code` on a model reply first).
+        code: the program (use :func:`archon.layers.answers.extract_code` on a model reply first).
         tests: Python statements (a string or a ``code`` :class:`TestCase`: passed when it
             runs without raising), or ``io`` test cases (the program runs as ``__main__``
             with ``stdin``; passed when it exits 0 and its output equals ``stdout`` after

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from archon.errors import ArchonError
-from archon.layers.sandbox import _cgroup, _seccomp
 from archon.processes import pid_alive
+from archon.sandbox import _cgroup, _seccomp
 
 Isolation = Literal["namespace", "audit-hook"]
 Mode = Literal["namespace", "fallback", "unavailable"]

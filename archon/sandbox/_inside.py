@@ -38,8 +38,8 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 if __package__:  # imported by archon (tests, type checking); inside, these sources precede
-    from archon.layers.sandbox._guard import guard
-    from archon.layers.sandbox._wire import (
+    from archon.sandbox._guard import guard
+    from archon.sandbox._wire import (
         HARNESS_ERROR,
         Opaque,
         decode,

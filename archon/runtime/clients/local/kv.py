@@ -1,6 +1,6 @@
 """Bookkeeping for the embedded engine's batched context: KV cells, slots and stop strings.
 
-Pure Python, no llama.cpp: :mod:`archon.runtime.clients.local_batch` keeps these structures
+Pure Python, no llama.cpp: :mod:`archon.runtime.clients.local.batch` keeps these structures
 in step with the native context, and they are unit-tested on their own.
 
 * :class:`KvBook` mirrors a *unified* llama.cpp KV cache: every sequence (slot) holds a list of
@@ -20,9 +20,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
+from archon.runtime.clients.base import LOCAL_SEQUENCES
 from archon.runtime.clients.code_stop import FenceTracker
 
-DEFAULT_SEQUENCES = 8
+DEFAULT_SEQUENCES = LOCAL_SEQUENCES
 """Sequences one embedded model decodes together (``n_seq_max`` of its llama.cpp context)."""
 
 

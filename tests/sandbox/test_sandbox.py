@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from archon.layers.sandbox import SandboxReport, isolation, run_tests
-from archon.layers.sandbox.confine import SCRATCH
+from archon.sandbox import SandboxReport, isolation, run_tests
+from archon.sandbox.confine import SCRATCH
 
 
 def _run(code: str, tests: list[str], **options: float) -> SandboxReport:

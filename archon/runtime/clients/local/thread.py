@@ -1,4 +1,4 @@
-"""The embedded engine's thread: one :class:`~archon.runtime.clients.local_batch.Scheduler`
+"""The embedded engine's thread: one :class:`~archon.runtime.clients.local.batch.Scheduler`
 serving coroutines from any event loop.
 
 Requests are posted to an inbox; the thread moves them into the scheduler between decode
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from archon.runtime.clients.base import ModelCallError
-from archon.runtime.clients.local_batch import Job, Outcome, Scheduler
+from archon.runtime.clients.local.batch import Job, Outcome, Scheduler
 
 logger = logging.getLogger(__name__)
 

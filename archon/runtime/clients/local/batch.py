@@ -1,7 +1,7 @@
 """Continuous batching for the embedded engine: the scheduler, with no llama.cpp in it.
 
 One :class:`Scheduler` drives one llama.cpp context (through the small :class:`Backend`
-protocol that :mod:`archon.runtime.clients.local_engine` implements) and serves every
+protocol that :mod:`archon.runtime.clients.local.engine` implements) and serves every
 request for that model:
 
 * each request is a sequence in the context (a *slot*, up to ``n_seq_max``); each
@@ -15,7 +15,7 @@ request for that model:
 * admission reserves the KV cells a request may still need (prompt + ``max_new``), evicting
   cached slots, least recently used first, so a decode never runs out of cells.
 
-:class:`~archon.runtime.clients.local_thread.Engine` runs a scheduler in its own thread.
+:class:`~archon.runtime.clients.local.thread.Engine` runs a scheduler in its own thread.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Protocol
 
 from archon.runtime.clients.base import ModelCallError
 from archon.runtime.clients.code_stop import FenceTracker
-from archon.runtime.clients.local_kv import KvBook, Slots, SlotState, StopScanner, common_prefix
+from archon.runtime.clients.local.kv import KvBook, Slots, SlotState, StopScanner, common_prefix
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import os
 import signal
 from typing import Any
 
-from archon.layers.sandbox.confine import Isolation, Launch, launch
+from archon.sandbox.confine import Isolation, Launch, launch
 
 LINE_CAP = 4 << 20
 """Longest line archon reads from a runner; a longer one ends that runner."""

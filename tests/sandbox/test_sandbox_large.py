@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from archon.layers.sandbox import run_calls, run_tests
+from archon.sandbox import run_calls, run_tests
 
 MANY_GLOBALS = (
     "\n".join(f"TABLE_{k} = 'x' * 60_000" for k in range(25))
@@ -53,7 +53,7 @@ def test_run_calls_reports_a_large_result_as_an_error() -> None:
 
 
 def test_folders_of_dead_archon_processes_are_swept(tmp_path: Path) -> None:
-    from archon.layers.sandbox.confine import SANDBOX_PREFIX, sweep_stale
+    from archon.sandbox.confine import SANDBOX_PREFIX, sweep_stale
 
     dead = _dead_pid()
     stale = tmp_path / f"{SANDBOX_PREFIX}{dead}-abc"

@@ -11,7 +11,7 @@ import pytest
 from archon.cli.doctor import _print, sandbox_line
 from archon.errors import ArchonError
 from archon.eval.evaluate import _stop_if_no_sandbox
-from archon.layers.sandbox import Sandbox, SandboxUnavailable, confine, isolation, run_calls
+from archon.sandbox import Sandbox, SandboxUnavailable, confine, isolation, run_calls
 
 NO_BUBBLEWRAP = pytest.mark.skipif(
     not confine.bubblewrap(), reason="bubblewrap is not installed (CI installs it)"

@@ -11,8 +11,8 @@ from fractions import Fraction
 
 import pytest
 
-from archon.layers.sandbox import Sandbox, confine, run_calls, run_tests
-from archon.layers.sandbox._wire import WireError, canonical, decode, encode
+from archon.sandbox import Sandbox, confine, run_calls, run_tests
+from archon.sandbox._wire import WireError, canonical, decode, encode
 
 MODES = ["namespace", "audit-hook"] if confine.bubblewrap() else ["audit-hook"]
 

@@ -1,11 +1,11 @@
 """The embedded llama.cpp engine: one batched context per GGUF model.
 
-With :mod:`archon.runtime.clients.local`, the only module that imports ``llama_cpp`` (always
+With :mod:`archon.runtime.clients.local.client`, the only module that imports ``llama_cpp`` (always
 lazily). :class:`LocalEngine` loads one GGUF file once and creates one llama.cpp context with
 ``n_seq_max`` sequences and a *unified* KV cache of ``n_ctx`` cells shared by all of them
 (``kv_unified``: a prefix copied between sequences shares its cells, and one request alone can
 still use the whole window). :class:`LlamaBackend` is the native side of the scheduler in
-:mod:`archon.runtime.clients.local_batch`, which does the batching.
+:mod:`archon.runtime.clients.local.batch`, which does the batching.
 
 Prompts are built exactly as ``llama_cpp.Llama.create_chat_completion`` builds them: the chat
 handler llama-cpp-python would pick from the GGUF metadata runs against a stand-in for
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from archon.runtime.clients.base import ModelCallError
-from archon.runtime.clients.local_batch import (
+from archon.runtime.clients.local.batch import (
     SCORE_ROWS,
     DecodeError,
     Job,
@@ -39,8 +39,8 @@ from archon.runtime.clients.local_batch import (
     Scheduler,
     rows_per_step,
 )
-from archon.runtime.clients.local_kv import DEFAULT_SEQUENCES
-from archon.runtime.clients.local_thread import Engine
+from archon.runtime.clients.local.kv import DEFAULT_SEQUENCES
+from archon.runtime.clients.local.thread import Engine
 from archon.values import Completion, CompletionRequest, CompletionResponse, Usage
 
 logger = logging.getLogger(__name__)

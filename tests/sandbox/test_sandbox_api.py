@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-import archon.layers.sandbox.api as api
+import archon.sandbox.api as api
 from archon.eval.items import EvalItem
 from archon.eval.metrics import CodePassAt1, MetricContext, sandbox_runner
-from archon.layers.sandbox import (
+from archon.runtime import Limits
+from archon.sandbox import (
     CallsReport,
     Sandbox,
     SandboxError,
@@ -23,8 +24,7 @@ from archon.layers.sandbox import (
     run_stdio,
     run_tests,
 )
-from archon.layers.sandbox._wire import MAX_DEPTH, Opaque, WireError, canonical, decode, encode
-from archon.runtime import Limits
+from archon.sandbox._wire import MAX_DEPTH, Opaque, WireError, canonical, decode, encode
 from archon.values import TestCase
 
 MODES = ["namespace", "audit-hook"] if confine.bubblewrap() else ["audit-hook"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from archon.layers.sandbox._process import Runner, RunnerGone
-from archon.layers.sandbox._wire import WireError, clean_name, decode, encode
-from archon.layers.sandbox.confine import Isolation
+from archon.sandbox._process import Runner, RunnerGone
+from archon.sandbox._wire import WireError, clean_name, decode, encode
+from archon.sandbox.confine import Isolation
 
 _MESSAGE_CAP = 300
 _GRACE_S = 2.0  # on top of a runner's own deadlines, before archon gives up on it
