@@ -16,10 +16,18 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "archon"
 EXEMPT = {"archon", "archon.__main__", "archon.build"}
-LEAVES = {"archon.source", "archon.errors", "archon.ir", "archon.values", "archon.processes"}
+LEAVES = {
+    "archon.source",
+    "archon.errors",
+    "archon.ir",
+    "archon.values",
+    "archon.processes",
+    "archon.outputs",
+}
 LEAF_ALLOWED = {
     "archon.source": set(),
     "archon.processes": set(),
+    "archon.outputs": set(),
     "archon.values": set(),
     "archon.errors": {"archon.source"},
     "archon.ir": {"archon.source"},
@@ -114,6 +122,8 @@ def violation(importer: str, imported: str) -> str | None:
         return "only tests import archon.testing"
     if _within(imported, "archon.serve") and not _within(importer, ("archon.serve", "archon.cli")):
         return "only the CLI imports archon.serve (the server builds on the runtime)"
+    if _within(imported, "archon.lsp") and not _within(importer, ("archon.lsp", "archon.cli")):
+        return "only the CLI imports archon.lsp (the language server builds on the compiler)"
     if _within(imported, "archon.observability") and not _within(
         importer, ("archon.observability", "archon.serve", "archon.cli")
     ):
@@ -248,6 +258,8 @@ def test_import_direction() -> None:
         ("archon.observability.otel", "archon.runtime.clients.router"),
         ("archon.runtime.trace", "opentelemetry.trace"),
         ("archon.serve.app", "opentelemetry"),
+        ("archon.outputs", "archon.errors"),
+        ("archon.compiler.lower", "archon.lsp.server"),
     ],
 )
 def test_forbidden_imports_are_caught(importer: str, imported: str) -> None:

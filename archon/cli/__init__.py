@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "archon.cli.interop_cmds",
     "archon.cli.serve_cmds",
     "archon.cli.lsp_cmds",
+    "archon.cli.trace_cmds",
 )
 
 # Which module defines each command, so that ``main`` imports only that one. A command missing
@@ -49,6 +50,7 @@ _COMMAND_HOMES = {
     "export-archon": "archon.cli.interop_cmds",
     "serve": "archon.cli.serve_cmds",
     "lsp": "archon.cli.lsp_cmds",
+    "trace": "archon.cli.trace_cmds",
 }
 
 

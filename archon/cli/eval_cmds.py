@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,11 +27,14 @@ from archon.cli.common import (
 )
 from archon.cli.session import (
     bank_line,
+    budget_of,
     check_model_path,
-    connection_from_options,
+    connection_of,
     load_pipeline,
     make_client,
     open_cache,
+    open_otel_run,
+    run_env,
 )
 from archon.errors import ArchonError
 from archon.eval import (
@@ -52,13 +56,15 @@ from archon.eval import (
     load_dataset,
     select_split,
 )
-from archon.eval.datasets import Format
 from archon.eval.splits import Split
 from archon.eval.summary import Cost
-from archon.ir import Budget, Pipeline
+from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.outputs import write_atomic
-from archon.runtime import RunEnv
+from archon.runtime import CallCache
+
+if TYPE_CHECKING:
+    from archon.observability.otel import OtelSink
 
 
 def register(app: typer.Typer) -> None:
@@ -144,25 +150,66 @@ def _spread_rows(cost: Cost) -> list[tuple[str, str]]:
     return rows
 
 
-def _dataset(
-    spec: str,
-    fmt: Format | None,
-    input_field: str | None,
-    target_field: str | None,
-    reference: Path | None,
-    split: str,
-    split_seed: int,
-    limit: int | None,
-) -> Dataset:
-    if split not in SPLITS:
-        usage_error(f"--split must be one of {', '.join(SPLITS)}")
+@dataclass(frozen=True)
+class DatasetFlags(opt.FlagGroup):
+    """Which items ``archon eval`` scores: the dataset, its split and how a file is read."""
+
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset", "-d", help=f"A dataset name ({', '.join(NAMED)}) or a file path."
+        ),
+    ]
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items.")] = None
+    split: Annotated[str, typer.Option(help="dev, test or all (seeded hash of item ids).")] = "all"
+    split_seed: Annotated[int, typer.Option(help="Seed of the dev/test split.")] = 0
+    input_field: Annotated[
+        str | None, typer.Option(help="Question field of a custom JSONL file.")
+    ] = None
+    target_field: Annotated[
+        str | None, typer.Option(help="Answer field of a custom JSONL file.")
+    ] = None
+    fmt: Annotated[
+        str | None, typer.Option("--format", help=f"Dataset file format: {', '.join(FORMATS)}.")
+    ] = None
+    reference: Annotated[
+        Path | None, typer.Option(help="Baseline answers (JSONL) for pairwise judging.")
+    ] = None
+
+    def check(self) -> None:
+        """Usage errors for a format, split or limit no dataset can have."""
+        if self.fmt is not None and self.fmt not in (formats := default_datasets().formats()):
+            usage_error(f"--format must be one of {', '.join(formats)}")
+        if self.split not in SPLITS:
+            usage_error(f"--split must be one of {', '.join(SPLITS)}")
+        check_positive(self.limit, "--limit", allow_zero=True)
+
+
+@dataclass(frozen=True)
+class MetricFlags(opt.FlagGroup):
+    """How ``archon eval`` scores an answer."""
+
+    metric: opt.Metric = None
+    judge: Annotated[
+        str | None, typer.Option(help="Judge model for judge_single / judge_pairwise.")
+    ] = None
+    parser_model: Annotated[
+        str | None, typer.Option(help="Model that parses answers the rules cannot (MixEval).")
+    ] = None
+
+
+def _dataset(flags: DatasetFlags) -> Dataset:
     dataset = load_dataset_or_exit(
-        spec, fmt=fmt, input_field=input_field, target_field=target_field, reference=reference
+        flags.dataset,
+        fmt=flags.fmt,
+        input_field=flags.input_field,
+        target_field=flags.target_field,
+        reference=flags.reference,
     )
-    chosen: Split = split
-    dataset = select_split(dataset, chosen, seed=split_seed).head(limit)
+    chosen: Split = flags.split  # type: ignore[assignment]  # checked by DatasetFlags.check
+    dataset = select_split(dataset, chosen, seed=flags.split_seed).head(flags.limit)
     if not dataset.items:
-        usage_error(f"dataset {spec!r} has no items in split {split!r}")
+        usage_error(f"dataset {flags.dataset!r} has no items in split {flags.split!r}")
     return dataset
 
 
@@ -203,9 +250,9 @@ async def _evaluate(
         await config.env.client.aclose()
 
 
-def _metric_options(name: str, judge: str | None, parser_model: str | None) -> MetricOptions:
+def _metric_options(name: str, flags: MetricFlags) -> MetricOptions:
     """The metric options, checked by building the metric once (unknown names: exit 2)."""
-    options = MetricOptions(judge_model=judge, parser_model=parser_model)
+    options = MetricOptions(judge_model=flags.judge, parser_model=flags.parser_model)
     try:
         default_metrics().build(name, options)
     except UnknownMetric as error:
@@ -224,17 +271,11 @@ def _show(result: EvalResult, out: Path | None, as_json: bool) -> bool:
     return written
 
 
+@opt.grouped
 def eval_command(
     file: Annotated[Path, typer.Argument(help="The .pipe file to evaluate.")],
-    dataset: Annotated[
-        str,
-        typer.Option(
-            "--dataset", "-d", help=f"A dataset name ({', '.join(NAMED)}) or a file path."
-        ),
-    ],
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N items.")] = None,
-    split: Annotated[str, typer.Option(help="dev, test or all (seeded hash of item ids).")] = "all",
-    split_seed: Annotated[int, typer.Option(help="Seed of the dev/test split.")] = 0,
+    *,
+    data: DatasetFlags,
     concurrency: Annotated[int, typer.Option(help="Items in flight at once.")] = 8,
     params: opt.Params = None,
     out: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
@@ -244,98 +285,82 @@ def eval_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Skip items already in --records.")
     ] = False,
-    metric: Annotated[
-        str | None, typer.Option(help="Metric name (default: the dataset's).")
-    ] = None,
-    input_field: Annotated[
-        str | None, typer.Option(help="Question field of a custom JSONL file.")
-    ] = None,
-    target_field: Annotated[
-        str | None, typer.Option(help="Answer field of a custom JSONL file.")
-    ] = None,
-    fmt: Annotated[
-        str | None, typer.Option("--format", help=f"Dataset file format: {', '.join(FORMATS)}.")
-    ] = None,
-    reference: Annotated[
-        Path | None, typer.Option(help="Baseline answers (JSONL) for pairwise judging.")
-    ] = None,
-    judge: Annotated[
-        str | None, typer.Option(help="Judge model for judge_single / judge_pairwise.")
-    ] = None,
-    parser_model: Annotated[
-        str | None, typer.Option(help="Model that parses answers the rules cannot (MixEval).")
-    ] = None,
-    max_calls: Annotated[
-        int | None, typer.Option(help="Stop cleanly after this many model calls in all.")
-    ] = None,
-    max_usd: Annotated[
-        float | None, typer.Option(help="Stop cleanly after spending this many USD in all.")
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not read or write the call cache.")
-    ] = False,
-    bank: opt.Banks = None,
-    model_path: opt.ModelPath = None,
+    metric: MetricFlags,
+    budget: Annotated[opt.BudgetFlags, opt.use(calls="--max-calls", usd="--max-usd")],
+    cache: opt.CacheFlags,
+    connection: opt.ConnectionFlags,
     seed: opt.Seed = 0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
     ] = False,
-    allow_key: opt.AllowKey = None,
-    timeout: opt.Timeout = None,
-    retries: opt.Retries = None,
+    otel: opt.Otel = False,
 ) -> None:
     """Evaluate a pipeline on a dataset: accuracy (or judge score), pass@k, coverage, cost.
 
     Exit codes: 0 done, 1 diagnostics, 2 usage error, 3 runtime failure, every item failed,
-    or stopped by --max-calls/--max-usd (rerun with --resume to finish).
+    or stopped by a --budget-* limit (rerun with --resume to finish).
     """
-    if fmt is not None and fmt not in (formats := default_datasets().formats()):
-        usage_error(f"--format must be one of {', '.join(formats)}")
+    data.check()
     if resume and records is None:
         usage_error("--resume needs --records FILE")
     if concurrency < 1:
         usage_error("--concurrency must be at least 1")
-    check_positive(limit, "--limit", allow_zero=True)
-    check_positive(max_calls, "--max-calls")
-    check_positive(max_usd, "--max-usd")
-    connection = connection_from_options(allow_key, timeout, retries)
+    run_budget = budget_of(budget)
+    connection_of(connection)
     # Every path is checked before the first (paid) model call.
     check_output_path(out, "--out")
     check_output_path(records, "--records")
-    check_model_path(model_path)
+    check_model_path(connection.model_path)
     registry = default_registry()
     pipeline = load_pipeline(file, params, registry)
-    data = _dataset(dataset, fmt, input_field, target_field, reference, split, split_seed, limit)
-    name = metric or data.metric
-    metric_options = _metric_options(name, judge, parser_model)
-    budget = Budget(calls=max_calls, usd=max_usd)
-    cache = open_cache(
-        no_cache, origin={"pipeline": pipeline.name, "dataset": data.name}, banks=bank
-    )
-    env = RunEnv(
-        client=make_client(pipeline, model_path, connection),
-        limits=connection.limits(),
-        registry=registry,
-        cache=cache,
-        seed=seed,
-    )
+    dataset = _dataset(data)
+    name = metric.metric or dataset.metric
+    metric_options = _metric_options(name, metric)
+    spans = open_otel_run(otel, "eval", pipeline)
+    call_cache = open_cache(cache, origin={"pipeline": pipeline.name, "dataset": dataset.name})
+    client = make_client(pipeline, connection)
+    env = run_env(client, connection, call_cache, registry=registry, seed=seed, trace=spans)
     config = EvalConfig(
         env=env,
         metric=name,
         metric_options=metric_options,
         concurrency=concurrency,
-        budget=None if budget.is_empty() else budget,
+        budget=run_budget,
         records_path=records,
         resume=resume,
     )
+    result = _run(pipeline, dataset, config, spans)
+    _finish(result, out, as_json, resumable=records is not None, cache=call_cache)
+
+
+def _run(
+    pipeline: Pipeline, dataset: Dataset, config: EvalConfig, spans: OtelSink | None
+) -> EvalResult:
+    """Evaluate; a failure is exit 3. The cache and the spans are closed either way."""
+    failure: str | None = None
     try:
-        result = asyncio.run(_evaluate(pipeline, data, config, stderr()))
+        return asyncio.run(_evaluate(pipeline, dataset, config, stderr()))
     except (RecordsError, ArchonError) as error:
+        failure = str(error)
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_RUNTIME) from error
     finally:
-        if cache is not None:
-            cache.close()
+        if config.env.cache is not None:
+            config.env.cache.close()
+        if spans is not None:
+            spans.close(failure)
+
+
+def _finish(
+    result: EvalResult,
+    out: Path | None,
+    as_json: bool,
+    *,
+    resumable: bool,
+    cache: CallCache | None,
+) -> None:
+    """Print and write the summary, then exit 3 if the run stopped early, ``--out`` failed or
+    every item failed."""
     written = _show(result, out, as_json)
     answered = bank_line(cache)
     if answered is not None:
@@ -343,7 +368,7 @@ def eval_command(
     if result.stopped is not None:
         typer.echo(
             f"stopped after {result.summary.n}/{result.total} items: {result.stopped}"
-            + (" (rerun with --resume to finish)" if records is not None else ""),
+            + (" (rerun with --resume to finish)" if resumable else ""),
             err=True,
         )
         raise typer.Exit(EXIT_RUNTIME)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -23,20 +23,22 @@ from archon.cli.common import (
     usage_error,
 )
 from archon.cli.session import (
+    budget_of,
     check_model_path,
-    connection_from_options,
+    connection_of,
     load_pipeline,
     make_client,
     open_cache,
+    open_otel_run,
+    run_env,
 )
 from archon.errors import ArchonError
-from archon.ir import Pipeline
+from archon.ir import Budget, Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
 from archon.runtime import (
     CallCache,
     CallRecord,
-    Connection,
     ItemResult,
     JsonlTrace,
     MemoryTrace,
@@ -48,8 +50,12 @@ from archon.runtime import (
 )
 from archon.runtime.cache import CacheError
 from archon.runtime.clients.local import models as local_models
-from archon.runtime.trace import StageRecord
+from archon.runtime.events import fan_out
+from archon.runtime.trace import TraceSink
 from archon.values import Message
+
+if TYPE_CHECKING:
+    from archon.observability.otel import OtelSink
 
 _T = TypeVar("_T")
 
@@ -67,32 +73,21 @@ def register(app: typer.Typer) -> None:
 # --- run ------------------------------------------------------------------------------------
 
 
-class _Tee:
-    """Sends call records to several sinks (a JSONL file and the --show-prompts printer)."""
+@dataclasses.dataclass
+class _Trace:
+    """Where a run's records go: the ``--trace`` file, the ``--show-prompts`` printer and
+    OpenTelemetry (``--otel``), any of them, through one fan-out sink."""
 
-    def __init__(self, *sinks: JsonlTrace | MemoryTrace) -> None:
-        self.sinks = sinks
+    jsonl: JsonlTrace | None = None
+    prompts: MemoryTrace | None = None
+    otel: OtelSink | None = None
 
-    @property
-    def include_prompts(self) -> bool:
-        return any(s.include_prompts for s in self.sinks)
+    def sink(self) -> TraceSink | None:
+        return fan_out(self.jsonl, self.prompts, self.otel)
 
-    def record(self, record: CallRecord) -> None:
-        for sink in self.sinks:
-            sink.record(
-                record
-                if sink.include_prompts
-                else record.model_copy(update={"prompt": None, "output": None})
-            )
-
-    def record_stage(self, record: StageRecord) -> None:
-        for sink in self.sinks:
-            sink.record_stage(record)
-
-    @property
     def failed(self) -> bool:
         """A trace file could not be written (the run stops starting queries)."""
-        return any(isinstance(s, JsonlTrace) and s.error is not None for s in self.sinks)
+        return self.jsonl is not None and self.jsonl.error is not None
 
 
 def _queries(query: str | None, input_file: Path | None) -> list[str | tuple[Message, ...]]:
@@ -200,35 +195,32 @@ async def _execute(
     *,
     registry: Registry,
     cache: CallCache | None,
-    trace: _Tee | None,
-    model_path: Path | None,
+    trace: _Trace,
     as_json: bool,
     seed: int,
-    connection: Connection,
+    connection: opt.ConnectionFlags,
+    budget: Budget | None,
 ) -> bool:
-    client = make_client(pipeline, model_path, connection)
-    env = RunEnv(
-        client=client,
-        limits=connection.limits(),
-        registry=registry,
-        cache=cache,
-        trace=trace,
-        seed=seed,
-    )
+    client = make_client(pipeline, connection)
+    env = run_env(client, connection, cache, registry=registry, seed=seed, trace=trace.sink())
     try:
         if len(queries) == 1:
-            return await _answer_one(pipeline, queries[0], as_json, env)
-        return await _answer_each(pipeline, queries, as_json, env)
+            return await _answer_one(pipeline, queries[0], as_json, env, budget)
+        return await _answer_each(pipeline, queries, as_json, env, trace.failed, budget)
     finally:
         await client.aclose()
 
 
 async def _answer_one(
-    pipeline: Pipeline, query: str | tuple[Message, ...], as_json: bool, env: RunEnv
+    pipeline: Pipeline,
+    query: str | tuple[Message, ...],
+    as_json: bool,
+    env: RunEnv,
+    budget: Budget | None,
 ) -> bool:
     """Answer one query: the answer alone (or a JSON object), its warnings on stderr."""
     try:
-        result = await run(pipeline, query, env)
+        result = await run(pipeline, query, env, budget=budget)
     except ArchonError as error:
         typer.echo(f"error: {error}", err=True)
         return False
@@ -246,11 +238,12 @@ async def _answer_each(
     queries: list[str | tuple[Message, ...]],
     as_json: bool,
     env: RunEnv,
+    trace_failed: Callable[[], bool],
+    budget: Budget | None,
 ) -> bool:
     """Answer many queries, printing each (numbered) as it finishes; False if any failed."""
     ok = True
-    trace = env.trace
-    async for item in run_many(pipeline, queries, env):
+    async for item in run_many(pipeline, queries, env, budget=budget):
         ok = ok and item.ok
         if as_json:
             typer.echo(json.dumps(_item_json(item), ensure_ascii=False))
@@ -258,11 +251,12 @@ async def _answer_each(
             typer.echo(f"[{item.index}] {item.result.answer}")
         else:
             typer.echo(f"[{item.index}] error: {item.error}", err=True)
-        if isinstance(trace, _Tee) and trace.failed:
+        if trace_failed():
             return False  # the trace asked for cannot be kept: start no further query
     return ok
 
 
+@opt.grouped
 def run_command(
     file: Annotated[Path, typer.Argument(help="The .pipe file to run.")],
     query: Annotated[str | None, typer.Option("--query", "-q", help="The question.")] = None,
@@ -272,27 +266,31 @@ def run_command(
     ] = None,
     params: opt.Params = None,
     trace: opt.Trace = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not read or write the cache.")
-    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON lines.")] = False,
     show_prompts: Annotated[
-        bool, typer.Option("--show-prompts", help="Print every prompt sent and answer (stderr).")
+        bool,
+        typer.Option(
+            "--show-prompts",
+            help="Print every prompt sent and answer (stderr); with --otel, also in the spans.",
+        ),
     ] = False,
+    otel: opt.Otel = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and cost estimate; call nothing.")
     ] = False,
-    model_path: opt.ModelPath = None,
+    *,
+    budget: opt.BudgetFlags,
+    cache: opt.CacheFlags,
+    connection: opt.ConnectionFlags,
     seed: opt.Seed = 0,
-    allow_key: opt.AllowKey = None,
-    timeout: opt.Timeout = None,
-    retries: opt.Retries = None,
 ) -> None:
     """Run a pipeline on a query (or a JSONL file of queries) and print the answer.
 
+    The --budget-* options limit all the queries together; the .pipe's budget limits each.
     Exit codes: 0 ok, 1 diagnostics, 2 usage error, 3 runtime failure or budget exhausted.
     """
-    connection = connection_from_options(allow_key, timeout, retries)
+    connection_of(connection)
+    run_budget = budget_of(budget)
     registry = default_registry()
     pipeline = load_pipeline(file, params, registry)
     if dry_run:
@@ -303,35 +301,39 @@ def run_command(
             raise typer.Exit(EXIT_RUNTIME) from error
         return
     queries = _queries(query, input_file)
-    check_model_path(model_path)
+    check_model_path(connection.model_path)
     check_output_path(trace, "--trace")
-    cache = open_cache(no_cache)
+    call_cache = open_cache(cache)
     prompts = MemoryTrace(include_prompts=True) if show_prompts else None
+    spans = open_otel_run(otel, "run", pipeline, include_prompts=show_prompts)
     jsonl = JsonlTrace(trace) if trace is not None else None
-    sinks = [s for s in (jsonl, prompts) if s is not None]
-    tee = _Tee(*sinks) if sinks else None
+    sinks = _Trace(jsonl, prompts, spans)
+    failure: str | None = None
     try:
         ok = asyncio.run(
             _execute(
                 pipeline,
                 queries,
                 registry=registry,
-                cache=cache,
-                trace=tee,
-                model_path=model_path,
+                cache=call_cache,
+                trace=sinks,
                 as_json=as_json,
                 seed=seed,
                 connection=connection,
+                budget=run_budget,
             )
         )
     except ArchonError as error:  # e.g. a model client that cannot be built
+        failure = str(error)
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_RUNTIME) from error
     finally:
         if jsonl is not None:
             jsonl.close()
-        if cache is not None:
-            cache.close()
+        if call_cache is not None:
+            call_cache.close()
+        if spans is not None:
+            spans.close(failure)
     if prompts is not None:
         _print_prompts(prompts.records)
     if jsonl is not None and jsonl.error is not None:

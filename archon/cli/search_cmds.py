@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -37,10 +37,12 @@ from archon.cli.eval_cmds import load_dataset_or_exit
 from archon.cli.session import (
     bank_line,
     check_model_path,
-    connection_from_options,
+    connection_of,
     load_template,
     make_client,
     open_cache,
+    open_otel_run,
+    run_env,
 )
 from archon.compiler.emit import pipeline_to_pipe
 from archon.errors import ArchonError
@@ -49,7 +51,7 @@ from archon.eval.stats import Difference
 from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
-from archon.runtime import CallCache, Connection, RunEnv
+from archon.runtime import CallCache
 from archon.search import (
     SearchBudget,
     SearchConfigError,
@@ -64,8 +66,12 @@ from archon.search import (
     search,
 )
 from archon.search.objective import Evaluator
+from archon.search.record import TrialKey
 from archon.search.report import Estimate
 from archon.search.storage import check_storage_url
+
+if TYPE_CHECKING:  # the `otel` extra is optional
+    from archon.observability.otel import OtelSink
 
 
 class Objective(StrEnum):
@@ -401,17 +407,21 @@ class _Lines:
             if len(event.value) > 1:
                 head += f" cost {event.value[1]:.2f}/query"
         elif state == "PRUNED":
-            items, score = _number(attrs.get("items")), _number(attrs.get("score"))
+            items, score = _number(attrs.get(TrialKey.ITEMS)), _number(attrs.get(TrialKey.SCORE))
             head = f"trial {number} PRUNED"
             head += "" if items is None else f" at {items:.0f} item" + "s" * (items != 1)
             head += "" if score is None else f" score {score:.3f}"
-            why = attrs.get("pruned_by")
+            why = attrs.get(TrialKey.PRUNED_BY)
             head += f" ({why})" if isinstance(why, str) and why else ""
         else:
             head = f"trial {number} {state}"
-            why = attrs.get("infeasible") or attrs.get("error") or attrs.get("stopped")
+            why = (
+                attrs.get(TrialKey.INFEASIBLE)
+                or attrs.get(TrialKey.ERROR)
+                or attrs.get(TrialKey.STOPPED)
+            )
             head += f": {why}" if isinstance(why, str) and why else ""
-        duplicate = _number(attrs.get("duplicate_of"))
+        duplicate = _number(attrs.get(TrialKey.DUPLICATE_OF))
         if duplicate is not None:
             head += f" (same pipeline as trial {duplicate:.0f}: result reused)"
         return head + _usage(attrs) + self._best(event)
@@ -427,20 +437,21 @@ class _Lines:
 
 def _usage(attrs: Mapping[str, Any]) -> str:
     """`` calls 1,234 (cache 900) 3.2 calls/q 41.0 s`` from a trial's stored attributes."""
-    calls = _number(attrs.get("calls"))
+    calls = _number(attrs.get(TrialKey.CALLS))
     if calls is None:
         return ""
-    cache, bank = _number(attrs.get("cache_hits")) or 0.0, _number(attrs.get("bank_hits"))
+    cache = _number(attrs.get(TrialKey.CACHE_HITS)) or 0.0
+    bank = _number(attrs.get(TrialKey.BANK_HITS))
     hits = f"cache {cache:,.0f}" + ("" if bank is None else f", bank {bank:,.0f}")
     text = f" calls {calls:,.0f} ({hits})"
-    items = _number(attrs.get("items"))
-    per_query = attrs.get("per_query")
+    items = _number(attrs.get(TrialKey.ITEMS))
+    per_query = attrs.get(TrialKey.PER_QUERY)
     mean = per_query.get("calls", {}).get("mean") if isinstance(per_query, dict) else None
     if isinstance(mean, int | float):
         text += f" {mean:.1f} calls/q"
     elif items:
         text += f" {(calls + cache) / items:.1f} calls/q"
-    wall, cpu = _number(attrs.get("wall_s")), _number(attrs.get("cpu_s"))
+    wall, cpu = _number(attrs.get(TrialKey.WALL_S)), _number(attrs.get(TrialKey.CPU_S))
     text += "" if wall is None else f" {wall:.1f} s"
     text += "" if cpu is None else f" (cpu {cpu:.1f} s)"
     return text
@@ -500,9 +511,9 @@ def _evaluation(
     metric: str | None,
     registry: Registry,
     cache: CallCache | None,
-    model_path: Path | None,
     seed: int,
-    connection: Connection,
+    connection: opt.ConnectionFlags,
+    spans: OtelSink | None = None,
 ) -> tuple[EvalConfig | None, Evaluator[Any] | None]:
     """How trials are scored: a seeded synthetic landscape, or the models through ``EvalConfig``."""
     if simulate is not None:
@@ -510,17 +521,161 @@ def _evaluation(
 
         landscape = Landscape.random(template, seed=simulate)
         return None, SimulatedEvaluator(landscape.quality, registry, seed=simulate)
-    env = RunEnv(
-        client=make_client(template, model_path, connection),
-        limits=connection.limits(),
-        registry=registry,
-        cache=cache,
-        seed=seed,
+    client = make_client(template, connection)
+    env = run_env(client, connection, cache, registry=registry, seed=seed, trace=spans)
+    return EvalConfig(env=env, metric=metric), None
+
+
+@dataclass(frozen=True)
+class StrategyFlags(opt.FlagGroup):
+    """How ``archon search`` samples, prunes, promotes and picks its winner
+    (:class:`~archon.search.SearchOptions`)."""
+
+    objective: Annotated[Objective, typer.Option(help="quality, or pareto (quality vs cost).")] = (
+        Objective.quality
     )
-    config = EvalConfig(env=env, metric=metric)
-    return config, None
+    cost: Annotated[Cost, typer.Option(help="Cost of the pareto objective, per query.")] = (
+        Cost.calls
+    )
+    sampler: Annotated[Sampler, typer.Option(help="Optuna sampler.")] = Sampler.tpe
+    pruner: Annotated[
+        Pruner,
+        typer.Option(
+            help="paired: prune a trial whose per-item scores are significantly below the best"
+            " trial's on the same items (Wilcoxon; pareto: below a trial costing no more);"
+            " sha/hyperband: running means (quality only); none."
+        ),
+    ] = Pruner.paired
+    p_threshold: Annotated[
+        float, typer.Option(help="One-sided p-value below which the paired pruner prunes.")
+    ] = 0.1
+    winner: Annotated[
+        Winner,
+        typer.Option(
+            help="paired: the best trial replaces the template's defaults only when it is"
+            " significantly better on the whole dev split, paired by item (Wilcoxon,"
+            " --p-threshold); best: the highest score wins."
+        ),
+    ] = Winner.paired
+    screen_items: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Once N trials saw every dev item, later trials skip the items all N scored"
+            " the same on (credited with that score; promotion uses every item).",
+        ),
+    ] = None
+    max_mean_calls: Annotated[
+        float | None,
+        typer.Option(
+            help="Constraint: a configuration whose measured mean calls per query exceed this"
+            " is infeasible (never the winner), not penalised."
+        ),
+    ] = None
+    max_calls_per_query: Annotated[
+        int | None, typer.Option(help="Reject configurations estimated above this.")
+    ] = None
+    parallel_trials: Annotated[int, typer.Option(help="Trials evaluated at once.")] = 1
+    chunk_size: Annotated[int | None, typer.Option(help="Dev items per pruning step.")] = None
+    trial_items: Annotated[
+        int | None,
+        typer.Option(
+            help="Dev items each trial sees (default: all); the best are then promoted to"
+            " the whole dev split."
+        ),
+    ] = None
+    promote_top: Annotated[
+        int, typer.Option(help="Best trials re-evaluated on the whole dev split.")
+    ] = 3
+    baselines: Annotated[
+        bool | None,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="Also test single samples of each model and equal-cost majority vote"
+            " (default: on, off with --simulate).",
+        ),
+    ] = None
+    allow_template_change: Annotated[
+        bool, typer.Option(help="Continue a study whose template changed (recorded).")
+    ] = False
+
+    def options(self, seed: int, *, simulated: bool) -> SearchOptions:
+        """The validated :class:`SearchOptions` (a setting no search can use: exit 2)."""
+        options = SearchOptions(
+            objective=self.objective.value,
+            cost=self.cost.value,
+            sampler=self.sampler.value,
+            pruner=self.pruner.value,
+            p_threshold=self.p_threshold,
+            winner=self.winner.value,
+            screen_after=self.screen_items,
+            max_mean_calls=self.max_mean_calls,
+            seed=seed,
+            parallel_trials=self.parallel_trials,
+            chunk_size=self.chunk_size,
+            max_calls_per_query=self.max_calls_per_query,
+            allow_template_change=self.allow_template_change,
+            trial_items=self.trial_items,
+            promote_top=self.promote_top,
+            baselines=not simulated if self.baselines is None else self.baselines,
+        )
+        try:
+            options.validate()
+        except SearchConfigError as error:
+            usage_error(str(error))
+        return options
 
 
+@dataclass(frozen=True)
+class StudyFlags(opt.FlagGroup):
+    """Where the study lives (``--report`` prints a stored one instead of searching)."""
+
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="sqlite:///f.db, postgresql://..., journal:f.log (default: next to the template)."
+        ),
+    ] = None
+    study: Annotated[str | None, typer.Option(help="Study name (default: the pipeline name).")] = (
+        None
+    )
+    report: Annotated[
+        str | None,
+        typer.Option(help="Print the table of stored study REPORT (with --storage) and exit."),
+    ] = None
+
+
+@dataclass(frozen=True)
+class OutputFlags(opt.FlagGroup):
+    """What ``archon search`` writes and prints."""
+
+    out: Annotated[
+        Path | None, typer.Option(help="Best architecture .pipe (and .json params).")
+    ] = None
+    plots: Annotated[
+        Path | None, typer.Option(help="Folder for plots (default: next to --out).")
+    ] = None
+    plot_format: Annotated[str, typer.Option(help="png, html or png,html.")] = "png"
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not draw plots.")] = False
+    top: Annotated[
+        int,
+        typer.Option(
+            help="Rows in the final table (the baseline row shows every parameter in full, the"
+            " others only those that differ from the baseline)."
+        ),
+    ] = 10
+    progress: Annotated[
+        ProgressMode,
+        typer.Option(
+            help="live: one updating status line (terminals); lines: a plain line per trial"
+            " started and finished, promotion and test, flushed at once (logs, files); auto:"
+            " live on a terminal, else lines (with --json the lines go to stderr).",
+        ),
+    ] = ProgressMode.auto
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False
+
+
+@opt.grouped
 def search_command(
     template: Annotated[
         Path | None, typer.Argument(help="The .pipe template whose holes are searched.")
@@ -532,200 +687,98 @@ def search_command(
     trials: Annotated[
         int | None, typer.Option(help="Trials the study should hold (a rerun resumes).")
     ] = None,
-    objective: Annotated[
-        Objective, typer.Option(help="quality, or pareto (quality vs cost).")
-    ] = Objective.quality,
-    cost: Annotated[
-        Cost, typer.Option(help="Cost of the pareto objective, per query.")
-    ] = Cost.calls,
-    sampler: Annotated[Sampler, typer.Option(help="Optuna sampler.")] = Sampler.tpe,
-    pruner: Annotated[
-        Pruner,
-        typer.Option(
-            help="paired: prune a trial whose per-item scores are significantly below the best"
-            " trial's on the same items (Wilcoxon; pareto: below a trial costing no more);"
-            " sha/hyperband: running means (quality only); none."
-        ),
-    ] = Pruner.paired,
-    p_threshold: Annotated[
-        float, typer.Option(help="One-sided p-value below which the paired pruner prunes.")
-    ] = 0.1,
-    winner: Annotated[
-        Winner,
-        typer.Option(
-            help="paired: the best trial replaces the template's defaults only when it is"
-            " significantly better on the whole dev split, paired by item (Wilcoxon,"
-            " --p-threshold); best: the highest score wins."
-        ),
-    ] = Winner.paired,
-    screen_items: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            help="Once N trials saw every dev item, later trials skip the items all N scored"
-            " the same on (credited with that score; promotion uses every item).",
-        ),
-    ] = None,
-    max_mean_calls: Annotated[
-        float | None,
-        typer.Option(
-            help="Constraint: a configuration whose measured mean calls per query exceed this"
-            " is infeasible (never the winner), not penalised."
-        ),
-    ] = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            help="sqlite:///f.db, postgresql://..., journal:f.log (default: next to the template)."
-        ),
-    ] = None,
-    study: Annotated[
-        str | None, typer.Option(help="Study name (default: the pipeline name).")
-    ] = None,
-    parallel_trials: Annotated[int, typer.Option(help="Trials evaluated at once.")] = 1,
-    budget_calls: Annotated[
-        int | None, typer.Option(help="Total model calls (cache hits free).")
-    ] = None,
-    budget_usd: Annotated[float | None, typer.Option(help="Total dollars.")] = None,
-    budget_seconds: Annotated[float | None, typer.Option(help="Total wall time.")] = None,
-    max_calls_per_query: Annotated[
-        int | None, typer.Option(help="Reject configurations estimated above this.")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Best architecture .pipe (and .json params).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Sampler and run seed.")] = 0,
-    metric: Annotated[str | None, typer.Option(help="Metric (default: the dataset's).")] = None,
-    chunk_size: Annotated[int | None, typer.Option(help="Dev items per pruning step.")] = None,
-    trial_items: Annotated[
-        int | None,
-        typer.Option(
-            help="Dev items each trial sees (default: all); the best are then promoted to"
-            " the whole dev split."
-        ),
-    ] = None,
-    promote_top: Annotated[
-        int, typer.Option(help="Best trials re-evaluated on the whole dev split.")
-    ] = 3,
-    baselines: Annotated[
-        bool | None,
-        typer.Option(
-            "--baselines/--no-baselines",
-            help="Also test single samples of each model and equal-cost majority vote"
-            " (default: on, off with --simulate).",
-        ),
-    ] = None,
-    allow_template_change: Annotated[
-        bool, typer.Option(help="Continue a study whose template changed (recorded).")
-    ] = False,
-    plots: Annotated[
-        Path | None, typer.Option(help="Folder for plots (default: next to --out).")
-    ] = None,
-    plot_format: Annotated[str, typer.Option(help="png, html or png,html.")] = "png",
-    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not draw plots.")] = False,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not use the call cache.")
-    ] = False,
-    bank: opt.Banks = None,
-    model_path: Annotated[
-        Path | None, typer.Option(help="GGUF file for every local/... model.")
-    ] = None,
+    *,
+    strategy: StrategyFlags,
+    study: StudyFlags,
+    budget: Annotated[opt.BudgetFlags, opt.use("calls", "usd", "seconds")],
+    metric: opt.Metric = None,
+    seed: opt.Seed = 0,
     simulate: Annotated[
         int | None,
         typer.Option(help="Score with a seeded synthetic landscape instead of models (try-out)."),
     ] = None,
-    report: Annotated[
-        str | None,
-        typer.Option(help="Print the table of stored study REPORT (with --storage) and exit."),
-    ] = None,
-    top: Annotated[
-        int,
-        typer.Option(
-            help="Rows in the final table (the baseline row shows every parameter in full, the"
-            " others only those that differ from the baseline)."
-        ),
-    ] = 10,
-    progress: Annotated[
-        ProgressMode,
-        typer.Option(
-            help="live: one updating status line (terminals); lines: a plain line per trial"
-            " started and finished, promotion and test, flushed at once (logs, files); auto:"
-            " live on a terminal, else lines (with --json the lines go to stderr).",
-        ),
-    ] = ProgressMode.auto,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    allow_key: opt.AllowKey = None,
-    timeout: opt.Timeout = None,
-    retries: opt.Retries = None,
+    otel: opt.Otel = False,
+    output: OutputFlags,
+    cache: opt.CacheFlags,
+    connection: opt.ConnectionFlags,
 ) -> None:
     """Search a template's holes on a dataset's dev split; write the best as a concrete .pipe.
 
-    Rerunning the same command resumes the study. Exit codes: 0 ok, 1 diagnostics, 2 usage
-    error, 3 runtime failure (or no configuration completed).
+    The --budget-* totals cover the whole search, test re-evaluation included (default
+    without them: 20 trials); --seed seeds the sampler too. Rerunning the same command
+    resumes the study. Exit codes: 0 ok, 1 diagnostics, 2 usage error, 3 runtime failure (or
+    no configuration completed).
     """
-    _check_numbers(limit=limit, trials=trials, parallel_trials=parallel_trials, top=top)
-    _check_numbers(max_calls_per_query=max_calls_per_query, chunk_size=chunk_size)
-    for value, flag in ((budget_calls, "calls"), (budget_usd, "usd"), (budget_seconds, "seconds")):
-        check_positive(value, f"--budget-{flag}")
-    _check_storage(storage)
-    connection = connection_from_options(allow_key, timeout, retries)
-    if report is not None:
-        _report_only(report or study, storage, template, top, as_json)
+    _check_numbers(limit=limit, trials=trials, parallel_trials=strategy.parallel_trials)
+    _check_numbers(top=output.top, max_calls_per_query=strategy.max_calls_per_query)
+    _check_numbers(chunk_size=strategy.chunk_size)
+    search_budget = _search_budget(trials, budget)
+    _check_storage(study.storage)
+    connection_of(connection)
+    if study.report is not None:
+        _report_only(study.report or study.study, study.storage, template, output)
         return
     registry, pipeline, data, template = _inputs(template, dataset)
-    if trials is None and all(v is None for v in (budget_calls, budget_usd, budget_seconds)):
-        trials = 20
-    storage = storage or default_storage_url(template)
-    out = out or template.with_name(template.stem + ".best.pipe")
-    _check_outputs(out, model_path)
-    options = SearchOptions(
-        objective=objective.value,
-        cost=cost.value,
-        sampler=sampler.value,
-        pruner=pruner.value,
-        p_threshold=p_threshold,
-        winner=winner.value,
-        screen_after=screen_items,
-        max_mean_calls=max_mean_calls,
-        seed=seed,
-        parallel_trials=parallel_trials,
-        chunk_size=chunk_size,
-        max_calls_per_query=max_calls_per_query,
-        allow_template_change=allow_template_change,
-        trial_items=trial_items,
-        promote_top=promote_top,
-        baselines=simulate is None if baselines is None else baselines,
+    storage = study.storage or default_storage_url(template)
+    out = output.out or template.with_name(template.stem + ".best.pipe")
+    _check_outputs(out, connection.model_path)
+    options = strategy.options(seed, simulated=simulate is not None)
+    origin = {"pipeline": pipeline.name, "dataset": data.name}
+    call_cache = open_cache(cache, origin=origin)
+    settings = _Settings(
+        registry, options, search_budget, storage, study.study, limit, output.progress
     )
-    try:
-        options.validate()
-    except SearchConfigError as error:
-        usage_error(str(error))
-    budget = SearchBudget(trials=trials, calls=budget_calls, usd=budget_usd, seconds=budget_seconds)
-    cache = open_cache(
-        no_cache, origin={"pipeline": pipeline.name, "dataset": data.name}, banks=bank
-    )
-    settings = _Settings(registry, options, budget, storage, study, limit, progress)
+    spans = open_otel_run(otel, "search", pipeline) if simulate is None else None
     evaluation = _evaluation(
         pipeline,
         simulate=simulate,
         metric=metric,
         registry=registry,
-        cache=cache,
-        model_path=model_path,
+        cache=call_cache,
         seed=seed,
         connection=connection,
+        spans=spans,
     )
     console = stdout()
-    result = _execute(pipeline, data, evaluation, settings, console, cache, quiet=as_json)
+    try:
+        result = _execute(
+            pipeline, data, evaluation, settings, console, call_cache, quiet=output.as_json
+        )
+    finally:
+        if spans is not None:
+            spans.close()
+    _finish(result, out, output, storage, console, call_cache)
+
+
+def _search_budget(trials: int | None, flags: opt.BudgetFlags) -> SearchBudget:
+    """``--trials`` and the ``--budget-*`` totals (none given: 20 trials)."""
+    limits = flags.items()
+    for name, value in limits.items():
+        check_positive(value, f"--budget-{name}")
+    if trials is None and not limits:
+        trials = 20
+    return SearchBudget(trials=trials, calls=flags.calls, usd=flags.usd, seconds=flags.seconds)
+
+
+def _finish(
+    result: SearchResult,
+    out: Path,
+    output: OutputFlags,
+    storage: str,
+    console: Console,
+    cache: CallCache | None,
+) -> None:
+    """Write the best ``.pipe`` and the plots, print the result; exit 3 without a best."""
     written = _write_best(result, out)
-    if not no_plots:
-        written += _plots(storage, result.report.study_name, plots or out.parent, plot_format)
-    if as_json:
+    if not output.no_plots:
+        folder = output.plots or out.parent
+        written += _plots(storage, result.report.study_name, folder, output.plot_format)
+    if output.as_json:
         from archon.search.report import to_json
 
-        typer.echo(to_json(result.report, top))
+        typer.echo(to_json(result.report, output.top))
     else:
-        _print_result(console, result, top, written)
+        _print_result(console, result, output.top, written)
     answered = bank_line(cache)
     if answered is not None:
         typer.echo(answered, err=True)
@@ -734,13 +787,13 @@ def search_command(
 
 
 def _report_only(
-    study: str | None, storage: str | None, template: Path | None, top: int, as_json: bool
+    study: str | None, storage: str | None, template: Path | None, output: OutputFlags
 ) -> None:
     if storage is None and template is not None:
         storage = default_storage_url(template)
     if storage is None:
         usage_error("--report needs --storage URL (or the template the study sits next to)")
-    _print_report(storage, study, top, as_json)
+    _print_report(storage, study, output.top, output.as_json)
 
 
 def _inputs(template: Path | None, dataset: str | None) -> tuple[Registry, Pipeline, Dataset, Path]:

@@ -13,18 +13,26 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from archon.cli import options as opt
 from archon.cli.common import EXIT_RUNTIME, usage_error
-from archon.cli.session import assign_params, load_template, make_shared_client, open_cache
+from archon.cli.session import (
+    assign_params,
+    budget_of,
+    connection_of,
+    load_template,
+    make_shared_client,
+    open_cache,
+    open_otel,
+    run_env,
+)
 from archon.errors import ArchonError
-from archon.ir import Budget
 from archon.layers import default_registry
 from archon.layers.registry import Registry
-from archon.runtime import CallCache, JsonlTrace, Limits, RunEnv
+from archon.runtime import CallCache, JsonlTrace
 from archon.serve import (
     RunningServer,
     ServedPipeline,
@@ -33,6 +41,9 @@ from archon.serve import (
     create_app,
     serve,
 )
+
+if TYPE_CHECKING:
+    from archon.observability.otel import Otel
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
 
@@ -125,32 +136,124 @@ def _ready(served: list[ServedPipeline]) -> Callable[[RunningServer], None]:
     return announce
 
 
+@dataclass(frozen=True)
+class ServerFlags(opt.FlagGroup):
+    """The HTTP side of ``archon serve``: address, admission, limits, timeouts, logging."""
+
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 for every one).")] = (
+        "127.0.0.1"
+    )
+    port: Annotated[int, typer.Option(help="Port (0: any free port, printed on start).")] = 8000
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="Environment variable holding the key clients must send as bearer."),
+    ] = None
+    max_concurrency: Annotated[int, typer.Option(help="Requests running at once.")] = 64
+    queue: Annotated[
+        int, typer.Option(help="Requests waiting for a slot; more get 429 with Retry-After.")
+    ] = 256
+    keepalive: Annotated[
+        float, typer.Option(help="Seconds without output before a stream gets a keep-alive.")
+    ] = 10.0
+    max_n: Annotated[int, typer.Option(help="Largest n accepted.")] = 16
+    client_sampling: Annotated[
+        bool,
+        typer.Option(
+            "--client-sampling/--no-client-sampling",
+            help="Let temperature/top_p/max_tokens override a direct pipeline's answer call.",
+        ),
+    ] = True
+    shutdown_timeout: Annotated[
+        float, typer.Option(help="On SIGTERM, wait this long for requests in flight.")
+    ] = 60.0
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every HTTP request (stderr).")
+    ] = False
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a connection has to send complete request headers.")
+    ] = 10.0
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a request body has to arrive (then 408).")
+    ] = 30.0
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            help="Connections open at once; one more closes the longest-waiting connection"
+            " that is not running a request (or is refused when all are)."
+        ),
+    ] = 512
+
+    def check(self) -> None:
+        """Usage errors for counts and timeouts no server can work with."""
+        for option, value, low in (
+            ("--max-concurrency", self.max_concurrency, 1),
+            ("--queue", self.queue, 0),
+            ("--max-n", self.max_n, 1),
+            ("--max-connections", self.max_connections, 1),
+        ):
+            if value < low:
+                usage_error(f"{option} must be at least {low}")
+        for option, seconds in (
+            ("--keepalive", self.keepalive),
+            ("--header-timeout", self.header_timeout),
+            ("--body-timeout", self.body_timeout),
+        ):
+            if seconds <= 0:
+                usage_error(f"{option} must be positive")
+
+    def settings(self, seed: int) -> ServeSettings:
+        return ServeSettings(
+            max_concurrency=self.max_concurrency,
+            queue=self.queue,
+            seed=seed,
+            keepalive_s=self.keepalive,
+            max_n=self.max_n,
+            client_sampling=self.client_sampling,
+            api_key=_api_key(self.api_key_env, self.host),
+            header_timeout_s=self.header_timeout,
+            body_timeout_s=self.body_timeout,
+            max_connections=self.max_connections,
+        )
+
+
+def _access_log() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access = logging.getLogger("archon.serve.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+
+
 async def _run(
     served: list[ServedPipeline],
     *,
-    model_path: Path | None,
+    connection: opt.ConnectionFlags,
     cache: CallCache | None,
     trace: JsonlTrace | None,
+    otel: Otel | None,
+    server: ServerFlags,
     settings: ServeSettings,
     budget: ServerBudget,
-    limits: Limits,
-    host: str,
-    port: int,
-    shutdown_timeout_s: float,
-    access_log: bool,
+    model_concurrency: int,
 ) -> None:
-    client = make_shared_client([p.pipeline for p in served], model_path)
+    client = make_shared_client([p.pipeline for p in served], connection)
     try:
-        env = RunEnv(
-            client=client, limits=limits, registry=default_registry(), cache=cache, trace=trace
+        env = run_env(
+            client,
+            connection,
+            cache,
+            registry=default_registry(),
+            seed=settings.seed,
+            trace=trace,
+            max_concurrency=model_concurrency,
         )
-        app = create_app(served, env, settings=settings, budget=budget)
+        app = create_app(served, env, settings=settings, budget=budget, otel=otel)
         await serve(
             app,
-            host,
-            port,
-            shutdown_timeout_s=shutdown_timeout_s,
-            access_log=access_log,
+            server.host,
+            server.port,
+            shutdown_timeout_s=server.shutdown_timeout,
+            access_log=server.access_log,
             on_ready=_ready(served),
             on_stopping=lambda: typer.echo(
                 "archon serve: stopping; finishing the requests in flight", err=True
@@ -160,6 +263,7 @@ async def _run(
         await client.aclose()
 
 
+@opt.grouped
 def serve_command(
     pipes: Annotated[
         list[str],
@@ -169,140 +273,72 @@ def serve_command(
         list[str] | None,
         typer.Option(help="JSON hole values: FILE for every pipeline, or NAME=FILE. Repeatable."),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 for every one).")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(help="Port (0: any free port, printed on start).")] = 8000,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(help="Environment variable holding the key clients must send as bearer."),
-    ] = None,
-    max_concurrency: Annotated[int, typer.Option(help="Requests running at once.")] = 64,
-    queue: Annotated[
-        int, typer.Option(help="Requests waiting for a slot; more get 429 with Retry-After.")
-    ] = 256,
+    *,
+    server: ServerFlags,
     model_concurrency: Annotated[
         int, typer.Option(help="Model calls in flight at once, over all requests.")
     ] = 64,
-    budget_usd: Annotated[
-        float | None, typer.Option(help="Server-wide USD budget; then requests get 429.")
-    ] = None,
-    max_calls: Annotated[
-        int | None, typer.Option(help="Server-wide budget of model calls.")
-    ] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Server-wide budget of tokens.")] = None,
+    budget: Annotated[
+        opt.BudgetFlags,
+        opt.use("calls", "tokens", "usd", calls="--max-calls", tokens="--max-tokens"),
+    ],
     budget_window: Annotated[
         float | None,
-        typer.Option(help="Renew the server budget every this many seconds (default: never)."),
+        typer.Option(
+            help="Renew the --budget-* totals every this many seconds (default: never).",
+            rich_help_panel=opt.BudgetFlags.panel,
+        ),
     ] = None,
     trace: opt.Trace = None,
-    cache: Annotated[
-        bool, typer.Option("--cache/--no-cache", help="Read and write the call cache.")
-    ] = True,
-    model_path: opt.ModelPath = None,
-    seed: Annotated[int, typer.Option(help="Seed of requests that send none.")] = 0,
-    keepalive: Annotated[
-        float, typer.Option(help="Seconds without output before a stream gets a keep-alive.")
-    ] = 10.0,
-    max_n: Annotated[int, typer.Option(help="Largest n accepted.")] = 16,
-    client_sampling: Annotated[
-        bool,
-        typer.Option(
-            "--client-sampling/--no-client-sampling",
-            help="Let temperature/top_p/max_tokens override a direct pipeline's answer call.",
-        ),
-    ] = True,
-    shutdown_timeout: Annotated[
-        float, typer.Option(help="On SIGTERM, wait this long for requests in flight.")
-    ] = 60.0,
-    access_log: Annotated[
-        bool, typer.Option("--access-log", help="Log every HTTP request (stderr).")
-    ] = False,
-    header_timeout: Annotated[
-        float, typer.Option(help="Seconds a connection has to send complete request headers.")
-    ] = 10.0,
-    body_timeout: Annotated[
-        float, typer.Option(help="Seconds a request body has to arrive (then 408).")
-    ] = 30.0,
-    max_connections: Annotated[
-        int,
-        typer.Option(
-            help="Connections open at once; one more closes the longest-waiting connection"
-            " that is not running a request (or is refused when all are)."
-        ),
-    ] = 512,
+    otel: opt.Otel = False,
+    cache: opt.CacheFlags,
+    connection: opt.ConnectionFlags,
+    seed: opt.Seed = 0,
 ) -> None:
     """Serve pipelines behind an OpenAI-compatible API (/v1/chat/completions, /v1/models,
     /health, /metrics) until SIGTERM or Ctrl-C.
 
-    Exit codes: 0 stopped cleanly, 1 diagnostics, 2 usage error, 3 could not listen.
+    The --budget-* totals cover every request (then requests get 429); --seed is the seed of
+    requests that send none. Exit codes: 0 stopped cleanly, 1 diagnostics, 2 usage error,
+    3 could not listen.
     """
-    for option, value, low in (
-        ("--max-concurrency", max_concurrency, 1),
-        ("--queue", queue, 0),
-        ("--model-concurrency", model_concurrency, 1),
-        ("--max-n", max_n, 1),
-        ("--max-connections", max_connections, 1),
-    ):
-        if value < low:
-            usage_error(f"{option} must be at least {low}")
-    for option, seconds in (
-        ("--keepalive", keepalive),
-        ("--header-timeout", header_timeout),
-        ("--body-timeout", body_timeout),
-    ):
-        if seconds <= 0:
-            usage_error(f"{option} must be positive")
-    registry = default_registry()
-    served = _pipelines(pipes, params or [], registry)
-    settings = ServeSettings(
-        max_concurrency=max_concurrency,
-        queue=queue,
-        seed=seed,
-        keepalive_s=keepalive,
-        max_n=max_n,
-        client_sampling=client_sampling,
-        api_key=_api_key(api_key_env, host),
-        header_timeout_s=header_timeout,
-        body_timeout_s=body_timeout,
-        max_connections=max_connections,
-    )
+    server.check()
+    if model_concurrency < 1:
+        usage_error("--model-concurrency must be at least 1")
+    connection_of(connection)
+    served = _pipelines(pipes, params or [], default_registry())
+    settings = server.settings(seed)
     try:
-        budget = ServerBudget(
-            Budget(calls=max_calls, tokens=max_tokens, usd=budget_usd), window_s=budget_window
-        )
+        server_budget = ServerBudget(budget_of(budget), window_s=budget_window)
     except ArchonError as error:
         usage_error(str(error))
-    if access_log:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        access = logging.getLogger("archon.serve.access")
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
-    call_cache = open_cache(not cache)
+    if server.access_log:
+        _access_log()
+    exporter = open_otel(otel)
+    call_cache = open_cache(cache)
     jsonl = JsonlTrace(trace) if trace is not None else None
     try:
         asyncio.run(
             _run(
                 served,
-                model_path=model_path,
+                connection=connection,
                 cache=call_cache,
                 trace=jsonl,
+                otel=exporter,
+                server=server,
                 settings=settings,
-                budget=budget,
-                limits=Limits(max_concurrency=model_concurrency),
-                host=host,
-                port=port,
-                shutdown_timeout_s=shutdown_timeout,
-                access_log=access_log,
+                budget=server_budget,
+                model_concurrency=model_concurrency,
             )
         )
     except OSError as error:
-        typer.echo(f"error: cannot listen on {host}:{port}: {error}", err=True)
+        typer.echo(f"error: cannot listen on {server.host}:{server.port}: {error}", err=True)
         raise typer.Exit(EXIT_RUNTIME) from error
     finally:
         if jsonl is not None:
             jsonl.close()
         if call_cache is not None:
             call_cache.close()
+        if exporter is not None:
+            exporter.shutdown()
     typer.echo("archon serve: stopped", err=True)

@@ -28,23 +28,59 @@ from archon.ir import Pipeline, Value
 from archon.layers.registry import Registry
 
 if TYPE_CHECKING:  # the runtime is imported by the commands that run models, when they do
-    from archon.runtime import CallCache, Connection
+    from archon.cli.options import BudgetFlags, CacheFlags, ConnectionFlags
+    from archon.ir import Budget
+    from archon.observability.otel import Otel, OtelSink
+    from archon.runtime import CallCache, Connection, ModelClient, RunEnv, TraceSink
     from archon.runtime.clients.router import RouterClient
 
 
-def connection_from_options(
-    allow_keys: list[str] | None, timeout_s: float | None, retries: int | None
-) -> Connection:
+def connection_of(flags: ConnectionFlags) -> Connection:
     """The :class:`~archon.runtime.Connection` of ``--allow-key``, ``--timeout`` and
     ``--retries``, validated (a malformed grant is reported before anything runs)."""
     from archon.runtime.env import Connection
 
-    check_positive(timeout_s, "--timeout")
-    check_positive(retries, "--retries", allow_zero=True)
+    check_positive(flags.timeout, "--timeout")
+    check_positive(flags.retries, "--retries", allow_zero=True)
     with _usage_errors():
-        connection = Connection(tuple(allow_keys or ()), timeout_s, retries)
+        connection = Connection(tuple(flags.allow_keys or ()), flags.timeout, flags.retries)
         connection.key_policy()
     return connection
+
+
+def budget_of(flags: BudgetFlags) -> Budget | None:
+    """The run-level :class:`~archon.ir.Budget` of the ``--budget-*`` options (None: no limit);
+    a zero or negative limit is a usage error."""
+    from archon.ir import Budget
+
+    limits = flags.items()
+    for name, value in limits.items():
+        check_positive(value, f"--budget-{name}")
+    return Budget(**limits) if limits else None
+
+
+def run_env(
+    client: ModelClient,
+    connection: ConnectionFlags,
+    cache: CallCache | None,
+    *,
+    registry: Registry,
+    seed: int,
+    trace: TraceSink | None = None,
+    **limits: int,
+) -> RunEnv:
+    """The run environment of a command: ``client`` (from :func:`make_client`), the limits of
+    ``connection`` (plus ``limits``, e.g. ``max_concurrency``), the cache, trace and seed."""
+    from archon.runtime import RunEnv
+
+    return RunEnv(
+        client=client,
+        limits=connection_of(connection).limits(**limits),
+        registry=registry,
+        cache=cache,
+        trace=trace,
+        seed=seed,
+    )
 
 
 def _warn(message: str) -> None:
@@ -52,7 +88,7 @@ def _warn(message: str) -> None:
 
 
 @contextmanager
-def _usage_errors(no_cache: bool = False) -> Iterator[None]:
+def _usage_errors() -> Iterator[None]:
     """The run environment's setup errors as usage errors (exit 2)."""
     from archon.runtime.bank import BankError
     from archon.runtime.clients.keys import KeyPolicyError
@@ -120,41 +156,35 @@ def check_model_path(model_path: Path | None) -> None:
         usage_error(f"--model-path {model_path} is not a GGUF model file")
 
 
-def make_client(
-    pipeline: Pipeline, model_path: Path | None = None, connection: Connection | None = None
-) -> RouterClient:
-    """The client ``archon run`` uses (see :func:`make_shared_client`)."""
-    return make_shared_client((pipeline,), model_path, connection)
+def make_client(pipeline: Pipeline, connection: ConnectionFlags) -> RouterClient:
+    """The client of a command that runs one pipeline (see :func:`make_shared_client`)."""
+    return make_shared_client((pipeline,), connection)
 
 
-def make_shared_client(
-    pipelines: Sequence[Pipeline],
-    model_path: Path | None = None,
-    connection: Connection | None = None,
-) -> RouterClient:
+def make_shared_client(pipelines: Sequence[Pipeline], connection: ConnectionFlags) -> RouterClient:
     """One client for several pipelines (``archon serve``; :func:`make_client` for one):
-    :func:`archon.runtime.open_client`, with its errors as usage errors (exit 2) and the
-    keys it will not send reported on stderr."""
+    :func:`archon.runtime.open_client` with the ``ConnectionFlags``, its errors as usage
+    errors (exit 2) and the keys it will not send reported on stderr."""
     from archon.runtime import env
 
-    check_model_path(model_path)
+    check_model_path(connection.model_path)
+    policy = connection_of(connection)
     with _usage_errors():
-        return env.open_client(pipelines, model_path=model_path, connection=connection, warn=_warn)
+        return env.open_client(
+            pipelines, model_path=connection.model_path, connection=policy, warn=_warn
+        )
 
 
-def open_cache(
-    no_cache: bool,
-    *,
-    origin: dict[str, str] | None = None,
-    banks: list[Path] | None = None,
-) -> CallCache | None:
-    """The persistent call cache in the archon home, or None with ``--no-cache``
-    (:func:`archon.runtime.open_cache`): a bank that fails its checks exits 2; a broken or
-    unopenable cache is a warning, never fatal."""
+def open_cache(flags: CacheFlags, *, origin: dict[str, str] | None = None) -> CallCache | None:
+    """The persistent call cache in the archon home with the ``--bank`` files, or None with
+    ``--no-cache`` (:func:`archon.runtime.open_cache`): a bank that fails its checks exits 2;
+    a broken or unopenable cache is a warning, never fatal."""
     from archon.runtime import env
 
     with _usage_errors():
-        return env.open_cache(enabled=not no_cache, banks=banks or (), origin=origin, warn=_warn)
+        return env.open_cache(
+            enabled=flags.enabled, banks=flags.banks or (), origin=origin, warn=_warn
+        )
 
 
 def bank_line(cache: CallCache | None) -> str | None:
@@ -163,3 +193,30 @@ def bank_line(cache: CallCache | None) -> str | None:
         return None
     names = ", ".join(bank.name for bank in cache.banks)
     return f"bank ({names}) answered {cache.bank_hits} call(s)"
+
+
+def open_otel(flag: bool, *, include_prompts: bool = False) -> Otel | None:
+    """The OpenTelemetry exporter of ``--otel`` (or of ``OTEL_EXPORTER_OTLP_ENDPOINT``), or
+    None when neither asks for one; a missing ``otel`` extra is a usage error (exit 2).
+    Prompts go into spans with ``include_prompts`` or
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``."""
+    from archon.observability.otel import Otel, OtelMissing, content_requested, otel_requested
+
+    if not otel_requested(flag):
+        return None
+    try:
+        return Otel.to_otlp(include_prompts=include_prompts or content_requested())
+    except OtelMissing as error:
+        usage_error(str(error))
+
+
+def open_otel_run(
+    flag: bool, command: str, pipeline: Pipeline, *, include_prompts: bool = False
+) -> OtelSink | None:
+    """The span sink of one command's run (``archon run``, ``eval``, ``search``): its root
+    span is ``archon COMMAND``; closing it exports what is left (see :func:`open_otel`)."""
+    otel = open_otel(flag, include_prompts=include_prompts)
+    if otel is None:
+        return None
+    attributes = {"archon.command": command, "archon.pipeline": pipeline.name}
+    return otel.run(f"archon {command}", attributes, owns=True)

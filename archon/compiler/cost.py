@@ -92,7 +92,7 @@ def estimate(
     floor: tuple[int, int] | None = None  # calls and tokens before the first exit gate
     for node in pipeline.nodes:
         layer = registry.get(node.kind)
-        params = layer.Params.model_validate(node.arguments())
+        params = layer.validate_params(node.arguments())
         inputs = [flows[i] for i in node.inputs if i in flows]
         result = layer.estimate(params, query_tokens, inputs)
         flows[node.id] = replace(result.output, payload=layer.produces)

@@ -73,7 +73,7 @@ def _validate(
 ) -> list[tuple[str, Diagnostic]]:
     """(parameter name, diagnostic) for each validation error; one per bad list."""
     try:
-        layer.Params.model_validate(arguments, strict=True)
+        layer.validate_params(arguments, strict=True)
     except ValidationError as error:
         return [
             (str(e["loc"][0]) if e.get("loc") else "", _diagnostic(node, layer, e, hole, more))
@@ -105,7 +105,7 @@ def _per_list_errors(
             [name] = long
             short = dict(arguments, **{name: arguments[name][:_MANY_ERRORS]})
             try:
-                layer.Params.model_validate(short, strict=True)
+                layer.validate_params(short, strict=True)
             except ValidationError as fewer:
                 grouped = _per_list(fewer.errors(include_url=False))
                 cut = error.error_count() - fewer.error_count()  # bad items past the cut

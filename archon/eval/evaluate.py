@@ -1,5 +1,7 @@
-"""Run a pipeline over a dataset and score it: ``evaluate``, ``evaluate_iter``,
-``evaluate_chunks`` and the CLI's ``evaluate_sync``.
+"""Run a pipeline over a dataset and score it: :func:`evaluate` (what ``archon eval`` awaits,
+in its own event loop, with a progress bar), :func:`evaluate_iter` (an update per
+finished item), :func:`evaluate_chunks` (a report per chunk: search's one evaluation path) and
+:func:`evaluate_sync` (``asyncio.run(evaluate(...))`` for scripts and notebooks).
 
 Many items are in flight at once (``concurrency``), all sharing the config's
 :class:`~archon.runtime.RunEnv` -- so one :class:`~archon.runtime.Limits` bounds model
@@ -47,12 +49,11 @@ from archon.runtime import (
     Meter,
     RunEnv,
     RunResult,
-    TraceSink,
     prepare,
     run_conversation,
 )
 from archon.runtime.concurrency import in_flight
-from archon.runtime.trace import StageRecord, StageSink
+from archon.runtime.events import fan_out
 from archon.sandbox.confine import SandboxUnavailable
 from archon.values import Candidates, Usage
 
@@ -169,15 +170,14 @@ class _Setup:
 
 
 class _ItemTrace:
-    """Counts one item's calls per model, forwarding every record to the user's sink."""
+    """Counts one item's calls per model (the user's sink gets them through a fan-out)."""
 
-    def __init__(self, forward: TraceSink | None) -> None:
-        self._forward = forward
+    def __init__(self) -> None:
         self._usage: dict[str, ModelUsage] = {}
 
     @property
     def include_prompts(self) -> bool:
-        return self._forward is not None and self._forward.include_prompts
+        return False
 
     def record(self, record: CallRecord) -> None:
         hit = record.cache_hit
@@ -192,12 +192,6 @@ class _ItemTrace:
         )
         earlier = self._usage.get(record.model)
         self._usage[record.model] = spent if earlier is None else earlier + spent
-        if self._forward is not None:
-            self._forward.record(record)
-
-    def record_stage(self, record: StageRecord) -> None:
-        if isinstance(self._forward, StageSink):
-            self._forward.record_stage(record)
 
     def by_model(self) -> tuple[ModelUsage, ...]:
         return merge_usage((), self._usage.values())
@@ -256,14 +250,19 @@ def _failed(setup: _Setup, item: EvalItem, error: ArchonError, **fields: Any) ->
     )
 
 
-async def _answer(setup: _Setup, item: EvalItem, trace: _ItemTrace) -> tuple[RunResult, ...]:
-    """The pipeline's answer to each user turn (one turn: a plain :func:`run`)."""
+async def _answer(
+    setup: _Setup, item: EvalItem, trace: _ItemTrace, index: int | None
+) -> tuple[RunResult, ...]:
+    """The pipeline's answer to each user turn (one turn: a plain :func:`run`); the user's
+    trace sink, if any, gets every record and event too, with the item's position in the
+    dataset as the query index."""
     return await run_conversation(
         setup.pipeline,
         item.turns,
-        setup.env.replace(trace=trace),
+        setup.env.replace(trace=fan_out(trace, setup.env.trace)),
         system=item.system,
         budget=setup.budget,
+        query_index=index,
     )
 
 
@@ -276,12 +275,15 @@ def _stop_if_no_sandbox(error: ArchonError) -> None:
             raise candidate from None
 
 
-async def _one(setup: _Setup, item: EvalItem) -> ItemRecord | BudgetExceeded:
-    """The record of one item, or the run-budget limit that kept it from being answered."""
+async def _one(
+    setup: _Setup, item: EvalItem, index: int | None = None
+) -> ItemRecord | BudgetExceeded:
+    """The record of one item (``index``: its position in the dataset), or the run-budget
+    limit that kept it from being answered."""
     started = time.perf_counter()
-    trace = _ItemTrace(setup.env.trace)
+    trace = _ItemTrace()
     try:
-        results = await _answer(setup, item, trace)
+        results = await _answer(setup, item, trace, index)
     except BudgetExceeded as error:
         if error.scope == "run":
             return error
@@ -331,7 +333,8 @@ class _Run:
     tally: Tally
     writer: RecordWriter | None
     resumed: list[ItemRecord]
-    todo: list[EvalItem]
+    todo: list[tuple[int, EvalItem]]
+    """The items left to answer, each with its position in the dataset."""
     total: int
     concurrency: int
 
@@ -387,7 +390,7 @@ def _open(pipeline: Pipeline, dataset: Dataset, config: EvalConfig) -> _Run:
     for record in resumed:
         tally.add(record)
     done = {r.id for r in resumed}
-    todo = [item for item in dataset.items if item.id not in done]
+    todo = [(k, item) for k, item in enumerate(dataset.items) if item.id not in done]
     return _Run(setup, tally, writer, resumed, todo, len(dataset), config.concurrency)
 
 
@@ -415,10 +418,10 @@ async def _drive(state: _Run) -> AsyncGenerator[Update, None]:
     stopped: BudgetExceeded | None = None
 
     def jobs() -> Iterator[Callable[[], Any]]:
-        for item in state.todo:
+        for index, item in state.todo:
             if stopped is not None:  # the run budget is spent: start no new item
                 return
-            yield partial(_one, setup, item)
+            yield partial(_one, setup, item, index)
 
     async with aclosing(in_flight(jobs(), state.concurrency)) as outcomes:
         async for outcome in outcomes:
@@ -553,7 +556,8 @@ def evaluate_sync(
     progress: Callable[[Update], None] | None = None,
     **fields: Any,
 ) -> EvalResult:
-    """``asyncio.run(evaluate(...))`` for the CLI and scripts.
+    """``asyncio.run(evaluate(...))`` for scripts (``archon eval`` awaits :func:`evaluate` in
+    its own event loop, where it also closes the model client).
 
     For scripts, the :class:`~archon.eval.config.EvalConfig` fields and those of its
     :class:`~archon.runtime.RunEnv` may be given as keywords instead of ``config``

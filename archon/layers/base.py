@@ -188,9 +188,18 @@ class Layer(ABC, Generic[P]):
     """The output is a subset of the input candidates (evaluation reports what it kept)."""
 
     @classmethod
-    def validate_params(cls, arguments: Mapping[str, Any] | LayerParams) -> P:
+    def validate_params(
+        cls, arguments: Mapping[str, Any] | LayerParams, *, strict: bool = False
+    ) -> P:
         """``arguments`` as this kind's ``Params``: the one place where a caller that holds
         plain arguments (or a ``LayerParams`` of unknown kind) gets the precise type.
+
+        Args:
+            arguments: plain arguments, or params of any kind.
+            strict: no type coercion (pydantic's strict mode: ``"3"`` is not an int).
+                ``archon check`` (:mod:`archon.compiler.param_checks`) validates every hole
+                option strictly; the executor and the cost estimate then validate the
+                checked arguments in the default (lax) mode.
 
         Raises:
             pydantic.ValidationError: the arguments are not valid for this kind.
@@ -199,7 +208,7 @@ class Layer(ABC, Generic[P]):
             return arguments
         if isinstance(arguments, LayerParams):
             arguments = arguments.model_dump()
-        return cls.Params.model_validate(arguments)
+        return cls.Params.model_validate(arguments, strict=strict)
 
     @classmethod
     @abstractmethod

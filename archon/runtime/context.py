@@ -452,6 +452,7 @@ class NodeContext:
                 error=error,
                 query_index=self._state.query_index,
                 started_at=time.time() - latency,
+                finish_reason=first.finish_reason if first is not None else None,
                 prompt=prompt,
                 output=output,
             )

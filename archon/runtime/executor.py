@@ -34,8 +34,9 @@ from archon.runtime.clients.base import ModelClient
 from archon.runtime.concurrency import in_flight
 from archon.runtime.context import NodeContext, QueryState
 from archon.runtime.env import RunEnv, resolve_env
+from archon.runtime.events import NodeSink, NodeStarted
 from archon.runtime.streaming import StreamTap
-from archon.runtime.trace import StageRecord, StageSink
+from archon.runtime.trace import NodeRecord, StageRecord, StageSink
 from archon.values import Candidates, Message, Payload, Usage
 
 logger = logging.getLogger(__name__)
@@ -279,6 +280,7 @@ async def _run_node(
     futures: Mapping[str, asyncio.Future[Payload]],
     stages: _Stages,
     waits_for: Sequence[str],
+    events: NodeSink | None = None,
 ) -> None:
     node_id = item.node.id
     if waits_for and await stages.stopped(waits_for):
@@ -286,30 +288,117 @@ async def _run_node(
         if node_id in stages.decisions:
             stages.decisions[node_id].set_result(None)
         futures[node_id].set_result(Candidates())
+        if events is not None:
+            _node_skipped(events, item, state, waits_for)
         return
     inputs = [await futures[source] for source in item.node.inputs]
     ctx = NodeContext(state, node_id)
+    started = _node_started(events, item, state, waits_for) if events is not None else 0.0
+    failure: str | None = "cancelled"
     try:
         if isinstance(item.layer, Gate):
             output, decision = await item.layer.gate(ctx, item.params, inputs)
             stages.decisions[node_id].set_result(decision)
         else:
             output = await item.layer.run(ctx, item.params, inputs)
+        failure = None
     except Exception as e:
         cause = _leaf(e)
+        message = state.env.redactor.redact(str(cause) or type(cause).__name__)
+        failure = message
         if isinstance(cause, BudgetExceeded):
             raise cause from None
-        message = state.env.redactor.redact(str(cause) or type(cause).__name__)
         raise NodeFailed(item.node, cause, message) from cause
+    finally:
+        if events is not None:
+            _node_finished(events, item, state, waits_for, started, failure)
     futures[node_id].set_result(output)
+
+
+def _node_started(
+    events: NodeSink, item: PreparedNode, state: QueryState, waits_for: Sequence[str]
+) -> float:
+    started = time.time()
+    events.node_started(
+        NodeStarted(
+            node_id=item.node.id,
+            kind=item.node.kind,
+            query_index=state.query_index,
+            started_at=started,
+            inputs=item.node.inputs,
+            waits_for=tuple(waits_for),
+            params=item.params,
+        )
+    )
+    return started
+
+
+def _node_finished(
+    events: NodeSink,
+    item: PreparedNode,
+    state: QueryState,
+    waits_for: Sequence[str],
+    started: float,
+    error: str | None,
+) -> None:
+    events.node_finished(
+        NodeRecord(
+            node_id=item.node.id,
+            kind=item.node.kind,
+            query_index=state.query_index,
+            started_at=started,
+            finished_at=time.time(),
+            inputs=item.node.inputs,
+            waits_for=tuple(waits_for),
+            error=error,
+        )
+    )
+
+
+def _node_skipped(
+    events: NodeSink, item: PreparedNode, state: QueryState, waits_for: Sequence[str]
+) -> None:
+    now = time.time()
+    events.node_finished(
+        NodeRecord(
+            node_id=item.node.id,
+            kind=item.node.kind,
+            query_index=state.query_index,
+            started_at=now,
+            finished_at=now,
+            inputs=item.node.inputs,
+            waits_for=tuple(waits_for),
+            skipped=True,
+        )
+    )
 
 
 async def execute(prepared: Prepared, state: QueryState) -> RunResult:
     """Run every node of ``prepared`` for the query in ``state``.
 
     Nodes after an early-exit gate start once it has decided; when it exits they are
-    skipped and the gate's output is the answer.
+    skipped and the gate's output is the answer. A trace sink that is a
+    :class:`~archon.runtime.events.NodeSink` hears when the query and each node start and
+    end, and which nodes were skipped (no sink, or a calls-only one, costs nothing per node).
     """
+    trace = state.env.trace
+    events = trace if isinstance(trace, NodeSink) else None
+    if events is None:
+        return await _execute(prepared, state, None)
+    events.query_started(state.query_index, time.time())
+    failure: str | None = "cancelled"
+    try:
+        result = await _execute(prepared, state, events)
+        failure = None
+        return result
+    except Exception as error:
+        failure = state.env.redactor.redact(str(error) or type(error).__name__)
+        raise
+    finally:
+        events.query_finished(state.query_index, time.time(), failure)
+
+
+async def _execute(prepared: Prepared, state: QueryState, events: NodeSink | None) -> RunResult:
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
     futures: dict[str, asyncio.Future[Payload]] = {
@@ -324,7 +413,7 @@ async def execute(prepared: Prepared, state: QueryState) -> RunResult:
             async with asyncio.TaskGroup() as group:
                 for item in prepared.nodes:
                     waits = stages.before(item.node.id, order)
-                    task = _run_node(item, state, futures, stages, waits)
+                    task = _run_node(item, state, futures, stages, waits, events)
                     group.create_task(task, name=item.node.id)
     except BaseExceptionGroup as failures:
         first = failures.exceptions[0]

@@ -3,6 +3,12 @@
 A record holds the node, model, prompt hash, tokens, latency, cost, cache hit, sample index and
 (redacted) error of one single-sample call -- never an API key or auth header, and the prompt
 text only when asked for (``--show-prompts``), redacted too.
+
+Beside the calls a trace holds a :class:`StageRecord` per early-exit gate (``"event":
+"stage"``) and a :class:`NodeRecord` per node that ran or was skipped (``"event": "node"``:
+when it started and finished and which nodes it waited for, so ``archon trace show`` can draw
+the run and find its critical path). :func:`read_run` reads all three; lines of an unknown
+``event`` (written by a later archon) are passed over.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import json
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,9 +26,16 @@ from archon.errors import ArchonError
 from archon.outputs import LineFile
 from archon.values import Message
 
+if TYPE_CHECKING:
+    from archon.runtime.events import NodeStarted
+
 
 class TraceWriteError(ArchonError):
     """A trace line cannot be written (a full disk, an I/O error)."""
+
+
+class TraceReadError(ArchonError, ValueError):
+    """A line of a trace file is not a trace record."""
 
 
 class CallRecord(BaseModel):
@@ -44,6 +57,7 @@ class CallRecord(BaseModel):
     query_index: int | None = None
     request_id: str | None = None
     started_at: float = 0.0
+    finish_reason: str | None = None
     prompt: tuple[Message, ...] | None = None
     output: str | None = None
 
@@ -65,6 +79,38 @@ class StageRecord(BaseModel):
     reason: str
     skipped: tuple[str, ...] = ()
     query_index: int | None = None
+
+
+class NodeRecord(BaseModel):
+    """What one node did for one query (a line with ``"event": "node"``).
+
+    Attributes:
+        node_id, kind: the node and its layer kind.
+        query_index: the query (None for a single ``archon run``).
+        started_at, finished_at: wall-clock seconds (``time.time()``) when it began, once
+            its inputs were ready, and when it ended; equal for a skipped node.
+        inputs: the nodes whose output it read.
+        waits_for: the early-exit gates it waited for before starting.
+        skipped: an early exit skipped it (it made no call).
+        error: why it failed (redacted), when it did.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: Literal["node"] = "node"
+    node_id: str
+    kind: str
+    query_index: int | None = None
+    started_at: float
+    finished_at: float
+    inputs: tuple[str, ...] = ()
+    waits_for: tuple[str, ...] = ()
+    skipped: bool = False
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
 
 
 @runtime_checkable
@@ -91,6 +137,7 @@ class MemoryTrace:
     def __init__(self, *, include_prompts: bool = False) -> None:
         self.records: list[CallRecord] = []
         self.stages: list[StageRecord] = []
+        self.nodes: list[NodeRecord] = []
         self._include_prompts = include_prompts
 
     @property
@@ -102,6 +149,18 @@ class MemoryTrace:
 
     def record_stage(self, record: StageRecord) -> None:
         self.stages.append(record)
+
+    def query_started(self, query_index: int | None, at: float) -> None:
+        pass
+
+    def query_finished(self, query_index: int | None, at: float, error: str | None) -> None:
+        pass
+
+    def node_started(self, event: NodeStarted) -> None:
+        pass
+
+    def node_finished(self, record: NodeRecord) -> None:
+        self.nodes.append(record)
 
 
 class JsonlTrace:
@@ -128,6 +187,18 @@ class JsonlTrace:
         self._write(record)
 
     def record_stage(self, record: StageRecord) -> None:
+        self._write(record)
+
+    def query_started(self, query_index: int | None, at: float) -> None:
+        pass
+
+    def query_finished(self, query_index: int | None, at: float, error: str | None) -> None:
+        pass
+
+    def node_started(self, event: NodeStarted) -> None:
+        pass
+
+    def node_finished(self, record: NodeRecord) -> None:
         self._write(record)
 
     def _write(self, record: BaseModel) -> None:
@@ -185,24 +256,58 @@ def _size(path: Path) -> int:
 
 
 def read_trace(path: str | Path) -> list[CallRecord]:
-    """Load the call records of a JSONL trace file (stage lines are left out: see
-    :func:`read_stages`)."""
-    return [r for r in _read(path) if isinstance(r, CallRecord)]
+    """Load the call records of a JSONL trace file (stage and node lines are left out: see
+    :func:`read_stages`, :func:`read_nodes` and :func:`read_run`)."""
+    return read_run(path).calls
 
 
 def read_stages(path: str | Path) -> list[StageRecord]:
     """Load the early-exit decisions of a JSONL trace file."""
-    return [r for r in _read(path) if isinstance(r, StageRecord)]
+    return read_run(path).stages
 
 
-def _read(path: str | Path) -> list[CallRecord | StageRecord]:
-    records: list[CallRecord | StageRecord] = []
+def read_nodes(path: str | Path) -> list[NodeRecord]:
+    """Load the node lines of a JSONL trace file (empty for traces written before archon
+    recorded nodes)."""
+    return read_run(path).nodes
+
+
+class TraceFile(BaseModel):
+    """Everything a JSONL trace file holds, each kind of line in file order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls: list[CallRecord]
+    stages: list[StageRecord]
+    nodes: list[NodeRecord]
+
+
+def read_run(path: str | Path) -> TraceFile:
+    """Load the calls, stages and nodes of a JSONL trace file.
+
+    Raises:
+        OSError: the file cannot be read. TraceReadError: a line is not a trace record (the
+            message names the line).
+    """
+    calls: list[CallRecord] = []
+    stages: list[StageRecord] = []
+    nodes: list[NodeRecord] = []
     with Path(path).open(encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
-            data = json.loads(line)
-            is_stage = isinstance(data, dict) and data.get("event") == "stage"
-            kind = StageRecord if is_stage else CallRecord
-            records.append(kind.model_validate(data))
-    return records
+            try:
+                data = json.loads(line)
+                event = data.get("event") if isinstance(data, dict) else None
+                if event is None:
+                    calls.append(CallRecord.model_validate(data))
+                elif event == "stage":
+                    stages.append(StageRecord.model_validate(data))
+                elif event == "node":
+                    nodes.append(NodeRecord.model_validate(data))
+            except (ValueError, RecursionError) as error:  # JSON or validation errors
+                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise TraceReadError(
+                    f"{path}:{number}: not an archon trace record ({first[:200]})"
+                ) from error
+    return TraceFile(calls=calls, stages=stages, nodes=nodes)

@@ -29,6 +29,7 @@ from optuna.samplers import (
 from archon.errors import ArchonError
 from archon.ir import Pipeline
 from archon.search.paired import MIN_PAIRS
+from archon.search.record import TrialKey, as_float
 from archon.search.space import check_grid
 
 Objective = Literal["quality", "pareto"]
@@ -195,19 +196,10 @@ def _need(module: str, sampler: str, packages: str) -> None:
         )
 
 
-WINNER_ATTR = "winner_rule"
-"""Study user attribute: how the winner is chosen (``{"rule": ..., "p_threshold": ...}``),
-written by the latest search run so that a report reads the rule the search applied."""
-
-CONSTRAINT_ATTR = "constraint"
-"""Trial user attribute: measured mean calls per query minus ``max_mean_calls`` (<= 0 is
-feasible)."""
-
-
 def constraint_of(trial: optuna.trial.FrozenTrial) -> tuple[float, ...]:
     """The trial's constraint values for Optuna's samplers (none recorded: feasible)."""
-    value = trial.user_attrs.get(CONSTRAINT_ATTR)
-    return (float(value),) if isinstance(value, int | float) else (0.0,)
+    value = as_float(trial.user_attrs.get(TrialKey.CONSTRAINT))
+    return (value,) if value is not None else (0.0,)
 
 
 def make_sampler(

@@ -40,7 +40,6 @@ from archon.ir import Choice, IntRange, Pipeline, Value
 from archon.layers.registry import Registry
 from archon.runtime.concurrency import Job, in_flight
 from archon.search.config import (
-    WINNER_ATTR,
     SearchBudget,
     SearchOptions,
     make_pruner,
@@ -57,7 +56,7 @@ from archon.search.context import (
 from archon.search.heldout import final_phase
 from archon.search.objective import Evaluator
 from archon.search.paired import ItemScreen, screen_items
-from archon.search.record import StopReason
+from archon.search.record import COPIED, StopReason, StudyKey, TrialKey, WinnerRecord
 from archon.search.report import SearchResult, item_scores, summarize
 from archon.search.space import encode_params
 from archon.search.storage import (
@@ -68,13 +67,7 @@ from archon.search.storage import (
     recover_stale,
     requeue,
 )
-from archon.search.trials import (
-    COPIED,
-    Interrupted,
-    Outcome,
-    TrialRunner,
-    item_id,
-)
+from archon.search.trials import Interrupted, Outcome, TrialRunner, item_id
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +121,12 @@ def _known(study: optuna.Study) -> dict[str, asyncio.Future[Outcome]]:
     known: dict[str, asyncio.Future[Outcome]] = {}
     loop = asyncio.get_running_loop()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        fingerprint = trial.user_attrs.get("fingerprint")
+        fingerprint = trial.user_attrs.get(TrialKey.FINGERPRINT)
         if isinstance(fingerprint, str) and fingerprint not in known:
             done: asyncio.Future[Outcome] = loop.create_future()
-            results = {k: trial.user_attrs[k] for k in COPIED if k in trial.user_attrs}
+            results: dict[str, Any] = {
+                k: trial.user_attrs[k] for k in COPIED if k in trial.user_attrs
+            }
             done.set_result(Outcome(TrialState.COMPLETE, list(trial.values), trial.number, results))
             known[fingerprint] = done
     return known
@@ -154,24 +149,23 @@ def open_study(
     study = optuna.load_study(
         study_name=context.study_name, storage=backend, sampler=sampler, pruner=pruner
     )
-    study.set_user_attr(WINNER_ATTR, {"rule": options.winner, "p_threshold": options.p_threshold})
+    rule = WinnerRecord(options.winner, options.p_threshold)
+    study.set_user_attr(StudyKey.WINNER_RULE, rule.as_json())
     if new:
         template = context.template
         defaults = active_params(template, default_assignment(template), context.registry)
         study.enqueue_trial(
-            encode_params(template, defaults), user_attrs={"baseline": True}, skip_if_exists=True
+            encode_params(template, defaults),
+            user_attrs={TrialKey.BASELINE: True},
+            skip_if_exists=True,
         )
         widest = active_params(template, widest_assignment(template), context.registry)
         if widest != defaults:
             # the largest sample counts first: smaller ones then reuse its cached samples
             study.enqueue_trial(encode_params(template, widest), skip_if_exists=True)
     state.recovered.extend(recover_stale(study, context.worker, options.stale_after_s))
-    state.screen = ItemScreen.from_json(study.user_attrs.get(SCREEN_ATTR))
+    state.screen = ItemScreen.from_json(study.user_attrs.get(StudyKey.ITEM_SCREEN))
     return study, _known(study)
-
-
-SCREEN_ATTR = "item_screen"
-"""Study user attribute: the :class:`~archon.search.paired.ItemScreen` in force."""
 
 
 def widest_assignment(template: Pipeline) -> dict[str, Value]:
@@ -199,7 +193,7 @@ def update_screen(context: SearchContext, state: SearchState, study: optuna.Stud
     evaluated: list[tuple[int, dict[str, float]]] = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         scores = item_scores(trial.user_attrs)
-        if "duplicate_of" in trial.user_attrs or not scores:
+        if TrialKey.DUPLICATE_OF in trial.user_attrs or not scores:
             continue
         evaluated.append((trial.number, scores))
     if len(evaluated) < wanted:
@@ -207,7 +201,7 @@ def update_screen(context: SearchContext, state: SearchState, study: optuna.Stud
     ids = [item_id(item, i) for i, item in enumerate(context.trial_items)]
     screen = screen_items(ids, evaluated[:wanted])
     if screen is not None:
-        study.set_user_attr(SCREEN_ATTR, screen.as_json())
+        study.set_user_attr(StudyKey.ITEM_SCREEN, screen.as_json())
         state.screen = screen
         emit(context, "screened", study, message=screen.describe())
 
@@ -331,7 +325,7 @@ class StudyLoop:
         self._tell(trial, outcome)
         update_screen(self.context, self.state, self.study)
         self.state.new_trials += 1
-        state = "INFEASIBLE" if "infeasible" in trial.user_attrs else outcome.state.name
+        state = "INFEASIBLE" if TrialKey.INFEASIBLE in trial.user_attrs else outcome.state.name
         values = tuple(outcome.values) if outcome.values else None
         number = trial.number
         emit(self.context, "trial_finished", self.study, trial=number, state=state, value=values)
@@ -341,7 +335,7 @@ class StudyLoop:
         with contextlib.suppress(
             ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError
         ):
-            trial.set_user_attr("stopped", reason)
+            trial.set_user_attr(TrialKey.STOPPED, reason)
             frozen = self.study.tell(trial, state=TrialState.FAIL)
             requeue(self.study, frozen, reason)
 
@@ -353,7 +347,7 @@ class StudyLoop:
             now = time.time()
             for trial in list(self.running.values()):
                 with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                    trial.set_user_attr("heartbeat", now)
+                    trial.set_user_attr(TrialKey.HEARTBEAT, now)
             found = recover_stale(self.study, self.context.worker, options.stale_after_s)
             self.state.recovered.extend(found)
 

@@ -38,10 +38,13 @@ from archon.search.record import (
     FULL_DEV_PREFIX,
     REFERENCE_PREFIX,
     TEST_PREFIX,
+    ResultKey,
     StopReason,
+    StoredResult,
     TrialKey,
     numbered,
     numbered_key,
+    scores_json,
 )
 from archon.search.report import (
     best_trials,
@@ -59,11 +62,11 @@ def result_attrs(progress: Progress) -> dict[str, Any]:
     """A final-phase result as stored: score, items, cost and the per-item scores."""
     done = max(1, progress.items_done)
     return {
-        "score": progress.score,
-        "items": progress.items_done,
-        "calls": progress.calls,
-        "calls_per_item": progress.calls_equivalent / done,
-        "scores": [[item, score] for item, score in progress.scores],
+        ResultKey.SCORE: progress.score,
+        ResultKey.ITEMS: progress.items_done,
+        ResultKey.CALLS: progress.calls,
+        ResultKey.CALLS_PER_ITEM: progress.calls_equivalent / done,
+        ResultKey.SCORES: scores_json(progress.scores),
     }
 
 
@@ -87,7 +90,7 @@ async def _evaluate(
 
 
 def _pipeline(trial: FrozenTrial) -> Pipeline | None:
-    text = trial.user_attrs.get("pipeline")
+    text = trial.user_attrs.get(TrialKey.PIPELINE)
     return Pipeline.model_validate_json(text) if isinstance(text, str) else None
 
 
@@ -96,7 +99,7 @@ def _unique(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     seen: set[str] = set()
     unique = []
     for trial in trials:
-        fingerprint = str(trial.user_attrs.get("fingerprint"))
+        fingerprint = str(trial.user_attrs.get(TrialKey.FINGERPRINT))
         if fingerprint not in seen:
             seen.add(fingerprint)
             unique.append(trial)
@@ -105,7 +108,7 @@ def _unique(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 def _baseline(study: optuna.Study) -> list[FrozenTrial]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return [t for t in complete if t.user_attrs.get("baseline")][:1]
+    return [t for t in complete if t.user_attrs.get(TrialKey.BASELINE)][:1]
 
 
 async def _final(
@@ -126,7 +129,7 @@ async def _final(
         if n < len(study.trials)
     }
     for trial in trials:
-        fingerprint = str(trial.user_attrs.get("fingerprint"))
+        fingerprint = str(trial.user_attrs.get(TrialKey.FINGERPRINT))
         if trial.number in done:
             continue
         if fingerprint in by_fingerprint:
@@ -194,10 +197,10 @@ def _winner(study: optuna.Study) -> tuple[Pipeline, float] | None:
     best = best_trials(study)
     tested = test_results(study).get(best[0].number) if best else None
     pipeline = _pipeline(best[0]) if best else None
-    calls = tested.get("calls_per_item") if tested is not None else None
-    if pipeline is None or not isinstance(calls, int | float):
+    calls = StoredResult.from_json(tested).calls_per_item if tested is not None else None
+    if pipeline is None or calls is None:
         return None
-    return pipeline, float(calls)
+    return pipeline, calls
 
 
 async def reference_phase(context: SearchContext, state: SearchState, study: optuna.Study) -> None:
@@ -213,7 +216,7 @@ async def reference_phase(context: SearchContext, state: SearchState, study: opt
         result = stored.get(single.name) or await _reference(context, state, study, single, order)
         if result is None:
             return
-        singles.append((-float(result.get("score") or 0.0), model))
+        singles.append((-(StoredResult.from_json(result).score or 0.0), model))
     if not singles:
         return
     best_model = min(singles)[1]  # highest score; the first model among equals
@@ -235,6 +238,6 @@ async def _reference(
     progress = await _evaluate(context, state, pipeline, context.test)
     if progress is None:
         return None
-    result = {**result_attrs(progress), "order": order}
-    study.set_user_attr(f"{REFERENCE_PREFIX}{pipeline.name}", result)
+    result = {**result_attrs(progress), ResultKey.ORDER: order}
+    study.set_user_attr(REFERENCE_PREFIX + pipeline.name, result)
     return result

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from archon.errors import ArchonError
@@ -39,6 +39,7 @@ from archon.runtime import (
     RunEnv,
 )
 from archon.runtime.env import resolve_env
+from archon.runtime.events import fan_out
 from archon.values import Message
 
 if TYPE_CHECKING:
@@ -122,13 +123,10 @@ class _Tally:
     include_prompts: bool = False
     usd_equivalent: float = 0.0
     records: int = 0
-    forward: list[Callable[[CallRecord], None]] = field(default_factory=list)
 
     def record(self, record: CallRecord) -> None:
         self.records += 1
         self.usd_equivalent += record.usd
-        for sink in self.forward:
-            sink(record)
 
 
 class RuntimeEvaluator(Generic[T]):
@@ -217,7 +215,7 @@ class EvalEvaluator:
         config: how every trial is evaluated: the client, limits, cache, metric, seed,
             concurrency (items of one trial in flight at once) ... The search's shared meter
             replaces ``config.budget`` for each evaluation; a ``config.trace`` still receives
-            every call.
+            every call, stage and node event.
 
     Judge calls made by a metric are not charged to the search budget (evaluation keeps
     them apart from the pipeline's own cost).
@@ -251,9 +249,8 @@ class EvalEvaluator:
         """See :class:`Evaluator`."""
         from archon.eval.evaluate import evaluate_chunks
 
-        forward = self.config.env.trace
-        tally = _Tally(forward=[forward.record] if forward is not None else [])
-        config = self.config.replace(budget=budget, trace=tally)
+        tally = _Tally()  # the user's sink (--otel) gets every record and event beside it
+        config = self.config.replace(budget=budget, trace=fan_out(tally, self.config.env.trace))
         chunks = evaluate_chunks(
             pipeline, self.dataset.with_items(items), config, chunk_size=max(1, chunk_size)
         )

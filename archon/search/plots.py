@@ -23,9 +23,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archon.search.record import REFERENCE_PREFIX
+from archon.search.record import REFERENCE_PREFIX, StoredResult, StudyKey, TrialKey, as_float
 from archon.search.report import stored_results
-from archon.search.storage import ATTR_COST, open_storage
+from archon.search.storage import open_storage
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _plots(study: optuna.Study) -> list[tuple[str, str, dict[str, Any]]]:
         if len(complete) >= 2:
             plots.append(("importances", "plot_param_importances", {}))
         return plots
-    cost = str(study.user_attrs.get(ATTR_COST, "calls"))
+    cost = str(study.user_attrs.get(StudyKey.COST_UNIT, "calls"))
     quality: dict[str, Any] = {"target": _quality, "target_name": "quality"}
     plots = [
         ("history", "plot_optimization_history", quality),
@@ -92,8 +92,7 @@ class Front:
 def _cost(trial: FrozenTrial, pareto: bool) -> float | None:
     if pareto and len(trial.values) > 1:
         return float(trial.values[1])
-    value = trial.user_attrs.get("cost_per_query")
-    return float(value) if isinstance(value, int | float) else None
+    return as_float(trial.user_attrs.get(TrialKey.COST_PER_QUERY))
 
 
 def non_dominated(points: Sequence[Point]) -> list[Point]:
@@ -116,17 +115,17 @@ def front_data(study: optuna.Study) -> Front | None:
             continue
         point = Point(cost, float(trial.values[0]), str(trial.number))
         points.append(point)
-        if trial.user_attrs.get("baseline") and baseline is None:
+        if trial.user_attrs.get(TrialKey.BASELINE) and baseline is None:
             baseline = Point(point.x, point.y, f"baseline (trial {trial.number})")
     if not points:
         return None
-    unit = str(study.user_attrs.get(ATTR_COST, "calls"))
+    unit = str(study.user_attrs.get(StudyKey.COST_UNIT, "calls"))
     references = []
     if unit == "calls":  # references record calls per query only
-        for name, result in stored_results(study, REFERENCE_PREFIX).items():
-            score, calls = result.get("score"), result.get("calls_per_item")
-            if isinstance(score, int | float) and isinstance(calls, int | float):
-                references.append(Point(float(calls), float(score), f"{name} (test)"))
+        for name, data in stored_results(study, REFERENCE_PREFIX).items():
+            result = StoredResult.from_json(data)
+            if result.score is not None and result.calls_per_item is not None:
+                references.append(Point(result.calls_per_item, result.score, f"{name} (test)"))
     return Front(tuple(points), tuple(non_dominated(points)), baseline, tuple(references), unit)
 
 

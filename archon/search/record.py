@@ -1,22 +1,26 @@
 """The codec of what a search stores in its study: one place for attribute keys and types.
 
-Optuna keeps a trial's results as JSON user attributes, and the study's held-out results as
-study attributes keyed ``<prefix><trial number>``. Everything that writes or reads them goes
-through this module:
+Optuna keeps a trial's results as JSON user attributes, and the study's description and
+held-out results as study user attributes (the results keyed ``<prefix><trial number>``).
+Everything that writes or reads them goes through this module:
 
 * :class:`TrialKey` lists every trial attribute key; :class:`TrialRecord` reads a trial's
   attributes into typed fields (tolerating studies written by earlier versions: a missing or
   mistyped value reads as absent);
+* :class:`StudyKey` lists every study attribute key (the template, its fingerprint and
+  history, the objective, the winner rule, the item screen);
 * :data:`TEST_PREFIX`, :data:`FULL_DEV_PREFIX` and :data:`REFERENCE_PREFIX` are the study
-  attribute prefixes; :func:`numbered_key` writes a per-trial key and :func:`numbered` reads
-  them back by trial number, as :class:`StoredResult` values;
+  attribute prefixes of stored results; :func:`numbered_key` writes a per-trial key and
+  :func:`numbered` reads them back by trial number. :class:`ResultKey` lists the keys of one
+  stored result and :class:`StoredResult` reads it;
+* :class:`WinnerRecord` is the winner rule a search records for its reports;
 * :class:`StopReason` is why a search stopped (a budget limit, the space exhausted, an
   interruption, or done): typed, with the ``str()`` the CLI has always printed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -29,6 +33,26 @@ FULL_DEV_PREFIX = "dev_full."
 """Study attribute prefix of a trial's re-evaluation on the whole dev split (promotion)."""
 REFERENCE_PREFIX = "reference."
 """Study attribute prefix of a baseline's result on the test split (single sample, vote)."""
+
+
+class StudyKey(StrEnum):
+    """Every study user attribute a search writes (besides the prefixed results)."""
+
+    TEMPLATE_FINGERPRINT = "template_fingerprint"
+    TEMPLATE = "template"
+    """The template as JSON (spans stripped): reports rebuild everything from storage."""
+    SEARCH_SPACE = "search_space"
+    """The template's hole names."""
+    TEMPLATE_HISTORY = "template_history"
+    """``[{"fingerprint": ..., "at": unix time}, ...]``: the templates the study has seen."""
+    OBJECTIVE = "objective"
+    COST_UNIT = "cost_unit"
+    ARCHON_VERSION = "archon_version"
+    WINNER_RULE = "winner_rule"
+    """How the winner is chosen (a :class:`WinnerRecord`), written by the latest search run so
+    that a report reads the rule the search applied."""
+    ITEM_SCREEN = "item_screen"
+    """The :class:`~archon.search.paired.ItemScreen` in force."""
 
 
 class TrialKey(StrEnum):
@@ -47,6 +71,8 @@ class TrialKey(StrEnum):
     SCREENED_ITEMS = "screened_items"
     SCREENED_SCORE = "screened_score"
     SCORES = "scores"
+    """``[[item id, score], ...]`` of every trial item (with item screening, the dropped
+    items at their credit; ``screened_items`` says how many were evaluated)."""
     SCORE = "score"
     ITEMS = "items"
     COST_PER_QUERY = "cost_per_query"
@@ -55,10 +81,14 @@ class TrialKey(StrEnum):
     CALLS = "calls"
     CACHE_HITS = "cache_hits"
     BANK_HITS = "bank_hits"
+    TOKENS = "tokens"
     USD = "usd"
+    USD_EQUIVALENT = "usd_equivalent"
+    FAILED_ITEMS = "failed_items"
     WALL_S = "wall_s"
     CPU_S = "cpu_s"
     CONSTRAINT = "constraint"
+    """Measured mean calls per query minus ``max_mean_calls`` (<= 0 is feasible)."""
     PRUNED_BY = "pruned_by"
     STOPPED = "stopped"
     RETRY_OF = "retry_of"
@@ -148,6 +178,26 @@ class TrialRecord:
         )
 
 
+class ResultKey(StrEnum):
+    """The keys of a result stored as a study attribute (test split, whole dev split, a
+    reference baseline)."""
+
+    SCORE = "score"
+    ITEMS = "items"
+    CALLS = "calls"
+    CALLS_PER_ITEM = "calls_per_item"
+    SCORES = "scores"
+    """``[[item id, score], ...]``, as :attr:`TrialKey.SCORES`."""
+    ORDER = "order"
+    """A reference baseline's place in the report."""
+
+
+def scores_json(scores: Mapping[str, float] | Sequence[tuple[str, float]]) -> list[list[Any]]:
+    """Per-item scores as stored: ``[[id, score], ...]`` (read back by :func:`as_scores`)."""
+    pairs = scores.items() if isinstance(scores, Mapping) else scores
+    return [[item, score] for item, score in pairs]
+
+
 @dataclass(frozen=True)
 class StoredResult:
     """A result stored as a study attribute (test split, whole dev split, a reference)."""
@@ -162,13 +212,37 @@ class StoredResult:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StoredResult:
         return cls(
-            score=as_float(data.get("score")),
-            items=as_int(data.get("items")),
-            calls_per_item=as_float(data.get("calls_per_item")),
-            scores=as_scores(data.get("scores")),
-            order=as_int(data.get("order")) or 0,
+            score=as_float(data.get(ResultKey.SCORE)),
+            items=as_int(data.get(ResultKey.ITEMS)),
+            calls_per_item=as_float(data.get(ResultKey.CALLS_PER_ITEM)),
+            scores=as_scores(data.get(ResultKey.SCORES)),
+            order=as_int(data.get(ResultKey.ORDER)) or 0,
             raw=data,
         )
+
+
+@dataclass(frozen=True)
+class WinnerRecord:
+    """How a single-objective search chooses its winner (:attr:`StudyKey.WINNER_RULE`).
+
+    Attributes:
+        rule: ``paired`` (the best trial replaces the baseline only when significantly better
+            on the same items) or ``best``.
+        p_threshold: the paired test's threshold (None: the default).
+    """
+
+    rule: str
+    p_threshold: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "p_threshold": self.p_threshold}
+
+    @classmethod
+    def from_json(cls, value: Any) -> WinnerRecord | None:
+        """The stored rule (None: absent or malformed)."""
+        if not isinstance(value, dict) or not isinstance(value.get("rule"), str):
+            return None
+        return cls(value["rule"], as_float(value.get("p_threshold")))
 
 
 def numbered_key(prefix: str, number: int) -> str:

@@ -17,29 +17,23 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archon.eval.stats import Difference, paired_bootstrap_ci, paired_difference
 from archon.ir import Pipeline
-from archon.search.config import CONSTRAINT_ATTR, WINNER_ATTR
 from archon.search.paired import P_THRESHOLD, PairedVerdict, paired_verdict
 from archon.search.record import (
     FULL_DEV_PREFIX,
     REFERENCE_PREFIX,
     StopReason,
     StoredResult,
+    StudyKey,
     TrialKey,
     TrialRecord,
+    WinnerRecord,
+    as_float,
     as_scores,
     numbered,
     prefixed,
 )
 from archon.search.space import decode_params, params_json
-from archon.search.storage import (
-    ATTR_COST,
-    ATTR_FINGERPRINT,
-    ATTR_OBJECTIVE,
-    ATTR_TEMPLATE,
-    StudyMismatch,
-    open_storage,
-    test_results,
-)
+from archon.search.storage import StudyMismatch, open_storage, test_results
 from archon.values import Usage
 
 
@@ -391,7 +385,7 @@ def summarize_trial(
 
 def stored_template(study: optuna.Study) -> Pipeline | None:
     """The template recorded in the study (None for a study archon did not create)."""
-    data = study.user_attrs.get(ATTR_TEMPLATE)
+    data = study.user_attrs.get(StudyKey.TEMPLATE)
     if not isinstance(data, dict):
         return None
     try:
@@ -460,35 +454,34 @@ def winner_choice(study: optuna.Study) -> WinnerChoice | None:
     complete = feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if not complete:
         return None
-    promoted = promoted_results(study)
+    promoted = {n: StoredResult.from_json(r) for n, r in promoted_results(study).items()}
     chosen = [t for t in complete if t.number in promoted]
     if chosen:
         top = max(
             chosen,
             key=lambda t: (
-                float(promoted[t.number]["score"]),
+                promoted[t.number].score or 0.0,
                 -_promoted_cost(promoted[t.number], t),
                 t.values[0],
                 -t.number,
             ),
         )
         pool = chosen
-        scores = {t.number: item_scores(promoted[t.number]) for t in chosen}
+        scores = {t.number: promoted[t.number].scores for t in chosen}
     else:
         top = max(complete, key=lambda t: (t.values[0], -cost_of(t), -t.number))
         pool = complete
         scores = {t.number: item_scores(t.user_attrs) for t in complete}
-    rule = study.user_attrs.get(WINNER_ATTR)
-    if not isinstance(rule, dict) or rule.get("rule") != "paired":
+    rule = WinnerRecord.from_json(study.user_attrs.get(StudyKey.WINNER_RULE))
+    if rule is None or rule.rule != "paired":
         return WinnerChoice(top)
-    baseline = next((t for t in pool if t.user_attrs.get("baseline")), None)
+    baseline = next((t for t in pool if t.user_attrs.get(TrialKey.BASELINE)), None)
     if baseline is None or baseline.number == top.number:
         return WinnerChoice(top)
-    threshold = rule.get("p_threshold")
     verdict = paired_verdict(
         scores[top.number],
         scores[baseline.number],
-        p_threshold=float(threshold) if isinstance(threshold, int | float) else P_THRESHOLD,
+        p_threshold=P_THRESHOLD if rule.p_threshold is None else rule.p_threshold,
     )
     if verdict.better:
         return WinnerChoice(top, verdict=verdict)
@@ -498,24 +491,25 @@ def winner_choice(study: optuna.Study) -> WinnerChoice | None:
 def cost_of(trial: FrozenTrial) -> float:
     """The trial's measured cost per query (calls or USD, cache hits counted; unknown: inf),
     the tie-break between equal scores: at equal quality, less compute wins."""
-    value = trial.user_attrs.get("cost_per_query")
-    return float(value) if isinstance(value, int | float) else math.inf
+    value = as_float(trial.user_attrs.get(TrialKey.COST_PER_QUERY))
+    return math.inf if value is None else value
 
 
-def _promoted_cost(result: Mapping[str, Any], trial: FrozenTrial) -> float:
+def _promoted_cost(result: StoredResult, trial: FrozenTrial) -> float:
     """Calls per query of a whole-dev re-evaluation (comparable across trials, unlike the
     cost on screened items), else the trial's own cost."""
-    value = result.get("calls_per_item")
-    return float(value) if isinstance(value, int | float) else cost_of(trial)
+    value = result.calls_per_item
+    return cost_of(trial) if value is None else value
 
 
 def feasible(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """``trials`` without those over the search's per-query constraint (``max_mean_calls``)."""
-    return [t for t in trials if not _violates(t.user_attrs.get(CONSTRAINT_ATTR))]
+    return [t for t in trials if not _violates(t.user_attrs.get(TrialKey.CONSTRAINT))]
 
 
 def _violates(value: Any) -> bool:
-    return isinstance(value, int | float) and value > 0
+    excess = as_float(value)
+    return excess is not None and excess > 0
 
 
 def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -539,9 +533,9 @@ def summarize(study: optuna.Study) -> StudyReport:
     attrs = study.user_attrs
     return StudyReport(
         study_name=study.study_name,
-        objective=str(attrs.get(ATTR_OBJECTIVE, "quality")),
-        cost_unit=str(attrs.get(ATTR_COST, "calls")),
-        template_fingerprint=attrs.get(ATTR_FINGERPRINT),
+        objective=str(attrs.get(StudyKey.OBJECTIVE, "quality")),
+        cost_unit=str(attrs.get(StudyKey.COST_UNIT, "calls")),
+        template_fingerprint=attrs.get(StudyKey.TEMPLATE_FINGERPRINT),
         trials=summaries,
         best=best,
         baseline=baseline,

@@ -43,20 +43,11 @@ from archon.compiler.structure import holes
 from archon.errors import ArchonError
 from archon.ir import Pipeline, strip_spans
 from archon.processes import pid_alive
-from archon.search.record import TEST_PREFIX, numbered
+from archon.search.record import TEST_PREFIX, StudyKey, TrialKey, numbered
 
 logger = logging.getLogger(__name__)
 
 JOURNAL_PREFIX = "journal:"
-
-# Study user attribute keys (all JSON values).
-ATTR_FINGERPRINT = "template_fingerprint"
-ATTR_TEMPLATE = "template"
-ATTR_SPACE = "search_space"
-ATTR_HISTORY = "template_history"
-ATTR_OBJECTIVE = "objective"
-ATTR_COST = "cost_unit"
-ATTR_VERSION = "archon_version"
 
 
 class StudyMismatch(ArchonError):
@@ -175,13 +166,13 @@ class Worker:
         return {"host": self.host, "pid": self.pid, "id": self.id}
 
     def owns(self, trial: FrozenTrial) -> bool:
-        worker = trial.user_attrs.get("worker")
+        worker = trial.user_attrs.get(TrialKey.WORKER)
         return isinstance(worker, dict) and worker.get("id") == self.id
 
 
 def is_stale(trial: FrozenTrial, me: Worker, stale_after_s: float, now: float) -> str | None:
     """Why the RUNNING ``trial`` belongs to a dead worker, or None if it may be alive."""
-    worker = trial.user_attrs.get("worker")
+    worker = trial.user_attrs.get(TrialKey.WORKER)
     if isinstance(worker, dict) and worker.get("host") == me.host:
         pid = worker.get("pid")
         if worker.get("id") == me.id:
@@ -190,7 +181,7 @@ def is_stale(trial: FrozenTrial, me: Worker, stale_after_s: float, now: float) -
             return "its worker (an earlier search in this process) has ended"
         if isinstance(pid, int) and not pid_alive(pid):
             return f"its worker process {pid} on {me.host} is gone"
-    beat = trial.user_attrs.get("heartbeat")
+    beat = trial.user_attrs.get(TrialKey.HEARTBEAT)
     if not isinstance(beat, int | float):
         started = trial.datetime_start
         beat = started.timestamp() if started is not None else None
@@ -217,19 +208,15 @@ def recover_stale(study: optuna.Study, me: Worker, stale_after_s: float) -> list
             continue  # another worker got there first
         logger.warning("trial %d failed: %s; re-enqueued", trial.number, reason)
         failed.append(trial.number)
-        if trial.params:
-            study.enqueue_trial(
-                dict(trial.params), user_attrs={"retry_of": trial.number, "retry_reason": reason}
-            )
+        requeue(study, trial, reason)
     return failed
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     """Enqueue ``trial``'s parameters again (it was interrupted, not judged)."""
     if trial.params:
-        study.enqueue_trial(
-            dict(trial.params), user_attrs={"retry_of": trial.number, "retry_reason": reason}
-        )
+        retry: dict[str, Any] = {TrialKey.RETRY_OF: trial.number, TrialKey.RETRY_REASON: reason}
+        study.enqueue_trial(dict(trial.params), user_attrs=retry)
 
 
 def _version() -> str:
@@ -242,12 +229,12 @@ def _version() -> str:
 def template_attrs(template: Pipeline, objective: str, cost: str) -> dict[str, Any]:
     """Study user attrs describing the template and the objective."""
     return {
-        ATTR_FINGERPRINT: template.fingerprint(),
-        ATTR_TEMPLATE: strip_spans(template),
-        ATTR_SPACE: [ref.name for ref in holes(template)],
-        ATTR_OBJECTIVE: objective,
-        ATTR_COST: cost,
-        ATTR_VERSION: _version(),
+        StudyKey.TEMPLATE_FINGERPRINT: template.fingerprint(),
+        StudyKey.TEMPLATE: strip_spans(template),
+        StudyKey.SEARCH_SPACE: [ref.name for ref in holes(template)],
+        StudyKey.OBJECTIVE: objective,
+        StudyKey.COST_UNIT: cost,
+        StudyKey.ARCHON_VERSION: _version(),
     }
 
 
@@ -267,38 +254,42 @@ def check_template(
     """
     attrs = study.user_attrs
     wanted = template_attrs(template, objective, cost)
-    stored = attrs.get(ATTR_FINGERPRINT)
+    fingerprint = wanted[StudyKey.TEMPLATE_FINGERPRINT]
+    stored = attrs.get(StudyKey.TEMPLATE_FINGERPRINT)
     if stored is None:
-        for key, value in wanted.items():
-            study.set_user_attr(key, value)
-        history = [{"fingerprint": wanted[ATTR_FINGERPRINT], "at": time.time()}]
-        study.set_user_attr(ATTR_HISTORY, history)
+        _record_template(study, wanted, [])
         return True
-    if attrs.get(ATTR_OBJECTIVE, objective) != objective or attrs.get(ATTR_COST, cost) != cost:
+    stored_objective = attrs.get(StudyKey.OBJECTIVE, objective)
+    stored_cost = attrs.get(StudyKey.COST_UNIT, cost)
+    if stored_objective != objective or stored_cost != cost:
         raise StudyMismatch(
-            f"study '{study.study_name}' searches objective {attrs.get(ATTR_OBJECTIVE)!r}"
-            f" (cost {attrs.get(ATTR_COST)!r}), not {objective!r} (cost {cost!r}); use"
+            f"study '{study.study_name}' searches objective {attrs.get(StudyKey.OBJECTIVE)!r}"
+            f" (cost {attrs.get(StudyKey.COST_UNIT)!r}), not {objective!r} (cost {cost!r}); use"
             " another --study name"
         )
-    if stored == wanted[ATTR_FINGERPRINT]:
+    if stored == fingerprint:
         return False
-    old = set(attrs.get(ATTR_SPACE) or ())
-    new = set(wanted[ATTR_SPACE])
+    old = set(attrs.get(StudyKey.SEARCH_SPACE) or ())
+    new = set(wanted[StudyKey.SEARCH_SPACE])
     detail = _space_change(old, new)
     if not allow_change:
         raise StudyMismatch(
             f"the template changed since study '{study.study_name}' was created (fingerprint"
-            f" {str(stored)[:12]} -> {wanted[ATTR_FINGERPRINT][:12]}){detail}. Old trials would"
+            f" {str(stored)[:12]} -> {fingerprint[:12]}){detail}. Old trials would"
             " be mixed with new ones: pass --allow-template-change to continue this study"
             " anyway (the change is recorded), or use another --study name"
         )
     logger.warning("template changed (%s); continuing study as asked%s", stored, detail)
-    history = list(attrs.get(ATTR_HISTORY) or [])
-    history.append({"fingerprint": wanted[ATTR_FINGERPRINT], "at": time.time()})
+    _record_template(study, wanted, list(attrs.get(StudyKey.TEMPLATE_HISTORY) or []))
+    return False
+
+
+def _record_template(study: optuna.Study, wanted: Mapping[str, Any], history: list[Any]) -> None:
+    """Store the template's attributes, its fingerprint appended to ``history``."""
     for key, value in wanted.items():
         study.set_user_attr(key, value)
-    study.set_user_attr(ATTR_HISTORY, history)
-    return False
+    history.append({"fingerprint": wanted[StudyKey.TEMPLATE_FINGERPRINT], "at": time.time()})
+    study.set_user_attr(StudyKey.TEMPLATE_HISTORY, history)
 
 
 def _space_change(old: set[str], new: set[str]) -> str:

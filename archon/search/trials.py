@@ -32,18 +32,14 @@ from optuna.trial import TrialState
 from archon.compiler.cost import estimate
 from archon.compiler.structure import AssignmentError
 from archon.ir import Pipeline, strip_spans
-from archon.search.config import CONSTRAINT_ATTR
 from archon.search.context import SearchContext, SearchState
 from archon.search.objective import Progress
 from archon.search.paired import Incumbent, ItemScreen, dominated
-from archon.search.record import StopReason
+from archon.search.record import StopReason, TrialKey, as_float, scores_json
 from archon.search.report import feasible, item_scores
 from archon.search.space import SearchSpaceError, materialize
 
 logger = logging.getLogger(__name__)
-
-COPIED = ("items", "score", "cost_per_query", "per_query", "screened_score", "constraint")
-"""Result attributes a duplicate trial copies from the trial it duplicates."""
 
 
 @dataclass
@@ -75,17 +71,17 @@ class Interrupted(Exception):
 def progress_attrs(context: SearchContext, progress: Progress) -> dict[str, Any]:
     """What an evaluation spent, as JSON user attributes (per-model calls included)."""
     return {
-        "items": progress.items_done,
-        "score": progress.score,
-        "calls": progress.calls,
-        "cache_hits": progress.cache_hits,
-        "tokens": progress.tokens,
-        "usd": progress.usd,
-        "usd_equivalent": progress.usd_equivalent,
-        "failed_items": progress.failed,
-        "cost_per_query": context.cost(progress),
-        "by_model": {m.model: m.model_dump(exclude={"model"}) for m in progress.by_model},
-        "per_query": None if progress.per_query is None else progress.per_query.model_dump(),
+        TrialKey.ITEMS: progress.items_done,
+        TrialKey.SCORE: progress.score,
+        TrialKey.CALLS: progress.calls,
+        TrialKey.CACHE_HITS: progress.cache_hits,
+        TrialKey.TOKENS: progress.tokens,
+        TrialKey.USD: progress.usd,
+        TrialKey.USD_EQUIVALENT: progress.usd_equivalent,
+        TrialKey.FAILED_ITEMS: progress.failed,
+        TrialKey.COST_PER_QUERY: context.cost(progress),
+        TrialKey.BY_MODEL: {m.model: m.model_dump(exclude={"model"}) for m in progress.by_model},
+        TrialKey.PER_QUERY: None if progress.per_query is None else progress.per_query.model_dump(),
     }
 
 
@@ -126,16 +122,17 @@ class TrialRunner:
         return None, cost.calls, cost.tokens
 
     def _concrete(self, trial: optuna.Trial) -> Pipeline | None:
-        trial.set_user_attr("worker", self.context.worker.attrs())
-        trial.set_user_attr("heartbeat", time.time())
+        trial.set_user_attr(TrialKey.WORKER, self.context.worker.attrs())
+        trial.set_user_attr(TrialKey.HEARTBEAT, time.time())
         try:
             concrete = materialize(self.context.template, trial, self.context.registry)
         except (AssignmentError, SearchSpaceError, ValueError) as error:
-            trial.set_user_attr("error", str(error))
+            trial.set_user_attr(TrialKey.ERROR, str(error))
             logger.warning("trial %d: %s", trial.number, error)
             return None
-        trial.set_user_attr("fingerprint", concrete.fingerprint())
-        trial.set_user_attr("pipeline", json.dumps(strip_spans(concrete), separators=(",", ":")))
+        trial.set_user_attr(TrialKey.FINGERPRINT, concrete.fingerprint())
+        pipeline = json.dumps(strip_spans(concrete), separators=(",", ":"))
+        trial.set_user_attr(TrialKey.PIPELINE, pipeline)
         return concrete
 
     async def run(self, trial: optuna.Trial) -> Outcome:
@@ -144,10 +141,10 @@ class TrialRunner:
         if concrete is None:
             return Outcome(TrialState.FAIL)
         reason, calls, tokens = self.infeasible(concrete)
-        trial.set_user_attr("est_calls", calls)
-        trial.set_user_attr("est_tokens", tokens)
+        trial.set_user_attr(TrialKey.EST_CALLS, calls)
+        trial.set_user_attr(TrialKey.EST_TOKENS, tokens)
         if reason is not None:
-            trial.set_user_attr("infeasible", reason)
+            trial.set_user_attr(TrialKey.INFEASIBLE, reason)
             self.state.free_streak += 1
             return Outcome(TrialState.PRUNED)
         fingerprint = concrete.fingerprint()
@@ -155,7 +152,7 @@ class TrialRunner:
         if earlier is not None:
             outcome = await asyncio.shield(earlier)
             if outcome.state == TrialState.COMPLETE:
-                trial.set_user_attr("duplicate_of", outcome.number)
+                trial.set_user_attr(TrialKey.DUPLICATE_OF, outcome.number)
                 for key, value in outcome.results.items():
                     trial.set_user_attr(key, value)
                 self.state.free_streak += 1
@@ -184,7 +181,7 @@ class TrialRunner:
         screen = self.state.screen
         items = context.trial_items if screen is None else screened(context, screen)
         if screen is not None:
-            trial.set_user_attr("screened_items", len(items))
+            trial.set_user_attr(TrialKey.SCREENED_ITEMS, len(items))
         judge = _Judge(context, trial)
         last, pruned = Progress(0, 0.0), False
         clock = _Clock.start(context)
@@ -206,34 +203,33 @@ class TrialRunner:
         scores = dict(last.scores)
         if screen is not None:  # the dropped items at their credit: comparable with the rest
             scores = {**screen.credit, **scores}
-        trial.set_user_attr(SCORES_ATTR, [[k, v] for k, v in scores.items()])
+        trial.set_user_attr(TrialKey.SCORES, scores_json(scores))
         if last.stopped is not None:
             raise Interrupted(StopReason.exceeded(last.stopped))
         if pruned:
             return Outcome(TrialState.PRUNED)
         if not last.items_done:
-            trial.set_user_attr("error", "no dev item was evaluated")
+            trial.set_user_attr(TrialKey.ERROR, "no dev item was evaluated")
             return Outcome(TrialState.FAIL)
         cost = context.cost(last)
         score = last.score if screen is None else screen.objective(dict(last.scores))
-        trial.set_user_attr("score", score)
-        results: dict[str, Any] = {"items": last.items_done, "score": score, "cost_per_query": cost}
+        trial.set_user_attr(TrialKey.SCORE, score)
+        results: dict[str, Any] = {
+            TrialKey.ITEMS: last.items_done,
+            TrialKey.SCORE: score,
+            TrialKey.COST_PER_QUERY: cost,
+        }
         if screen is not None:
-            results["screened_score"] = last.score
+            results[TrialKey.SCREENED_SCORE] = last.score
         if last.per_query is not None:
-            results["per_query"] = last.per_query.model_dump()
+            results[TrialKey.PER_QUERY] = last.per_query.model_dump()
         cap = context.options.max_mean_calls
         if cap is not None:
             mean_calls = last.calls_equivalent / last.items_done
-            trial.set_user_attr(CONSTRAINT_ATTR, mean_calls - cap)
-            results[CONSTRAINT_ATTR] = mean_calls - cap
+            trial.set_user_attr(TrialKey.CONSTRAINT, mean_calls - cap)
+            results[TrialKey.CONSTRAINT] = mean_calls - cap
         values = [score] if not context.pareto else [score, cost]
         return Outcome(TrialState.COMPLETE, values, trial.number, results)
-
-
-SCORES_ATTR = "scores"
-"""Trial user attribute: ``[[item id, score], ...]`` of every trial item (with item screening,
-the dropped items at their credit; ``screened_items`` says how many were evaluated)."""
 
 
 def item_id(item: object, position: int) -> str:
@@ -265,9 +261,9 @@ class _Clock:
 
     def attrs(self, context: SearchContext) -> dict[str, Any]:
         return {
-            "wall_s": round(time.monotonic() - self.wall, 2),
-            "cpu_s": round(_cpu_seconds() - self.cpu, 2),
-            "bank_hits": _bank_hits(context) - self.bank_hits,
+            TrialKey.WALL_S: round(time.monotonic() - self.wall, 2),
+            TrialKey.CPU_S: round(_cpu_seconds() - self.cpu, 2),
+            TrialKey.BANK_HITS: _bank_hits(context) - self.bank_hits,
         }
 
 
@@ -317,7 +313,7 @@ class _Judge:
             warnings.simplefilter("ignore")  # "steps missing in the best trial": by design
             pruned = self.trial.should_prune()
         if pruned and options.pruner == "paired":
-            self.trial.set_user_attr("pruned_by", "below the best trial (Wilcoxon)")
+            self.trial.set_user_attr(TrialKey.PRUNED_BY, "below the best trial (Wilcoxon)")
         return pruned
 
     def _dominated(self, progress: Progress) -> bool:
@@ -330,7 +326,7 @@ class _Judge:
             p_threshold=self.context.options.p_threshold,
         )
         if reason is not None:
-            self.trial.set_user_attr("pruned_by", reason)
+            self.trial.set_user_attr(TrialKey.PRUNED_BY, reason)
         return reason is not None
 
 
@@ -339,7 +335,7 @@ def rivals(study: optuna.Study) -> list[Incumbent]:
     found = []
     for trial in feasible(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
         scores = item_scores(trial.user_attrs)
-        cost = trial.user_attrs.get("cost_per_query")
-        if scores and isinstance(cost, int | float):
-            found.append(Incumbent(trial.number, scores, float(cost)))
+        cost = as_float(trial.user_attrs.get(TrialKey.COST_PER_QUERY))
+        if scores and cost is not None:
+            found.append(Incumbent(trial.number, scores, cost))
     return found

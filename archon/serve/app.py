@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -42,6 +42,9 @@ from archon.serve.pipelines import ServedPipeline
 from archon.serve.responses import completion_json
 from archon.serve.stream import CLIENT_CLOSED, stream_answer
 from archon.serve.telemetry import ServeMetrics
+
+if TYPE_CHECKING:
+    from archon.observability.otel import Otel
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +78,16 @@ def create_app(
     *,
     settings: ServeSettings | None = None,
     budget: ServerBudget | None = None,
+    otel: Otel | None = None,
     client: ModelClient | None = None,
     **env_fields: Any,
 ) -> web.Application:
     """An application serving ``pipelines`` (each under its ``name``), every request run in
     ``env`` (its redactor also hides the server's API key).
+
+    With ``otel`` (:class:`archon.observability.otel.Otel`), each request is exported as an
+    ``archon serve`` span continuing the caller's W3C ``traceparent``; the caller shuts
+    ``otel`` down after the application.
 
     ``client=..., registry=..., limits=...`` (the :class:`~archon.runtime.RunEnv` fields) may
     be given instead of ``env``. The caller owns the client, cache and trace sink and closes
@@ -101,7 +109,7 @@ def create_app(
     )
     keys = [settings.api_key] if settings.api_key else []
     env = env.replace(redactor=env.redactor.with_values(keys))
-    engine = Engine(pipelines, env, settings=settings, budget=budget, metrics=metrics)
+    engine = Engine(pipelines, env, settings=settings, budget=budget, metrics=metrics, otel=otel)
     state = ServeState(engine, admission, metrics, started=int(time.time()))
     app = web.Application(middlewares=[_connection, _errors, _auth], client_max_size=MAX_BODY_BYTES)
     app[STATE] = state
@@ -238,7 +246,7 @@ async def _answer(
         if chat.stream:
             return await stream_answer(request, engine, chat, request_id, created=created)
         try:
-            answer = await engine.answer(chat, request_id)
+            answer = await engine.answer(chat, request_id, headers=request.headers)
         except ArchonError as error:
             raise engine.api_error(error) from error
     body = completion_json(answer, created)

@@ -2,7 +2,7 @@
 
 Meters nest as they do in the runtime: each pipeline run (one choice) has its query meter
 (the pipeline's own ``budget``), whose parent is the request's meter (``extra_body.archon``),
-whose parent is the server's meter (``--max-calls``, ``--budget-usd``, ...). A reservation
+whose parent is the server's meter (``--budget-calls``, ``--budget-usd``, ...). A reservation
 must fit in all three, so the server-wide limit holds however many requests run at once.
 
 With a window (``--budget-window``) the server meter starts afresh every window; calls still

@@ -15,24 +15,33 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from archon.errors import ArchonError
+from archon.ir import Pipeline
 from archon.runtime import (
     BudgetExceeded,
     Meter,
     RunEnv,
     RunResult,
     StreamTap,
+    TraceSink,
     run,
 )
 from archon.runtime.context import derive_seed
+from archon.runtime.events import fan_out
 from archon.serve.budget import ServerBudget
 from archon.serve.chat import ChatRequest
 from archon.serve.errors import ApiError, error_for
 from archon.serve.pipelines import ServedPipeline
 from archon.serve.telemetry import RequestTrace, ServeMetrics
 from archon.values import Usage
+
+if TYPE_CHECKING:  # the `otel` extra is optional: only a server given one imports it
+    from archon.observability.otel import Otel
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+"""The W3C trace-context headers a request's spans continue (nothing else is read)."""
 
 
 @dataclass(frozen=True)
@@ -115,12 +124,14 @@ class Engine:
         settings: ServeSettings,
         budget: ServerBudget,
         metrics: ServeMetrics,
+        otel: Otel | None = None,
     ) -> None:
         self.pipelines = {p.name: p for p in pipelines}
         self.env = env
         self.settings = settings
         self.budget = budget
         self.metrics = metrics
+        self.otel = otel
 
     def api_error(self, error: ArchonError) -> ApiError:
         """The client-facing error of a failed request."""
@@ -131,18 +142,63 @@ class Engine:
         )
 
     async def answer(
-        self, chat: ChatRequest, request_id: str, listener: Listener | None = None
+        self,
+        chat: ChatRequest,
+        request_id: str,
+        listener: Listener | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> Answer:
-        """Run ``chat``'s choices; raise the runtime's errors (BudgetExceeded, NodeFailed...)."""
+        """Run ``chat``'s choices; raise the runtime's errors (BudgetExceeded, NodeFailed...).
+
+        With OpenTelemetry on, the request is one ``archon serve`` span (its choices, nodes
+        and calls below it) that continues the trace of the ``traceparent`` in ``headers``.
+        """
         served = self.pipelines[chat.model]
         pipeline, ignored = served.for_request(chat.sampling, self.settings.client_sampling)
         self.budget.check()
+        spans = None
+        if self.otel is not None:
+            carrier = {k: headers[k] for k in TRACE_HEADERS if headers and k in headers}
+            attributes = {
+                "archon.command": "serve",
+                "archon.pipeline": served.name,
+                "archon.request.id": request_id,
+                "gen_ai.request.model": chat.model,
+            }
+            spans = self.otel.run(
+                "archon serve", attributes, parent=carrier, redactor=self.env.redactor
+            )
+        failure: str | None = "cancelled"
+        try:
+            answer = await self._answer(
+                chat, request_id, listener, served, pipeline, ignored, spans
+            )
+            failure = None
+            return answer
+        except Exception as error:
+            failure = str(error) or type(error).__name__
+            raise
+        finally:
+            if spans is not None:
+                spans.close(failure)
+
+    async def _answer(
+        self,
+        chat: ChatRequest,
+        request_id: str,
+        listener: Listener | None,
+        served: ServedPipeline,
+        pipeline: Pipeline,
+        ignored: tuple[str, ...],
+        spans: TraceSink | None,
+    ) -> Answer:
         meter = Meter(chat.budget, scope="request", parent=self.budget.meter())
         trace = RequestTrace(request_id, self.metrics, self.env.trace)
         base = chat.seed if chat.seed is not None else self.settings.seed
         seeds = tuple(derive_seed(base, i) for i in range(chat.n))
         tap_node = served.answer_node if chat.stream and listener is not None else None
-        env = self.env.replace(trace=trace)
+        env = self.env.replace(trace=fan_out(trace, spans))
         started = time.perf_counter()
 
         async def one(choice: int) -> RunResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,9 +54,15 @@ class _Queue:
         self.queue.put_nowait(_Event("result", choice, result=result))
 
 
-async def _produce(engine: Engine, chat: ChatRequest, request_id: str, events: _Queue) -> None:
+async def _produce(
+    engine: Engine,
+    chat: ChatRequest,
+    request_id: str,
+    events: _Queue,
+    headers: Mapping[str, str] | None = None,
+) -> None:
     try:
-        answer = await engine.answer(chat, request_id, events)
+        answer = await engine.answer(chat, request_id, events, headers=headers)
     except ArchonError as error:
         events.queue.put_nowait(_Event("error", error=engine.api_error(error)))
     except Exception:
@@ -75,7 +82,7 @@ async def stream_answer(
 ) -> tuple[web.StreamResponse, int]:
     """Answer ``chat`` as an SSE stream; returns the response and the status to record."""
     events = _Queue()
-    task = asyncio.create_task(_produce(engine, chat, request_id, events))
+    task = asyncio.create_task(_produce(engine, chat, request_id, events, request.headers))
     out = EventStream(request, {"x-request-id": request_id})
     chunks = Chunks(request_id, chat.model, created)
     sender = _Sender(out, chunks, chat.n)

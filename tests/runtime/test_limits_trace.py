@@ -44,4 +44,5 @@ def test_jsonl_trace_one_line_per_call(tmp_path: Path, registry: Registry) -> No
     assert {(r.model, r.sample_index) for r in records} == {("a", 0), ("a", 1), ("b", 0), ("b", 1)}
     assert all(r.node_id == "gen" and len(r.prompt_sha256) == 64 for r in records)
     assert all(r.prompt is None for r in records)  # prompts only when asked for
-    assert len(path.read_text().splitlines()) == 4
+    lines = path.read_text().splitlines()
+    assert len(lines) == 5 and '"event": "node"' in lines[-1]  # four calls, then the node
