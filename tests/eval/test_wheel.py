@@ -14,7 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import version
 from pathlib import Path
 
@@ -102,3 +105,89 @@ def test_an_installed_wheel_loads_named_datasets(wheel: Path, tmp_path: Path) ->
     assert (count, metric) == (5, "code")
     assert Path(source) == target / "archon" / "eval" / "data" / "mbpp" / "sample.jsonl"
     assert report["arithmetic"] == 100 and report["references"] is True
+
+
+USER_PIPE = """
+models { m = model("openai/served", api_base = "{base}") }
+pipeline mine {
+  drafts = generate(models = [m], samples = 2, max_tokens = 64)
+  vote() <- drafts
+}
+"""
+
+
+@pytest.fixture()
+def chat_server() -> Iterator[tuple[str, list[str]]]:
+    """A loopback OpenAI-compatible server answering every chat with a short program."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            seen.append(self.path)
+            if not self.path.endswith("/chat/completions"):
+                self.send_response(404)
+                self.end_headers()
+                return
+            request = json.loads(body)
+            reply = {
+                "id": f"chatcmpl-{len(seen)}",
+                "model": request.get("model", "served"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "```python\nx = 4\n```"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+            }
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
+    finally:
+        server.shutdown()
+
+
+def test_an_installed_wheel_checks_and_evaluates_a_users_pipe(
+    wheel: Path, tmp_path: Path, chat_server: tuple[str, list[str]]
+) -> None:
+    """`archon check` and `archon eval` of a user's own .pipe, from a folder outside the
+    repository, with only the installed wheel on the path (the OpenAI-compatible route)."""
+    target = tmp_path / "site"
+    _run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
+         "--target", str(target), str(wheel)],
+        cwd=tmp_path,
+    )  # fmt: skip
+    base, seen = chat_server
+    work = tmp_path / "user"
+    work.mkdir()
+    (work / "mine.pipe").write_text(USER_PIPE.replace("{base}", base), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("ARCHON_DATA", "PYTHONPATH")}
+    env.update(PYTHONPATH=str(target), ARCHON_HOME=str(tmp_path / "home"))
+    archon = [sys.executable, "-m", "archon"]
+    assert "mine" in _run([*archon, "check", "mine.pipe"], cwd=work, env=env)
+    for dataset in ("bigbench/arithmetic", "mbpp"):
+        out = _run(
+            [*archon, "eval", "mine.pipe", "--dataset", dataset, "--limit", "2",
+             "--no-cache", "--records", f"{dataset.replace('/', '-')}.jsonl"],
+            cwd=work,
+            env=env,
+        )  # fmt: skip
+        assert "2/2" in out, out
+    assert len([p for p in seen if p.endswith("/chat/completions")]) == 2 * 2 * 2
+    for name in ("bigbench-arithmetic.jsonl", "mbpp.jsonl"):  # one record per item
+        assert len((work / name).read_text(encoding="utf-8").splitlines()) == 2
