@@ -24,8 +24,30 @@ from pathlib import Path
 from archon.runtime.trace import CallRecord, NodeRecord, StageRecord, TraceFile, read_run
 
 
+class _CallTotals:
+    """Token, cost and cache-hit totals over a view's ``calls``."""
+
+    calls: tuple[CallRecord, ...]
+
+    @property
+    def tokens_in(self) -> int:
+        return sum(c.tokens_in for c in self.calls)
+
+    @property
+    def tokens_out(self) -> int:
+        return sum(c.tokens_out for c in self.calls)
+
+    @property
+    def usd(self) -> float:
+        return sum(c.usd for c in self.calls)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(1 for c in self.calls if c.cache_hit)
+
+
 @dataclass(frozen=True)
-class NodeView:
+class NodeView(_CallTotals):
     """One node of one query: when it ran and the calls it made.
 
     ``kind`` is None and ``recorded`` False when the trace has no node line for it (the
@@ -46,22 +68,6 @@ class NodeView:
     @property
     def seconds(self) -> float:
         return max(0.0, self.end - self.start)
-
-    @property
-    def tokens_in(self) -> int:
-        return sum(c.tokens_in for c in self.calls)
-
-    @property
-    def tokens_out(self) -> int:
-        return sum(c.tokens_out for c in self.calls)
-
-    @property
-    def usd(self) -> float:
-        return sum(c.usd for c in self.calls)
-
-    @property
-    def cache_hits(self) -> int:
-        return sum(1 for c in self.calls if c.cache_hit)
 
     @property
     def errors(self) -> int:
@@ -106,7 +112,7 @@ class QueryView:
 
 
 @dataclass(frozen=True)
-class RunView:
+class RunView(_CallTotals):
     """A whole trace file: its queries in start order, and whether it recorded nodes."""
 
     queries: tuple[QueryView, ...]
@@ -124,22 +130,6 @@ class RunView:
     @property
     def seconds(self) -> float:
         return max(0.0, self.end - self.start)
-
-    @property
-    def tokens_in(self) -> int:
-        return sum(c.tokens_in for c in self.calls)
-
-    @property
-    def tokens_out(self) -> int:
-        return sum(c.tokens_out for c in self.calls)
-
-    @property
-    def usd(self) -> float:
-        return sum(c.usd for c in self.calls)
-
-    @property
-    def cache_hits(self) -> int:
-        return sum(1 for c in self.calls if c.cache_hit)
 
 
 def load_run(path: str | Path) -> RunView:

@@ -289,7 +289,7 @@ async def _run_node(
             stages.decisions[node_id].set_result(None)
         futures[node_id].set_result(Candidates())
         if events is not None:
-            _node_skipped(events, item, state, waits_for)
+            _node_finished(events, item, state, waits_for, None)
         return
     inputs = [await futures[source] for source in item.node.inputs]
     ctx = NodeContext(state, node_id)
@@ -338,37 +338,22 @@ def _node_finished(
     item: PreparedNode,
     state: QueryState,
     waits_for: Sequence[str],
-    started: float,
-    error: str | None,
+    started: float | None,
+    error: str | None = None,
 ) -> None:
-    events.node_finished(
-        NodeRecord(
-            node_id=item.node.id,
-            kind=item.node.kind,
-            query_index=state.query_index,
-            started_at=started,
-            finished_at=time.time(),
-            inputs=item.node.inputs,
-            waits_for=tuple(waits_for),
-            error=error,
-        )
-    )
-
-
-def _node_skipped(
-    events: NodeSink, item: PreparedNode, state: QueryState, waits_for: Sequence[str]
-) -> None:
+    """Report a node that ran from ``started``, or was skipped by an early exit (None)."""
     now = time.time()
     events.node_finished(
         NodeRecord(
             node_id=item.node.id,
             kind=item.node.kind,
             query_index=state.query_index,
-            started_at=now,
+            started_at=now if started is None else started,
             finished_at=now,
             inputs=item.node.inputs,
             waits_for=tuple(waits_for),
-            skipped=True,
+            error=error,
+            skipped=started is None,
         )
     )
 
