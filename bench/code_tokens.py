@@ -39,6 +39,7 @@ from archon.runtime import Limits, ModelClient
 from archon.runtime.clients.code_stop import FENCE_STOP, close_code, cut_after_code
 from archon.runtime.clients.local import models as local_models
 from archon.runtime.clients.router import RouterClient
+from archon.runtime.home import archon_home
 from archon.values import CompletionRequest, Message
 
 PIPELINE = """models {{ q = "{model}" }}
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     dataset = load_dataset(args.dataset).head(args.limit)
     if args.plain_prompt:
         dataset = plain_prompts(dataset)
-    home = local_models.archon_home()
+    home = archon_home()
     client = RouterClient(local_resolve=lambda name: local_models.ensure(name, home))
 
     async def go() -> tuple[Run, Run]:

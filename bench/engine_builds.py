@@ -53,7 +53,8 @@ print(json.dumps({
 
 def default_model() -> Path:
     """The default 0.5B model in archon's cache."""
-    from archon.runtime.clients.local.models import DEFAULT_MODEL, archon_home, model_path
+    from archon.runtime.clients.local.models import DEFAULT_MODEL, model_path
+    from archon.runtime.home import archon_home
 
     return model_path(DEFAULT_MODEL, archon_home())
 

@@ -52,6 +52,7 @@ from archon.layers import default_registry
 from archon.runtime import CallCache, Limits, ModelClient
 from archon.runtime.clients.local import models as local_models
 from archon.runtime.clients.router import RouterClient, pipeline_options
+from archon.runtime.home import archon_home
 
 CODE = {
     "single": "generate(models = [q], temperature = 0.0, max_tokens = {tokens})",
@@ -262,7 +263,7 @@ def make_client(archs: Sequence[Arch], model_path: Path | None) -> ModelClient:
     options = {}
     for arch in archs:
         options.update(pipeline_options(arch.pipeline))
-    home = local_models.archon_home()
+    home = archon_home()
     return RouterClient(
         options,
         local_resolve=lambda name: local_models.ensure(name, home),
@@ -309,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(arguments)
     dataset = slice_of(args)
     archs = architectures(args.archs, args.model, dataset.metric == "code")
-    home = local_models.archon_home()
+    home = archon_home()
     cache = CallCache(home / "cache.sqlite") if args.cache else None
     client = make_client(archs, args.model_path)
     config = EvalConfig.of(

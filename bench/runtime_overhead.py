@@ -88,7 +88,8 @@ def overhead(calls: int) -> None:
 
 
 def _model_file(name: str) -> Path | None:
-    from archon.runtime.clients.local.models import archon_home, is_installed, known_model
+    from archon.runtime.clients.local.models import is_installed, known_model
+    from archon.runtime.home import archon_home
 
     model = known_model(name)
     path = archon_home() / "models" / model.filename

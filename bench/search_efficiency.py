@@ -38,6 +38,7 @@ from archon.eval.splits import select_split
 from archon.ir import Pipeline
 from archon.layers import default_registry
 from archon.layers.registry import Registry
+from archon.runtime.home import archon_home
 from archon.search import SearchBudget, SearchOptions, SearchResult, search_async
 from archon.search.simulator import Landscape, SimulatedEvaluator
 
@@ -163,7 +164,7 @@ def real(dev: int, test: int, trials: int, budget_calls: int, seed: int, storage
     dataset = load_dataset("bigbench/arithmetic")
     dev_items = select_split(dataset, "dev").items[:dev]
     test_items = select_split(dataset, "test").items[:test]
-    home = local_models.archon_home()
+    home = archon_home()
     cache = CallCache(home / "cache.sqlite")
 
     async def go() -> SearchResult:

@@ -41,6 +41,7 @@ from archon.layers._steps import STEP_SYSTEM_PROMPT
 from archon.runtime import CallCache, Limits
 from archon.runtime.clients.local import models as local_models
 from archon.runtime.clients.router import RouterClient
+from archon.runtime.home import archon_home
 
 CONFIGS = ("bon_vote", "beam", "particle")
 DATASETS = {"arithmetic": ("bigbench/arithmetic", "number"), "math": ("math", "auto")}
@@ -199,7 +200,7 @@ def main() -> None:
     if set(configs) - set(CONFIGS) or set(names) - set(DATASETS):
         parser.error(f"configs: {', '.join(CONFIGS)}; datasets: {', '.join(DATASETS)}")
     budgets = [int(b) for b in args.budgets.split(",") if b]
-    home = local_models.archon_home()
+    home = archon_home()
     client = RouterClient(
         local_resolve=lambda name: local_models.ensure(name, home),
         local_paths={"*": args.model_path} if args.model_path else None,

@@ -26,6 +26,7 @@ from archon.runtime.clients.local.engine_check import (
     engine_version,
     run_check,
 )
+from archon.runtime.home import archon_home
 from archon.sandbox import confine
 
 _SANDBOX_TEXT = {
@@ -42,7 +43,7 @@ def sandbox_line() -> str:
 
 
 def _report(model: str, tokens: int) -> dict[str, Any]:
-    home = local_models.archon_home()
+    home = archon_home()
     flags = cpu_flags()
     report: dict[str, Any] = {
         "cpu": cpu_model(),

@@ -51,6 +51,7 @@ from archon.runtime import (
 from archon.runtime.cache import CacheError
 from archon.runtime.clients.local import models as local_models
 from archon.runtime.events import fan_out
+from archon.runtime.home import archon_home, cache_path
 from archon.runtime.trace import TraceSink
 from archon.values import Message
 
@@ -351,7 +352,7 @@ def models_list(
     as_json: opt.Json = False,
 ) -> None:
     """Known local models, their size and whether they are installed."""
-    home = local_models.archon_home()
+    home = archon_home()
     rows = local_models.list_models(home)
     if as_json:
         typer.echo(
@@ -387,7 +388,7 @@ def models_pull(
     try:
         path = local_models.pull(
             name,
-            local_models.archon_home(),
+            archon_home(),
             hub=not no_hub,
             progress=lambda message: typer.echo(message, err=True),
         )
@@ -406,7 +407,7 @@ def models_path(
         model = local_models.known_model(name)
     except ArchonError as error:
         usage_error(str(error))
-    home = local_models.archon_home()
+    home = archon_home()
     typer.echo(str(local_models.model_path(name, home)))
     if not local_models.is_installed(model, home):
         typer.echo(f"note: not installed; run `archon models pull {model.name}`", err=True)
@@ -526,7 +527,7 @@ def cache_clear() -> None:
 def _with_cache(operation: Callable[[CallCache], _T]) -> _T:
     """``operation`` on the call cache of the archon home, which is closed afterwards; its
     warnings (a broken file moved aside) go to stderr, a failure exits 3."""
-    cache = CallCache(local_models.archon_home() / "cache.sqlite")
+    cache = CallCache(cache_path())
     try:
         result = operation(cache)
     except CacheError as error:

@@ -34,6 +34,7 @@ from archon.errors import ArchonError, not_positive
 from archon.layers.registry import Registry
 from archon.runtime.cache import CallCache
 from archon.runtime.clients.base import ModelClient
+from archon.runtime.home import archon_home, cache_path
 from archon.runtime.limits import Limits
 from archon.runtime.secrets import Redactor
 from archon.runtime.trace import TraceSink
@@ -194,9 +195,8 @@ class Connection:
     def key_policy(self) -> KeyPolicy:
         """The grants plus ``keys.toml`` of the archon home (raises ``KeyPolicyError``)."""
         from archon.runtime.clients.keys import KeyPolicy
-        from archon.runtime.clients.local import models as local_models
 
-        return KeyPolicy.load(local_models.archon_home(), self.allow_keys)
+        return KeyPolicy.load(archon_home(), self.allow_keys)
 
     def http_timeouts(self) -> HttpTimeouts:
         from archon.runtime.clients.openai_compat import HttpTimeouts
@@ -266,7 +266,7 @@ def open_client(
                     f"model '{model}' has different options in two pipelines; give them"
                     " different model strings or the same options"
                 )
-    home = local_models.archon_home()
+    home = archon_home()
     client = RouterClient(
         options,
         local_resolve=lambda name: local_models.ensure(name, home),
@@ -301,7 +301,6 @@ def open_cache(
     """
     from archon.runtime.bank import Bank
     from archon.runtime.cache import CacheError
-    from archon.runtime.clients.local import models as local_models
 
     warn = warn or _log_warning
     loaded = [bank if isinstance(bank, Bank) else Bank.load(bank) for bank in banks]
@@ -309,7 +308,7 @@ def open_cache(
         if loaded:
             raise BanksNeedCache("banks answer through the call cache: enable it")
         return None
-    where = path if path is not None else local_models.archon_home() / "cache.sqlite"
+    where = path if path is not None else cache_path()
     cache = CallCache(where, origin=dict(origin) if origin else None, banks=loaded)
     try:
         warnings = cache.open()

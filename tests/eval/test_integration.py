@@ -22,8 +22,9 @@ from archon.eval import EvalItem, evaluate_sync, load_dataset
 from archon.eval.metrics import CodePassAt1, MetricContext, sandbox_runner
 from archon.ir import Pipeline
 from archon.runtime import Limits
-from archon.runtime.clients.local.models import archon_home, pull
+from archon.runtime.clients.local.models import pull
 from archon.runtime.clients.router import RouterClient
+from archon.runtime.home import archon_home
 from archon.sandbox import isolation
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from archon.runtime.clients.local import models as local_models
+from archon.runtime.home import archon_home
 
 from .conftest import KEY, ROOT, start_cli, user
 
@@ -22,7 +23,7 @@ MODEL = "smollm2-135m"
 def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install 'archon-pipe[local]')")
-    home = local_models.archon_home()
+    home = archon_home()
     if local_models.is_installed(local_models.known_model(MODEL), home):
         return local_models.model_path(MODEL, home)
     return local_models.pull(MODEL, tmp_path_factory.mktemp("archon_home"), hub_timeout_s=3.0)

@@ -10,8 +10,8 @@ Everything that exists only for local models lives here:
   slot bookkeeping, and the thread that runs it (pure Python, no llama.cpp);
 * :mod:`.engine_check` -- the guard that checks, in a child process, that the installed
   engine runs on this CPU before the first model load;
-* :mod:`.models` -- the known GGUF models, ``pull`` into the cache (``archon models``), and
-  ``archon_home()``.
+* :mod:`.models` -- the known GGUF models and ``pull`` into the archon home
+  (``archon models``; the home itself is :mod:`archon.runtime.home`).
 
 Within the runtime only :mod:`archon.runtime.clients.router` imports this package (the CLI's
 ``archon models`` commands use :mod:`.models` and :mod:`.engine_check` directly). Importing

@@ -209,7 +209,7 @@ class LocalClient:
         if not path.is_file():
             raise ModelCallError(f"model file not found: {path}")
         if self._guard is None:
-            from archon.runtime.clients.local.models import archon_home
+            from archon.runtime.home import archon_home
 
             self._guard = EngineGuard.from_environment(archon_home(), threads=self.n_threads)
         # Runs the child check once per build and CPU (remembered on disk), before the first

