@@ -11,6 +11,6 @@ for split in dev test; do
 done
 # Every call of the two code models in the cache (the bank pipe's, and any search's or eval's
 # on the same problems) goes into the bank; rows written by older versions without their
-# request text cannot be checked on import and are left out.
+# request text go in too, but import cannot check their keys against a request.
 archon cache export bench/banks/humaneval-code.bank \
   --model local/qwen2.5-coder-1.5b --model local/qwen2.5-coder-0.5b
