@@ -330,7 +330,7 @@ class _Streaming:
             return Tree(data, children)
         if not data.startswith("_"):
             # A new list: lark still reads the child trees' positions from the old one.
-            built = [builder.build(c) if isinstance(c, Tree) else c for c in children]
+            built = [builder._build(c) if isinstance(c, Tree) else c for c in children]
             return Tree(data, built)
         # A helper rule lark inlines into its parent (``stmt*``, ``("," value)*``). lark
         # extends the list of the previous step's helper tree in place, so only the new
@@ -341,7 +341,7 @@ class _Streaming:
             children = _Owned(children)
         index = len(children) - 1
         while index >= 0 and isinstance(children[index], Tree):
-            children[index] = builder.build(children[index])
+            children[index] = builder._build(children[index])
             index -= 1
         return Tree(data, children)
 
@@ -365,7 +365,10 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         self.problems: list[Diagnostic] = []
         self._callbacks: dict[str, Any] = {}
 
-    def build(self, tree: Tree[Token]) -> object:
+    # Names starting with "_" are not wrapped by the class's v_args (a wrapped method builds a
+    # new wrapper, with functools.update_wrapper, on every attribute access): _build runs once
+    # per reduced rule.
+    def _build(self, tree: Tree[Token]) -> object:
         """The AST of one reduced rule whose children are AST already."""
         name = str(tree.data)
         callback = self._callbacks.get(name)
@@ -377,7 +380,7 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
 
     def finish(self, tree: object) -> object:
         """The AST of the parse's result (the ``start`` rule, not yet converted)."""
-        return self.build(tree) if isinstance(tree, Tree) else tree
+        return self._build(tree) if isinstance(tree, Tree) else tree
 
     def start(self, meta: Meta, *items: ast.Item) -> ast.File:
         return ast.File(items=items)
