@@ -28,8 +28,8 @@ from archon.cli.common import (
 from archon.cli.session import (
     bank_line,
     budget_of,
+    check_connection,
     check_model_path,
-    connection_of,
     load_pipeline,
     make_client,
     open_cache,
@@ -306,7 +306,7 @@ def eval_command(
     if concurrency < 1:
         usage_error("--concurrency must be at least 1")
     run_budget = budget_of(budget)
-    connection_of(connection)
+    check_connection(connection)
     # Every path is checked before the first (paid) model call.
     check_output_path(out, "--out")
     check_output_path(records, "--records")

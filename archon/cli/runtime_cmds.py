@@ -24,8 +24,8 @@ from archon.cli.common import (
 )
 from archon.cli.session import (
     budget_of,
+    check_connection,
     check_model_path,
-    connection_of,
     load_pipeline,
     make_client,
     open_cache,
@@ -290,7 +290,7 @@ def run_command(
     The --budget-* options limit all the queries together; the .pipe's budget limits each.
     Exit codes: 0 ok, 1 diagnostics, 2 usage error, 3 runtime failure or budget exhausted.
     """
-    connection_of(connection)
+    check_connection(connection)
     run_budget = budget_of(budget)
     registry = default_registry()
     pipeline = load_pipeline(file, params, registry)

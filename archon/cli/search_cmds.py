@@ -36,8 +36,8 @@ from archon.cli.common import (
 from archon.cli.eval_cmds import load_dataset_or_exit
 from archon.cli.session import (
     bank_line,
+    check_connection,
     check_model_path,
-    connection_of,
     load_template,
     make_client,
     open_cache,
@@ -714,7 +714,7 @@ def search_command(
     _check_numbers(chunk_size=strategy.chunk_size)
     search_budget = _search_budget(trials, budget)
     _check_storage(study.storage)
-    connection_of(connection)
+    check_connection(connection)
     if study.report is not None:
         _report_only(study.report or study.study, study.storage, template, output)
         return

@@ -22,7 +22,7 @@ from archon.cli.common import EXIT_RUNTIME, usage_error
 from archon.cli.session import (
     assign_params,
     budget_of,
-    connection_of,
+    check_connection,
     load_template,
     make_shared_client,
     open_cache,
@@ -305,7 +305,7 @@ def serve_command(
     server.check()
     if model_concurrency < 1:
         usage_error("--model-concurrency must be at least 1")
-    connection_of(connection)
+    check_connection(connection)
     served = _pipelines(pipes, params or [], default_registry())
     settings = server.settings(seed)
     try:

@@ -37,13 +37,20 @@ if TYPE_CHECKING:  # the runtime is imported by the commands that run models, wh
 
 def connection_of(flags: ConnectionFlags) -> Connection:
     """The :class:`~archon.runtime.Connection` of ``--allow-key``, ``--timeout`` and
-    ``--retries``, validated (a malformed grant is reported before anything runs)."""
+    ``--retries``, its values validated (the grants are read by :func:`check_connection`)."""
     from archon.runtime.env import Connection
 
     check_positive(flags.timeout, "--timeout")
     check_positive(flags.retries, "--retries", allow_zero=True)
     with _usage_errors():
-        connection = Connection(tuple(flags.allow_keys or ()), flags.timeout, flags.retries)
+        return Connection(tuple(flags.allow_keys or ()), flags.timeout, flags.retries)
+
+
+def check_connection(flags: ConnectionFlags) -> Connection:
+    """:func:`connection_of`, with its key grants and ``keys.toml`` read once up front, so a
+    malformed grant is reported before anything runs."""
+    connection = connection_of(flags)
+    with _usage_errors():
         connection.key_policy()
     return connection
 
