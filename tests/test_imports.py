@@ -23,11 +23,13 @@ LEAVES = {
     "archon.values",
     "archon.processes",
     "archon.outputs",
+    "archon.version",
 }
 LEAF_ALLOWED = {
     "archon.source": set(),
     "archon.processes": set(),
     "archon.outputs": set(),
+    "archon.version": set(),
     "archon.values": set(),
     "archon.errors": {"archon.source"},
     "archon.ir": {"archon.source"},

@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from importlib import metadata
 from typing import Any, TypeVar
 
 from lsprotocol import types
@@ -33,15 +32,9 @@ from archon.lsp.formatting import format_edits
 from archon.lsp.hover import hover_at
 from archon.lsp.symbols import document_symbols
 from archon.lsp.text import from_client_col, line_starts, line_text, offset_at, to_client_col
+from archon.version import package_version
 
 logger = logging.getLogger(__name__)
-
-
-def _version() -> str:
-    try:
-        return metadata.version("archon-pipe")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 DEBOUNCE_S = 0.05
@@ -74,7 +67,7 @@ class PipeServer(LanguageServer):
     ) -> None:
         super().__init__(
             "archon-lsp",
-            _version(),
+            package_version(),
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.limits = limits or SourceLimits()

@@ -28,7 +28,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from archon.errors import ArchonError
 from archon.ir import Pipeline, strip_spans
 from archon.processes import pid_alive
 from archon.search.record import TEST_PREFIX, StudyKey, TrialKey, numbered
+from archon.version import package_version
 
 logger = logging.getLogger(__name__)
 
@@ -219,13 +219,6 @@ def requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
         study.enqueue_trial(dict(trial.params), user_attrs=retry)
 
 
-def _version() -> str:
-    try:
-        return metadata.version("archon-pipe")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def template_attrs(template: Pipeline, objective: str, cost: str) -> dict[str, Any]:
     """Study user attrs describing the template and the objective."""
     return {
@@ -234,7 +227,7 @@ def template_attrs(template: Pipeline, objective: str, cost: str) -> dict[str, A
         StudyKey.SEARCH_SPACE: [ref.name for ref in holes(template)],
         StudyKey.OBJECTIVE: objective,
         StudyKey.COST_UNIT: cost,
-        StudyKey.ARCHON_VERSION: _version(),
+        StudyKey.ARCHON_VERSION: package_version(),
     }
 
 
